@@ -1,0 +1,102 @@
+"""The Airflow side: the official Apache Airflow chart (Airflow 3, FAB auth manager) and its Secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.airflow_values import SecretNames, config_version, helm_values, render_webserver_config, secret_names
+from components.contract import ClientContract
+from components.spec import Spec
+
+CHART_REPOSITORY = "https://airflow.apache.org"
+
+
+class AirflowDeployment(pulumi.ComponentResource):
+    """Airflow 3 from the official chart, wired to the IdP: the client secret reaches the api-server
+    alone, the Flask/JWT/Fernet keys are pinned in Secrets, and the pods roll when the SSO config does."""
+
+    release_name: pulumi.Output[str]
+    """The Helm release's name."""
+    namespace: pulumi.Output[str]
+    """The namespace Airflow runs in."""
+    config_version: pulumi.Output[str]
+    """Fingerprint of the SSO config on the api-server pods (non-secret)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        client_id: pulumi.Input[str],
+        client_secret: pulumi.Output[str],
+        secret_generation: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("airflow-oidc:airflow:Deployment", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        names = secret_names(spec)
+        namespace_name = spec.airflow.namespace
+        depends: list[pulumi.Resource] = []
+        if spec.airflow.createNamespace:
+            namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata={"name": namespace_name, "labels": {"app.kubernetes.io/managed-by": "airflow-oidc"}},
+                opts=child,
+            )
+            depends.append(namespace)
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=list(depends))
+
+        def secret(resource: str, secret_name: str, key: str, value: pulumi.Output[str], **extra: Any) -> None:
+            depends.append(
+                k8s.core.v1.Secret(
+                    f"{name}-{resource}",
+                    metadata={"name": secret_name, "namespace": namespace_name},
+                    type="Opaque",
+                    # Marked secret here too: providers' secret outputs are not always marked.
+                    string_data={key: pulumi.Output.secret(value)},
+                    opts=pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(**extra)),
+                )
+            )
+
+        secret("oidc-client-secret", names.oidc_client, SecretNames.OIDC_CLIENT_KEY, client_secret)
+        api_key = random.RandomPassword(f"{name}-api-secret-key", length=64, special=False, opts=child)
+        secret("api-secret-key", names.api_secret_key, SecretNames.API_SECRET_KEY_KEY, api_key.result)
+        jwt = random.RandomPassword(f"{name}-jwt-secret", length=64, special=False, opts=child)
+        secret("jwt-secret", names.jwt_secret, SecretNames.JWT_SECRET_KEY, jwt.result)
+        # A Fernet key is 32 url-safe base64 bytes; replacing it makes stored connections unreadable,
+        # so it is protected in every environment.
+        fernet = random.RandomBytes(
+            f"{name}-fernet-key", length=32, opts=pulumi.ResourceOptions(parent=self, protect=True)
+        )
+        url_safe = fernet.base64.apply(lambda text: text.replace("+", "-").replace("/", "_"))
+        secret("fernet-key", names.fernet_key, SecretNames.FERNET_KEY_KEY, url_safe, protect=True)
+
+        rendered = render_webserver_config(contract, secure_cookies=spec.public_url.startswith("https://"))
+        version = pulumi.Output.from_input(client_id).apply(
+            lambda cid: config_version(rendered, cid, secret_generation)
+        )
+        values = helm_values(spec, contract, client_id=client_id, version=version, rendered_config=rendered)
+        release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=spec.airflow.releaseName,
+            chart="airflow",
+            version=spec.airflow.chartVersion,
+            repository_opts={"repo": CHART_REPOSITORY},
+            namespace=namespace_name,
+            values=values,
+            atomic=False,
+            wait_for_jobs=True,
+            timeout=900,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+        self.release_name = release.name
+        self.namespace = pulumi.Output.from_input(namespace_name)
+        self.config_version = version
+        self.register_outputs(
+            {"release_name": self.release_name, "namespace": self.namespace, "config_version": self.config_version}
+        )

@@ -1,0 +1,201 @@
+"""The Airflow side, derived: the rendered webserver_config.py and the official chart's Helm values.
+
+Pure functions of the spec and the client contract; the Airflow component only wires them to
+resources. The chart is the official Apache Airflow chart (https://airflow.apache.org), Airflow 3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.contract import CLIENT_ID_ENV, CLIENT_SECRET_ENV, ClientContract
+from components.spec import Spec
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+TEMPLATE = Path(__file__).with_name("webserver_config_template.py")
+_CONSTANTS = re.compile(r"# airflow-oidc: constants begin.*?\n(.*?)# airflow-oidc: constants end\n", re.S)
+VERSION_ANNOTATION = "airflow-oidc/config-version"
+
+
+@dataclass(frozen=True)
+class SecretNames:
+    """Kubernetes Secrets the program creates, and the data key in each (the chart's key names)."""
+
+    oidc_client: str
+    api_secret_key: str
+    jwt_secret: str
+    fernet_key: str
+
+    OIDC_CLIENT_KEY = "client-secret"
+    API_SECRET_KEY_KEY = "api-secret-key"
+    JWT_SECRET_KEY = "jwt-secret"
+    FERNET_KEY_KEY = "fernet-key"
+
+
+def secret_names(spec: Spec) -> SecretNames:
+    release = spec.airflow.releaseName
+    return SecretNames(
+        oidc_client=f"{release}-oidc-client",
+        api_secret_key=f"{release}-api-secret-key",
+        jwt_secret=f"{release}-jwt-secret",
+        fernet_key=f"{release}-fernet-key",
+    )
+
+
+def _escape_braces_in_strings(value: Any) -> str:
+    """A Python literal for `value` with no `{{`: the chart passes the text through Helm's `tpl`."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True).replace("{", "\\u007b").replace("}", "\\u007d")
+    if isinstance(value, list):
+        return "[" + ", ".join(_escape_braces_in_strings(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(
+            f"{_escape_braces_in_strings(key)}: {_escape_braces_in_strings(item)}" for key, item in value.items()
+        ) + "}"
+    return repr(value)
+
+
+def render_webserver_config(contract: ClientContract, *, secure_cookies: bool = True) -> str:
+    """The api-server's webserver_config.py: the template with this contract's constants."""
+    constants = {
+        "PROVIDER": contract.provider,
+        "ISSUER": contract.issuer,
+        "SCOPES": list(contract.scopes),
+        "GROUPS_CLAIM": contract.groups_claim,
+        "USERNAME_CLAIM": contract.username_claim,
+        "ROLE_BY_GROUP": dict(contract.role_by_group),
+        "DEFAULT_ROLE": contract.default_role,
+        "DEFAULT_ROLE_GROUPS": list(contract.default_role_groups),
+        "DEFAULT_ROLE_EVERYONE": contract.default_role_everyone,
+        "SECURE_COOKIES": secure_cookies,
+        "CLIENT_ID_ENV": CLIENT_ID_ENV,
+        "CLIENT_SECRET_ENV": CLIENT_SECRET_ENV,
+    }
+    block = "".join(f"{name} = {_escape_braces_in_strings(value)}\n" for name, value in constants.items())
+    template = TEMPLATE.read_text()
+    rendered, count = _CONSTANTS.subn(lambda _: "# Derived from the stack's spec:\n" + block, template)
+    if count != 1:
+        raise RuntimeError(f"{TEMPLATE.name}: the constants block markers are missing")
+    if "{{" in rendered:
+        raise RuntimeError("the rendered webserver_config.py contains '{{', which Helm's tpl would evaluate")
+    return rendered
+
+
+def config_version(rendered_config: str, client_id: str, secret_generation: int) -> str:
+    """A non-secret fingerprint that changes with the config, the client or the secret's generation.
+
+    On `apiServer.podAnnotations` it rolls the api-server pods, which read env vars and
+    webserver_config.py only at start (the chart does not roll them itself).
+    """
+    digest = hashlib.sha256(f"{rendered_config}\0{client_id}\0{secret_generation}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _image_values(spec: Spec) -> dict[str, Any]:
+    image = spec.airflow.image
+    values: dict[str, Any] = {"repository": image.repository, "tag": image.tag}
+    if image.digest:
+        values["digest"] = image.digest
+    return values
+
+
+def _ingress_values(spec: Spec) -> dict[str, Any]:
+    tls = spec.airflow.tls
+    annotations: dict[str, str] = {}
+    host: dict[str, Any] = {"name": spec.host}
+    if tls is not None:
+        secret = tls.secretName or f"{spec.airflow.releaseName}-tls"
+        host["tls"] = {"enabled": True, "secretName": secret}
+        if tls.issuer is not None:
+            key = "cert-manager.io/cluster-issuer" if tls.issuer.kind == "ClusterIssuer" else "cert-manager.io/issuer"
+            annotations[key] = tls.issuer.name
+    ingress: dict[str, Any] = {"enabled": True, "hosts": [host], "path": "/", "pathType": "Prefix"}
+    if annotations:
+        ingress["annotations"] = annotations
+    if spec.airflow.ingressClassName:
+        ingress["ingressClassName"] = spec.airflow.ingressClassName
+    return {"apiServer": ingress}
+
+
+def helm_values(
+    spec: Spec,
+    contract: ClientContract,
+    *,
+    client_id: Any,
+    version: Any,
+    rendered_config: str | None = None,
+) -> dict[str, Any]:
+    """Values for the official chart: the program's own, with `airflow.values` merged last.
+
+    `client_id` and `version` may be plain strings or Pulumi outputs (the chart receives them resolved).
+    """
+    names = secret_names(spec)
+    rendered = rendered_config if rendered_config is not None else render_webserver_config(
+        contract, secure_cookies=spec.public_url.startswith("https://")
+    )
+    database = spec.airflow.database
+    bundled = database is None or database.bundled
+    tag = spec.airflow.image.tag
+    values: dict[str, Any] = {
+        "airflowVersion": re.match(r"\d+\.\d+\.\d+", tag).group(),  # type: ignore[union-attr]
+        "defaultAirflowTag": tag,
+        "images": {"airflow": _image_values(spec)},
+        "labels": {"airflow-oidc/stack-name": spec.name},
+        # Secrets the program creates and pins, so every replica and render agrees.
+        "fernetKeySecretName": names.fernet_key,
+        "apiSecretKeySecretName": names.api_secret_key,
+        "jwtSecretName": names.jwt_secret,
+        "postgresql": {"enabled": bundled},
+        # A post-install hook would deadlock a waiting release: the pods wait for migrations.
+        "migrateDatabaseJob": {"useHelmHooks": False},
+        # No local admin with a password: users come from the IdP.
+        "createUserJob": {"enabled": False},
+        "webserver": {"defaultUser": {"enabled": False}},
+        "config": {
+            "core": {"auth_manager": FAB_AUTH_MANAGER},
+            "api": {"base_url": spec.public_url},
+            "fab": {
+                "enable_proxy_fix": "True",
+                "session_lifetime_minutes": spec.idle_minutes,
+                "session_max_lifetime_minutes": spec.session_minutes,
+            },
+            "api_auth": {"jwt_expiration_time": spec.session_minutes * 60},
+        },
+        "apiServer": {
+            "replicas": spec.api_server_replicas,
+            "apiServerConfig": rendered,
+            "podAnnotations": {VERSION_ANNOTATION: version},
+            "env": [
+                {"name": CLIENT_ID_ENV, "value": client_id},
+                # Only the api-server gets the client secret: the chart's global `secret:` list
+                # would hand it to every container and every task pod.
+                {
+                    "name": CLIENT_SECRET_ENV,
+                    "valueFrom": {"secretKeyRef": {"name": names.oidc_client, "key": SecretNames.OIDC_CLIENT_KEY}},
+                },
+                # The api-server's uvicorn trusts X-Forwarded-* only from these addresses.
+                {"name": "FORWARDED_ALLOW_IPS", "value": spec.airflow.forwardedAllowIps},
+            ],
+        },
+        "ingress": _ingress_values(spec),
+    }
+    if not bundled:
+        assert database is not None
+        values["data"] = {"metadataSecretName": database.secretName}
+    return merge_values(values, spec.airflow.values)
+
+
+def merge_values(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge: maps merge key by key, everything else (lists included) is replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

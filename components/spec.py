@@ -1,0 +1,532 @@
+"""The public contract: the stack config key ``airflow-oidc:spec``, as pydantic v2 models.
+
+Key names are an API: fields may be added, never renamed. Every model forbids unknown keys, so a
+typo is an error rather than a silently ignored setting. Defaults that depend on the environment
+(``prod`` gets the strictest) are resolved by properties, never stored twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+CONFIG_KEY = "airflow-oidc:spec"
+ROLES = ("Admin", "Op", "User", "Viewer")
+Role = Literal["Admin", "Op", "User", "Viewer"]
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+
+# Keys of the chart's values that the program owns. Helm replaces lists and the program's maps carry
+# the SSO wiring, so an override here would silently drop it: refused, with the reason.
+OWNED_VALUE_PATHS: dict[str, str] = {
+    "apiServer.apiServerConfig": "the rendered webserver_config.py (the SSO wiring)",
+    "apiServer.apiServerConfigConfigMapName": "it would replace the rendered webserver_config.py",
+    "apiServer.env": "a list: Helm would replace the OIDC client id/secret and FORWARDED_ALLOW_IPS",
+    "apiServer.podAnnotations": "it carries the config-version annotation that rolls the pods",
+    "apiServer.replicas": "set airflow.apiServerReplicas instead",
+    "config.core.auth_manager": "the FAB auth manager is what the SSO wiring targets",
+    "config.api.base_url": "derived from hostname; the redirect URI depends on it",
+    "config.fab.enable_proxy_fix": "without it the redirect URI turns http behind the ingress",
+    "config.fab.session_lifetime_minutes": "set tokens.idleMinutes instead",
+    "config.fab.session_max_lifetime_minutes": "set tokens.sessionMinutes instead",
+    "config.api_auth.jwt_expiration_time": "set tokens.sessionMinutes instead",
+    "secret": "a list reaching every container and task pod; secrets are wired by the program",
+    "env": "a list: Helm would replace the program's entries",
+    "extraEnv": "secrets are wired by the program",
+    "extraEnvFrom": "secrets are wired by the program",
+    "ingress": "derived from hostname and airflow.tls",
+    "fernetKey": "the program keeps the Fernet key in a protected Secret",
+    "fernetKeySecretName": "the program keeps the Fernet key in a protected Secret",
+    "apiSecretKey": "shared across api-server replicas by the program",
+    "apiSecretKeySecretName": "shared across api-server replicas by the program",
+    "jwtSecret": "shared across api-server replicas by the program",
+    "jwtSecretName": "shared across api-server replicas by the program",
+    "webserverSecretKey": "shared across replicas by the program",
+    "webserverSecretKeySecretName": "shared across replicas by the program",
+    "data": "set airflow.database instead",
+    "postgresql": "set airflow.database instead",
+    "createUserJob": "no local admin with a password: users come from the IdP",
+    "webserver.defaultUser": "no local admin with a password: users come from the IdP",
+    "migrateDatabaseJob.useHelmHooks": "a hook would deadlock the first install",
+    "images.airflow": "set airflow.image instead",
+    "airflowVersion": "derived from airflow.image.tag",
+    "defaultAirflowTag": "derived from airflow.image.tag",
+}
+
+
+class Model(BaseModel):
+    """Base of every spec model: camelCase keys, unknown keys refused, values immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+    )
+
+
+class AccessRule(Model):
+    """One IdP group and the Airflow role its members get."""
+
+    group: str = Field(min_length=1, max_length=255, description="IdP group name, exactly as the IdP spells it.")
+    role: Role = Field(description="Airflow role for the group's members: Admin, Op, User or Viewer.")
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role_not_public(cls, value: Any) -> Any:
+        if value == "Public":
+            raise ValueError("'Public' is Airflow's role for anonymous requests and cannot be mapped; use Viewer")
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group_is_trimmed(cls, value: str) -> str:
+        if value != value.strip():
+            raise ValueError(f"group {value!r} has leading or trailing spaces")
+        return value
+
+
+class SignIn(Model):
+    """Who may sign in beyond the `access` groups (needed only for `defaultRole`)."""
+
+    everyone: bool = Field(
+        default=False,
+        description="Every user of the IdP org may sign in; users in no `access` group get `defaultRole`.",
+    )
+    extraGroups: list[str] = Field(  # noqa: N815 - the key is the API
+        default_factory=list,
+        description="Further IdP groups assigned to the app; their members get `defaultRole`.",
+    )
+
+
+class Tokens(Model):
+    """Token and session lifetimes. Unset values take the environment's default."""
+
+    accessTokenMinutes: int | None = Field(  # noqa: N815
+        default=None, ge=5, le=1440,
+        description="IdP access-token lifetime (Okta custom authorization servers accept 5-1440).",
+    )
+    sessionMinutes: int | None = Field(  # noqa: N815
+        default=None, ge=5, le=10080,
+        description="Airflow session lifetime from login; also bounds Airflow's API JWT.",
+    )
+    idleMinutes: int | None = Field(  # noqa: N815
+        default=None, ge=5, le=10080,
+        description="Airflow idle timeout: a session unused this long ends.",
+    )
+
+
+class ClientSecret(Model):
+    """Where the OIDC client secret lives and how often it is replaced."""
+
+    store: Literal["kubernetes"] = Field(
+        default="kubernetes", description="Secret store: `kubernetes` (a Secret read only by the api-server)."
+    )
+    rotationDays: int = Field(default=90, ge=1, le=3650, description="Replace the secret every N days.")  # noqa: N815
+
+
+class OrgAuthorizationServer(Model):
+    """Okta's org authorization server: no paid add-on; Okta's fixed token lifetimes."""
+
+    mode: Literal["org"]
+
+
+class CustomAuthorizationServer(Model):
+    """An Okta custom authorization server (needs Okta API Access Management)."""
+
+    mode: Literal["custom"]
+    id: str = Field(default="default", min_length=1, description="Authorization server id, e.g. `default` or `aus1a2b3c`.")
+
+
+class OktaIdp(Model):
+    """Okta: the program creates the OIDC app, the groups claim and the group assignments."""
+
+    kind: Literal["okta"]
+    authorizationServer: Annotated[  # noqa: N815
+        Union[OrgAuthorizationServer, CustomAuthorizationServer], Field(discriminator="mode")
+    ] = Field(default_factory=lambda: OrgAuthorizationServer(mode="org"), description="`org` or `custom`.")
+    createGroups: bool = Field(  # noqa: N815
+        default=True, description="Create the `access` groups; false binds to existing groups by name."
+    )
+    orgUrl: str | None = Field(  # noqa: N815
+        default=None,
+        description="Okta org URL (a custom domain, say); default from `okta:orgName` and `okta:baseUrl`.",
+    )
+
+    @field_validator("orgUrl")
+    @classmethod
+    def _org_url_https(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?", value):
+            raise ValueError(f"{value!r} is not an https origin such as https://example.okta.com")
+        return value
+
+
+class OidcIdp(Model):
+    """Any standards-compliant OpenID provider, registered by hand: no IdP-side resources."""
+
+    kind: Literal["oidc"]
+    issuer: str = Field(description="Issuer URL; discovery is read from `<issuer>/.well-known/openid-configuration`.")
+    clientId: str = Field(min_length=1, description="Client id registered at the provider.")  # noqa: N815
+    clientSecret: SecretStr | None = Field(  # noqa: N815
+        default=None,
+        description="Client secret (set it with `pulumi config set --secret --path`); "
+        "unset: the program generates one, to register at the provider (secret output `clientSecret`).",
+    )
+    groupsClaim: str = Field(default="groups", min_length=1, description="Claim that carries the user's groups.")  # noqa: N815
+    usernameClaim: str = Field(  # noqa: N815
+        default="sub", min_length=1, description="Stable claim that names the Airflow user (never the email)."
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        description="Scopes to request; must include `openid`.",
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, value: str) -> str:
+        _require_url(value, what="issuer")
+        return value.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes_have_openid(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("scopes must include 'openid'")
+        return value
+
+
+Idp = Annotated[Union[OktaIdp, OidcIdp], Field(discriminator="kind")]
+
+
+class Image(Model):
+    """The Airflow image the chart runs."""
+
+    repository: str = Field(default="apache/airflow", min_length=1)
+    tag: str = Field(default="3.3.2", pattern=r"^3\.\d+\.\d+", description="Airflow 3 image tag.")
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$", description="Pins the image.")
+
+
+class Database(Model):
+    """The metadata database: an external one by Secret (required in prod) or the chart's bundled one."""
+
+    secretName: str | None = Field(  # noqa: N815
+        default=None, description="Secret with key `connection`: the SQLAlchemy URL of an external Postgres."
+    )
+    bundled: bool = Field(default=False, description="The chart's bundled Postgres (not for production).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Database:
+        if bool(self.secretName) == self.bundled:
+            raise ValueError("set exactly one of secretName (external database) or bundled: true")
+        return self
+
+
+class CertIssuer(Model):
+    """A cert-manager issuer that obtains the ingress certificate."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["ClusterIssuer", "Issuer"] = "ClusterIssuer"
+
+
+class Tls(Model):
+    """The ingress certificate: a Secret you provide, or one cert-manager issues."""
+
+    secretName: str | None = Field(default=None, description="TLS Secret in the namespace.")  # noqa: N815
+    issuer: CertIssuer | None = Field(default=None, description="cert-manager issuer; the Secret name is derived.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Tls:
+        if not self.secretName and not self.issuer:
+            raise ValueError("set secretName or issuer")
+        return self
+
+
+class AirflowSettings(Model):
+    """The Airflow side: the official chart on Kubernetes."""
+
+    namespace: str = Field(default="airflow", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    createNamespace: bool = Field(default=True, description="Create the namespace.")  # noqa: N815
+    releaseName: str = Field(  # noqa: N815
+        default="airflow", pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", description="Helm release name."
+    )
+    image: Image = Field(default_factory=Image)
+    chartVersion: str = Field(default="1.19.0", pattern=r"^\d+\.\d+\.\d+$")  # noqa: N815
+    apiServerReplicas: int | None = Field(  # noqa: N815
+        default=None, ge=1, le=20, description="api-server replicas; default 2 in prod, 1 elsewhere."
+    )
+    database: Database | None = Field(default=None, description="Required in prod; default elsewhere: bundled.")
+    tls: Tls | None = Field(default=None, description="Ingress TLS; required unless the host is loopback.")
+    ingressClassName: str | None = Field(default=None, description="Ingress class, e.g. `nginx`.")  # noqa: N815
+    forwardedAllowIps: str = Field(  # noqa: N815
+        default="*",
+        description="Addresses the api-server trusts for X-Forwarded-* (uvicorn FORWARDED_ALLOW_IPS): "
+        "your ingress controller's pod range in a shared cluster.",
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Extra Helm values, merged last; keys the program owns are refused."
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _no_owned_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for path in _dotted_paths(value):
+            for owned, reason in OWNED_VALUE_PATHS.items():
+                if path == owned or path.startswith(owned + "."):
+                    raise ValueError(f"{path!r} is owned by the program ({reason})")
+        return value
+
+
+class Spec(Model):
+    """One Airflow with single sign-on: the IdP side and the Airflow side."""
+
+    environment: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,19}$", description="Environment name; `prod` gets the strictest defaults."
+    )
+    team: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,29}$", description="Team: names and labels.")
+    hostname: str = Field(
+        description="Public host of the UI (https). `host[:port]`; `http://` only for localhost/127.0.0.1."
+    )
+    idp: Idp = Field(description="The identity provider: `kind` okta or oidc, then its own keys.")
+    access: list[AccessRule] = Field(min_length=1, description="IdP group -> Airflow role. Required, non-empty.")
+    defaultRole: Role | None = Field(  # noqa: N815
+        default=None,
+        description="Role for users who may sign in but match no group (see signIn); null refuses them.",
+    )
+    signIn: SignIn = Field(default_factory=SignIn, description="Who may sign in beyond the `access` groups.")  # noqa: N815
+    tokens: Tokens = Field(default_factory=Tokens)
+    clientSecret: ClientSecret = Field(default_factory=ClientSecret)  # noqa: N815
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        scheme, host, port = split_hostname(value)
+        if "*" in host:
+            raise ValueError(f"{value!r}: wildcard hosts are refused; name the one host of the UI")
+        if scheme == "http" and host not in LOOPBACK_HOSTS:
+            raise ValueError(f"{value!r}: http is allowed only for localhost or 127.0.0.1; use https")
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host):
+            raise ValueError(f"{value!r} is not a host name (lower-case letters, digits, dots and dashes)")
+        return value
+
+    @field_validator("access")
+    @classmethod
+    def _groups_once(cls, value: list[AccessRule]) -> list[AccessRule]:
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(value):
+            if rule.group in seen:
+                raise _at(
+                    (index, "group"),
+                    f"{rule.group!r} is mapped twice (also access[{seen[rule.group]}]); "
+                    "a group gives one role: keep one entry",
+                )
+            seen[rule.group] = index
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Spec:
+        mapped = {rule.group for rule in self.access}
+        if self.defaultRole and not (self.signIn.everyone or self.signIn.extraGroups):
+            raise _at(
+                ("defaultRole",),
+                f"{self.defaultRole!r} would apply to no one: only members of `access` groups may sign in; "
+                "set signIn.everyone: true or list signIn.extraGroups",
+            )
+        if (self.signIn.everyone or self.signIn.extraGroups) and not self.defaultRole:
+            raise _at(("signIn",), "users beyond `access` may sign in but defaultRole is null: set defaultRole")
+        for index, group in enumerate(self.signIn.extraGroups):
+            if group in mapped:
+                raise _at(("signIn", "extraGroups", index), f"{group!r} is already an `access` group")
+        if self.is_prod:
+            if self.airflow.database is not None and self.airflow.database.bundled:
+                raise _at(("airflow", "database", "bundled"), "prod refuses the bundled Postgres; set secretName")
+            if self.airflow.database is None:
+                raise _at(("airflow", "database"), "prod needs an external database: set secretName")
+        if self.airflow.tls is None and not self.is_loopback:
+            raise _at(("airflow", "tls"), f"{self.hostname!r} is served over https: set secretName or issuer")
+        if isinstance(self.idp, OktaIdp) and isinstance(self.idp.authorizationServer, OrgAuthorizationServer):
+            if self.tokens.accessTokenMinutes is not None:
+                raise _at(
+                    ("tokens", "accessTokenMinutes"),
+                    "Okta's org authorization server has a fixed 60-minute access token; "
+                    "use idp.authorizationServer.mode: custom to set it",
+                )
+        return self
+
+    # Derived values: properties, so a default never lives in two places.
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def is_loopback(self) -> bool:
+        return split_hostname(self.hostname)[1] in LOOPBACK_HOSTS
+
+    @property
+    def public_url(self) -> str:
+        """`https://<host>[:port]`, the UI's origin and Airflow's `[api] base_url`."""
+        scheme, host, port = split_hostname(self.hostname)
+        return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+    @property
+    def host(self) -> str:
+        return split_hostname(self.hostname)[1]
+
+    @property
+    def access_token_minutes(self) -> int:
+        return self.tokens.accessTokenMinutes or (15 if self.is_prod else 60)
+
+    @property
+    def session_minutes(self) -> int:
+        return self.tokens.sessionMinutes or (480 if self.is_prod else 720)
+
+    @property
+    def idle_minutes(self) -> int:
+        return min(self.tokens.idleMinutes or (60 if self.is_prod else 240), self.session_minutes)
+
+    @property
+    def api_server_replicas(self) -> int:
+        return self.airflow.apiServerReplicas or (2 if self.is_prod else 1)
+
+    @property
+    def name(self) -> str:
+        """Readable name for labels and IdP display names: `<team>-<environment>` or `<environment>`."""
+        return f"{self.team}-{self.environment}" if self.team else self.environment
+
+
+def split_hostname(value: str) -> tuple[str, str, int | None]:
+    """`host[:port]`, `https://host[:port]` or `http://host[:port]` -> (scheme, host, port)."""
+    match = re.fullmatch(r"(?:(https?)://)?([^/:]+)(?::(\d{1,5}))?/?", value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not host[:port] (no path, no query)")
+    scheme, host, port = match.groups()
+    return (scheme or "https"), host, (int(port) if port else None)
+
+
+def _require_url(value: str, *, what: str) -> None:
+    match = re.fullmatch(r"(https?)://([^/:]+)(:\d+)?(/[^?#]*)?", value)
+    if not match:
+        raise ValueError(f"{what} {value!r} is not an http(s) URL")
+    scheme, host = match.group(1), match.group(2)
+    if scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ValueError(f"{what} {value!r}: http is allowed only for localhost or 127.0.0.1; use https")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return
+
+
+def _dotted_paths(value: Any, prefix: str = "") -> list[str]:
+    """Every key path in a nested mapping, parents included: {'a': {'b': 1}} -> ['a', 'a.b']."""
+    paths: list[str] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.append(path)
+            paths.extend(_dotted_paths(child, path))
+    return paths
+
+
+class _LocatedError(ValueError):
+    """A model-level error that knows which key it is about."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def _at(loc: tuple[str | int, ...], message: str) -> _LocatedError:
+    return _LocatedError(loc, message)
+
+
+class SpecError(Exception):
+    """A spec that cannot be deployed. `str()` lists every problem with its file and key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+
+
+def format_loc(loc: tuple[str | int, ...]) -> str:
+    """('access', 2, 'role') -> 'airflow-oidc:spec.access[2].role'."""
+    text = CONFIG_KEY
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+# A discriminated union puts the chosen tag in the error path (idp.okta.orgUrl): it is not a key.
+_UNION_TAGS = {"idp": ("okta", "oidc"), "authorizationServer": ("org", "custom")}
+
+
+def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    kept: list[str | int] = []
+    for part in loc:
+        if kept and isinstance(kept[-1], str) and part in _UNION_TAGS.get(kept[-1], ()):
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
+def _message(error: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    loc = _without_union_tags(loc)
+    original = ctx.get("error")
+    if isinstance(original, _LocatedError):
+        return tuple(loc) + original.loc, original.message
+    value = error.get("input")
+    if kind == "literal_error":
+        return loc, f"{value!r} is not one of {ctx.get('expected', '').replace(' or ', ', ').replace(chr(39), '')}"
+    if kind == "extra_forbidden":
+        return loc, "unknown key (check the spelling; keys are camelCase)"
+    if kind == "missing":
+        return loc, "required key is missing"
+    if kind == "union_tag_invalid":
+        return loc + (str(ctx.get("discriminator", "")).strip("'"),), (
+            f"{ctx.get('tag')!r} is not one of {ctx.get('expected_tags', '').replace(chr(39), '')}"
+        )
+    if kind == "union_tag_not_found":
+        return loc + (str(ctx.get("discriminator", "")).strip("'"),), "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return loc, f"{value!r} does not match {ctx.get('pattern')}"
+    text = str(error["msg"])
+    text = text.removeprefix("Value error, ")
+    return loc, text
+
+
+def parse_spec(raw: Any, source: str) -> Spec:
+    """Validate the raw `airflow-oidc:spec` value; raise `SpecError` naming `source` and each key path."""
+    if raw is None:
+        raise SpecError(source, [f"{CONFIG_KEY}: required config key is missing"])
+    if not isinstance(raw, dict):
+        raise SpecError(source, [f"{CONFIG_KEY}: must be a mapping, got {type(raw).__name__}"])
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc, text = _message(dict(error))
+            problems.append(f"{format_loc(loc)}: {text}")
+        raise SpecError(source, problems) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec (by alias), for editors."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["title"] = CONFIG_KEY
+    return schema

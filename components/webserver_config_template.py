@@ -1,0 +1,134 @@
+# Rendered by airflow-oidc from the stack's `airflow-oidc:spec`. Do not edit: change the spec.
+# Airflow's FAB auth manager reads this file as webserver_config.py ([fab] config_file).
+"""Airflow webserver_config.py: OpenID Connect single sign-on through the FAB auth manager."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from airflow.providers.fab.auth_manager.security_manager.override import FabAirflowSecurityManagerOverride
+from flask_appbuilder.security.manager import AUTH_OAUTH
+
+# airflow-oidc: constants begin (replaced when rendered; these example values keep the file importable)
+PROVIDER = "oidc"
+ISSUER = "https://idp.example.com"
+SCOPES = ["openid", "email", "profile", "groups"]
+GROUPS_CLAIM = "groups"
+USERNAME_CLAIM = "sub"
+ROLE_BY_GROUP = {"airflow-admins": "Admin"}
+DEFAULT_ROLE = None
+DEFAULT_ROLE_GROUPS: list[str] = []
+DEFAULT_ROLE_EVERYONE = False
+SECURE_COOKIES = True
+CLIENT_ID_ENV = "AIRFLOW_OIDC_CLIENT_ID"
+CLIENT_SECRET_ENV = "AIRFLOW_OIDC_CLIENT_SECRET"
+# airflow-oidc: constants end
+
+log = logging.getLogger("airflow_oidc")
+
+# A role key no IdP group can carry (group names never contain a newline): members of the
+# default-role audience get it, and only when they match no `access` group.
+DEFAULT_ROLE_KEY = "\nairflow-oidc:default-role"
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"airflow-oidc: environment variable {name} is not set on the api-server")
+    return value
+
+
+AUTH_TYPE = AUTH_OAUTH
+AUTH_USER_REGISTRATION = True  # users come from the IdP; who may sign in is decided below
+AUTH_ROLES_SYNC_AT_LOGIN = True  # a user moved to another group loses the old role at next login
+AUTH_ROLES_MAPPING = {group: [role] for group, role in ROLE_BY_GROUP.items()}
+if DEFAULT_ROLE:
+    AUTH_ROLES_MAPPING[DEFAULT_ROLE_KEY] = [DEFAULT_ROLE]
+
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+OAUTH_PROVIDERS = [
+    {
+        "name": PROVIDER,
+        "icon": "fa-key",
+        "token_key": "access_token",
+        "remote_app": {
+            "client_id": _env(CLIENT_ID_ENV),
+            "client_secret": _env(CLIENT_SECRET_ENV),
+            "server_metadata_url": ISSUER + "/.well-known/openid-configuration",
+            # PKCE (S256) on top of the client secret: a stolen code is useless without the verifier.
+            "client_kwargs": {"scope": " ".join(SCOPES), "code_challenge_method": "S256"},
+        },
+    }
+]
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value]
+
+
+class OidcSecurityManager(FabAirflowSecurityManagerOverride):
+    """Maps verified OIDC claims to Airflow users and roles; refuses users the spec does not admit."""
+
+    def get_oauth_user_info(self, provider: str, resp: dict[str, Any]) -> dict[str, Any]:
+        # Authlib put the claims of the ID token in resp["userinfo"] after verifying its signature
+        # (jwks_uri), issuer, audience, expiry and nonce. No ID token, no login.
+        claims = dict(resp.get("userinfo") or {})
+        if not claims.get("sub"):
+            log.warning("airflow-oidc: refused a login without a verified ID token")
+            return {}
+        if GROUPS_CLAIM not in claims or USERNAME_CLAIM not in claims:
+            # Some IdPs emit group claims only at the userinfo endpoint.
+            extra = dict(self.oauth_remotes[provider].userinfo(token=resp))
+            if extra.get("sub") != claims["sub"]:
+                log.warning("airflow-oidc: refused: userinfo is for another subject")
+                return {}
+            claims = {**extra, **claims}
+        subject = claims.get(USERNAME_CLAIM)
+        if not subject:
+            log.warning("airflow-oidc: refused: claim %r is missing", USERNAME_CLAIM)
+            return {}
+        username = f"{PROVIDER}_{subject}"
+        groups = _as_list(claims.get(GROUPS_CLAIM))
+        role_keys = [group for group in groups if group in ROLE_BY_GROUP]
+        if not role_keys and DEFAULT_ROLE:
+            if DEFAULT_ROLE_EVERYONE or any(group in DEFAULT_ROLE_GROUPS for group in groups):
+                role_keys = [DEFAULT_ROLE_KEY]
+        if not role_keys:
+            log.warning("airflow-oidc: refused %s: no group of theirs is mapped to an Airflow role", username)
+            return {}
+        return {
+            "username": username,
+            "email": claims.get("email") or "",
+            "first_name": claims.get("given_name") or claims.get("name") or "",
+            "last_name": claims.get("family_name") or "",
+            "role_keys": role_keys,
+        }
+
+    def _oauth_calculate_user_roles(self, userinfo: dict[str, Any]) -> list[Any]:
+        # Roles come from the mapping alone: FAB would add AUTH_USER_REGISTRATION_ROLE to every
+        # user at every login, which is how a user in no group ends up with a role.
+        return list(self.get_roles_from_keys(userinfo.get("role_keys", [])))
+
+    def auth_user_oauth(self, userinfo: dict[str, Any], rotate_session_id: bool = True) -> Any:
+        user = super().auth_user_oauth(userinfo, rotate_session_id=rotate_session_id)
+        if user is None:
+            return None
+        # FAB sets name and email only when it creates the user: keep them current.
+        fresh = {key: userinfo.get(key) for key in ("email", "first_name", "last_name") if userinfo.get(key)}
+        if any(getattr(user, key) != value for key, value in fresh.items()):
+            for key, value in fresh.items():
+                setattr(user, key, value)
+            self.update_user(user)
+        return user
+
+
+SECURITY_MANAGER_CLASS = OidcSecurityManager

@@ -1,0 +1,197 @@
+"""A TLS-terminating reverse proxy (nginx) in front of the Airflow api-servers, like an ingress."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import textwrap
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.e2e.harness.process import (
+    HarnessError,
+    ManagedProcess,
+    Service,
+    free_port,
+    port_is_free,
+    run_logged,
+    wait_until,
+)
+
+NGINX = "/usr/sbin/nginx"
+# The proxy connects to the upstreams from this address: the backend must not see 127.0.0.1,
+# which uvicorn trusts for forwarded headers by default (a real ingress is not on loopback).
+UPSTREAM_BIND = "127.0.0.2"
+
+
+def split_host_port(server_name: str, default_port: int = 443) -> tuple[str, int]:
+    """`"localhost:8443"` -> `("localhost", 8443)`; `"airflow.example.com"` -> (that, default_port)."""
+    host, sep, port = server_name.rpartition(":")
+    if sep and port.isdigit():
+        return host, int(port)
+    return server_name, default_port
+
+
+def choose_https_port(preferred: int = 443) -> int:
+    """`preferred` when it can be bound (443 needs root), else a free high port."""
+    if (preferred >= 1024 or os.geteuid() == 0) and port_is_free(preferred):
+        return preferred
+    return free_port()
+
+
+class Nginx(Service):
+    """nginx with its own prefix, config, pid and logs in `log_dir`, run in the foreground as a child.
+
+    Listens on 127.0.0.1:<listen_port> with a self-signed certificate for `hostname` (SAN), and
+    proxies round-robin to `upstreams` ("127.0.0.1:<port>"), forwarding Host and X-Forwarded-*.
+    """
+
+    def __init__(self, log_dir: Path, server_name: str, upstreams: Sequence[str], *, listen_port: int | None = None) -> None:
+        if not upstreams:
+            raise ValueError("at least one upstream is needed")
+        self.log_dir = log_dir
+        self.hostname, port_in_name = split_host_port(server_name)
+        self.listen_port = listen_port or port_in_name
+        self.upstreams = list(upstreams)
+        self.conf_path = log_dir / "nginx.conf"
+        self.cert_path = log_dir / "tls.crt"
+        self.key_path = log_dir / "tls.key"
+        self.error_log = log_dir / "error.log"
+        self.access_log = log_dir / "access.log"
+        self.log_path = log_dir / "nginx.log"
+        self._process: ManagedProcess | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The public URL: `https://<hostname>` (with `:<port>` unless 443)."""
+        port = "" if self.listen_port == 443 else f":{self.listen_port}"
+        return f"https://{self.hostname}{port}"
+
+    def start(self) -> None:
+        """Make the certificate and config, start nginx, wait until it accepts TLS."""
+        if not Path(NGINX).exists():
+            raise HarnessError(f"{NGINX} not found: apt-get install nginx-light")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.log_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
+        self._make_certificate()
+        self.conf_path.write_text(self._config())
+        run_logged([NGINX, "-t", "-p", str(self.log_dir), "-c", str(self.conf_path)], self.log_path, what="nginx -t", timeout=30)
+        self._process = ManagedProcess(
+            "nginx", [NGINX, "-p", str(self.log_dir), "-c", str(self.conf_path)], self.log_path, stop_timeout=5
+        )
+        self._process.start()
+        wait_until(self._tls_handshake, timeout=15, what="nginx", log_path=self.error_log, alive=self._process.alive)
+
+    def stop(self) -> None:
+        """Stop nginx (master and workers: one process group)."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def upstream_hits(self) -> Counter[str]:
+        """How many proxied requests each upstream answered, from the access log."""
+        hits: Counter[str] = Counter()
+        if self.access_log.exists():
+            for line in self.access_log.read_text(errors="replace").splitlines():
+                for field in line.split():
+                    if field.startswith("upstream="):
+                        hits[field.removeprefix("upstream=")] += 1
+        return hits
+
+    def _make_certificate(self) -> None:
+        try:
+            ipaddress.ip_address(self.hostname)
+            san = f"IP:{self.hostname}"
+        except ValueError:
+            san = f"DNS:{self.hostname}"
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise HarnessError("openssl not found: apt-get install openssl")
+        run_logged(
+            [
+                openssl, "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-days", "2", "-subj", f"/CN={self.hostname}", "-addext", f"subjectAltName={san}",
+                "-keyout", str(self.key_path), "-out", str(self.cert_path),
+            ],
+            self.log_path,
+            what="openssl req",
+            timeout=30,
+        )
+
+    def _config(self) -> str:
+        servers = "\n".join(f"        server {upstream};" for upstream in self.upstreams)
+        return textwrap.dedent(
+            f"""\
+            # Generated by tests/e2e/harness/nginx.py
+            daemon off;
+            master_process on;
+            worker_processes 1;
+            pid {self.log_dir}/nginx.pid;
+            error_log {self.error_log} info;
+
+            events {{
+                worker_connections 256;
+            }}
+
+            http {{
+                client_body_temp_path {self.log_dir}/temp/client_body;
+                proxy_temp_path {self.log_dir}/temp/proxy;
+                fastcgi_temp_path {self.log_dir}/temp/fastcgi;
+                uwsgi_temp_path {self.log_dir}/temp/uwsgi;
+                scgi_temp_path {self.log_dir}/temp/scgi;
+
+                log_format upstreams '$remote_addr "$request" $status upstream=$upstream_addr '
+                                     'host=$http_host rt=$request_time';
+                access_log {self.access_log} upstreams;
+
+                # Round-robin (nginx's default). No upstream keepalive: every request picks anew,
+                # so one login's redirects and API calls land on both api-servers.
+                upstream airflow {{
+            {servers}
+                }}
+
+                server {{
+                    listen 127.0.0.1:{self.listen_port} ssl;
+                    server_name {self.hostname};
+                    ssl_certificate {self.cert_path};
+                    ssl_certificate_key {self.key_path};
+                    client_max_body_size 10m;
+
+                    location / {{
+                        proxy_pass http://airflow;
+                        proxy_bind {UPSTREAM_BIND};
+                        # What ingress-nginx sends: the browser's Host (with its port, if any) and
+                        # the X-Forwarded-* set Airflow's ProxyFix reads.
+                        proxy_set_header Host $http_host;
+                        proxy_set_header X-Forwarded-Host $http_host;
+                        proxy_set_header X-Forwarded-Proto $scheme;
+                        proxy_set_header X-Forwarded-Port $server_port;
+                        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                        proxy_set_header X-Real-IP $remote_addr;
+                        proxy_read_timeout 120s;
+                        proxy_buffer_size 16k;
+                        proxy_buffers 8 16k;
+                    }}
+                }}
+            }}
+            """
+        )
+
+    def _tls_handshake(self) -> bool:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", self.listen_port), timeout=2) as sock:
+            with context.wrap_socket(sock, server_hostname=self.hostname):
+                return True
+
+
+def nginx_version() -> str:
+    """`nginx -v` output (for reports)."""
+    return subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=False).stderr.strip()  # noqa: S603

@@ -1,0 +1,218 @@
+"""A real OpenID provider (npm oidc-provider, tests/e2e/provider/server.js) with negative-control shims."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.e2e.harness.process import HarnessError, ManagedProcess, Service, error_with_log, wait_until
+
+PROVIDER_DIR = Path(__file__).resolve().parents[1] / "provider"
+READY_LINE = re.compile(r"^OIDC-PROVIDER-READY (\{.*\})$", re.MULTILINE)
+
+DEFAULT_CLAIMS: dict[str, list[str]] = {
+    "openid": ["sub"],
+    "email": ["email", "email_verified"],
+    "profile": ["name", "given_name", "family_name", "preferred_username"],
+    "groups": ["groups"],
+}
+
+
+@dataclass
+class Shims:
+    """Negative controls applied by server.js on top of the real provider's responses.
+
+    signWithUnpublishedKey: the JWKS endpoint publishes a different key under the signing kid.
+    wrongAudience: the ID token's `aud` is changed (True: `not-<client_id>`; a str: that value), re-signed.
+    wrongIssuer: the ID token's `iss` is changed (True: `<issuer>-evil`; a str: that value), re-signed.
+    expiredIdToken: the ID token expired an hour ago, re-signed.
+    wrongNonce: the ID token's `nonce` is replaced, re-signed.
+    unsignedIdToken: the ID token is re-issued with `alg: none` and no signature.
+    idTokenClaims: claims merged into the ID token, re-signed with the real key (the RP must accept).
+    discoveryIssuer: the discovery document's `issuer` is replaced.
+    """
+
+    signWithUnpublishedKey: bool = False  # noqa: N815 - the JSON key server.js reads
+    wrongAudience: bool | str = False  # noqa: N815
+    wrongIssuer: bool | str = False  # noqa: N815
+    expiredIdToken: bool = False  # noqa: N815
+    wrongNonce: bool = False  # noqa: N815
+    unsignedIdToken: bool = False  # noqa: N815
+    idTokenClaims: dict[str, Any] | None = None  # noqa: N815
+    discoveryIssuer: str | None = None  # noqa: N815
+
+    def to_json(self) -> dict[str, Any]:
+        """Only the shims that are on."""
+        return {key: value for key, value in self.__dict__.items() if value}
+
+
+@dataclass
+class OidcClient:
+    """The single client registered at the provider."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: Sequence[str]
+    post_logout_redirect_uris: Sequence[str] = field(default_factory=list)
+    # Authlib's default (FAB's OAuth client); "client_secret_post" when client_kwargs ask for it.
+    token_endpoint_auth_method: str = "client_secret_basic"
+
+    def to_json(self) -> dict[str, Any]:
+        """The client metadata server.js registers."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+        }
+
+
+class OidcProvider(Service):
+    """oidc-provider on 127.0.0.1:<free port>, issuer `http://127.0.0.1:<port><issuer_path>`.
+
+    Users log in through the provider's dev interactions (login = account id, any password);
+    consent is granted automatically unless `auto_consent=False`. Users' claims and the shims can
+    be changed while it runs (a loopback admin listener on another port).
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        client: OidcClient,
+        users: Mapping[str, Mapping[str, Any]],
+        *,
+        issuer_path: str = "",
+        claims: Mapping[str, Sequence[str]] | None = None,
+        claims_in_id_token: bool = True,
+        shims: Shims | None = None,
+        auto_consent: bool = True,
+        node: str = "node",
+    ) -> None:
+        if issuer_path and not issuer_path.startswith("/"):
+            raise ValueError(f"issuer_path must start with '/': {issuer_path!r}")
+        self.log_dir = log_dir
+        self.log_path = log_dir / "oidc-provider.log"
+        self.config_path = log_dir / "oidc-provider.json"
+        self.client = client
+        self.users = {account: dict(claims) for account, claims in users.items()}
+        self.issuer_path = issuer_path.rstrip("/")
+        self.claims = {scope: list(names) for scope, names in (claims or DEFAULT_CLAIMS).items()}
+        self.claims_in_id_token = claims_in_id_token
+        self.shims = shims or Shims()
+        self.auto_consent = auto_consent
+        self.node = node
+        self._process: ManagedProcess | None = None
+        self._ready: dict[str, Any] | None = None
+
+    @property
+    def issuer(self) -> str:
+        """The issuer URL (no trailing slash)."""
+        return str(self._ready_info()["issuer"])
+
+    @property
+    def discovery_url(self) -> str:
+        """`<issuer>/.well-known/openid-configuration`."""
+        return self.issuer + "/.well-known/openid-configuration"
+
+    @property
+    def port(self) -> int:
+        """The provider's port."""
+        return int(self._ready_info()["port"])
+
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the admin listener."""
+        return f"http://127.0.0.1:{self._ready_info()['adminPort']}"
+
+    def start(self) -> None:
+        """Write the config, start node, wait for the ready line and the discovery document."""
+        if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+            raise HarnessError(
+                f"{PROVIDER_DIR}/node_modules is missing: run `python -m tests.e2e.harness.install` (npm ci)"
+            )
+        if shutil.which(self.node) is None:
+            raise HarnessError(f"{self.node!r} not found on PATH (Node.js 20+ is needed for oidc-provider)")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            json.dumps(
+                {
+                    "host": "127.0.0.1",
+                    "port": 0,
+                    "adminPort": 0,
+                    "issuerPath": self.issuer_path,
+                    "client": self.client.to_json(),
+                    "claims": self.claims,
+                    # oidc-provider's name for "scope claims only at userinfo" (true) vs. in the ID token too.
+                    "conformIdTokenClaims": not self.claims_in_id_token,
+                    "users": self.users,
+                    "shims": self.shims.to_json(),
+                    "autoConsent": self.auto_consent,
+                },
+                indent=2,
+            )
+        )
+        self._process = ManagedProcess(
+            "oidc-provider",
+            [self.node, str(PROVIDER_DIR / "server.js"), str(self.config_path)],
+            self.log_path,
+            cwd=PROVIDER_DIR,
+            stop_timeout=5,
+        )
+        self._process.start()
+        self._ready = wait_until(
+            self._read_ready_line, timeout=30, what="oidc-provider", log_path=self.log_path, alive=self._process.alive
+        )
+        response = requests.get(self.discovery_url, timeout=5)
+        if response.status_code != 200:
+            raise error_with_log(f"oidc-provider discovery answered {response.status_code}", self.log_path)
+        advertised = response.json().get("issuer")
+        if advertised != self.issuer and not self.shims.discoveryIssuer:
+            raise error_with_log(f"oidc-provider discovery names issuer {advertised!r}, not {self.issuer!r}", self.log_path)
+
+    def stop(self) -> None:
+        """Stop node."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def set_user_claims(self, account_id: str, claims: Mapping[str, Any]) -> None:
+        """Replace one user's claims (or add the user); the next token/userinfo response uses them."""
+        self._admin("PUT", f"/users/{account_id}", dict(claims))
+        self.users[account_id] = dict(claims)
+
+    def set_users(self, users: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace all users."""
+        self.users = {account: dict(claims) for account, claims in users.items()}
+        self._admin("POST", "/users", self.users)
+
+    def set_shims(self, shims: Shims) -> None:
+        """Replace the shims at runtime.
+
+        Authlib caches the JWKS per api-server process: switching `signWithUnpublishedKey` on after a
+        successful login has no effect there until the kid changes. Start a provider with it instead.
+        """
+        self.shims = shims
+        self._admin("POST", "/shims", shims.to_json())
+
+    def _admin(self, method: str, path: str, body: Any) -> Any:
+        response = requests.request(method, self.admin_url + path, json=body, timeout=5)
+        if response.status_code != 200:
+            raise error_with_log(f"oidc-provider admin {method} {path}: {response.status_code} {response.text}", self.log_path)
+        return response.json()
+
+    def _read_ready_line(self) -> dict[str, Any] | None:
+        match = READY_LINE.search(self.log_path.read_text(errors="replace"))
+        return json.loads(match.group(1)) if match else None
+
+    def _ready_info(self) -> dict[str, Any]:
+        if self._ready is None:
+            raise HarnessError("oidc-provider is not running")
+        return self._ready

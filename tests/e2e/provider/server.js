@@ -1,0 +1,273 @@
+// A real OpenID provider (npm oidc-provider) for the airflow-oidc end-to-end tests.
+//
+// Usage: node server.js <config.json>
+//
+// The config (written by tests/e2e/harness/provider.py) holds one client, the
+// scope -> claims map, the users and optional negative-control "shims". The
+// provider listens on 127.0.0.1 (port 0 = any free port) and is mounted under
+// `issuerPath`, so the issuer is http://127.0.0.1:<port><issuerPath>, like a
+// real tenant issuer such as https://example.okta.com/oauth2/aus1abc.
+//
+// A second listener (loopback only) is a tiny admin API:
+//   GET  /health                -> {"ok": true}
+//   GET  /users                 -> the users map
+//   PUT  /users/<accountId>     -> replace one user's claims (body: claims object)
+//   POST /users                 -> replace all users (body: {accountId: claims})
+//   GET  /shims, POST /shims    -> read / replace the shim settings
+//
+// When both listeners are up, one line is printed to stdout:
+//   OIDC-PROVIDER-READY {"issuer": ..., "port": ..., "adminPort": ...}
+
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+
+import * as jose from 'jose';
+import Provider from 'oidc-provider';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+
+const host = config.host ?? '127.0.0.1';
+const issuerPath = (config.issuerPath ?? '').replace(/\/+$/, '');
+let users = config.users ?? {};
+let shims = config.shims ?? {};
+
+function log(message, extra = {}) {
+  process.stdout.write(`${new Date().toISOString()} ${message} ${JSON.stringify(extra)}\n`);
+}
+
+// Our own signing key (instead of oidc-provider's dev keystore) so the shims
+// can re-sign ID tokens with the very key the provider publishes.
+const KID = 'e2e-signing-key';
+const signing = await jose.generateKeyPair('RS256', { extractable: true });
+const signingJwk = { ...(await jose.exportJWK(signing.privateKey)), kid: KID, use: 'sig', alg: 'RS256' };
+// A key that is never used to sign: published instead of the real one by the
+// signWithUnpublishedKey shim (same kid, so the relying party finds "its" key
+// and must fail on the signature itself).
+const decoy = await jose.generateKeyPair('RS256', { extractable: true });
+const decoyPublicJwk = { ...(await jose.exportJWK(decoy.publicKey)), kid: KID, use: 'sig', alg: 'RS256' };
+
+async function findAccount(ctx, id) {
+  if (!Object.hasOwn(users, id)) {
+    log('findAccount: unknown account', { id });
+    return undefined;
+  }
+  return {
+    accountId: id,
+    // Read the users map at claim time, so a change made through the admin
+    // API shows in the next token or userinfo response.
+    async claims() {
+      return { ...(users[id] ?? {}), sub: id };
+    },
+  };
+}
+
+async function loadExistingGrant(ctx) {
+  const grantId = ctx.oidc.result?.consent?.grantId
+    || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+  if (grantId) {
+    return ctx.oidc.provider.Grant.find(grantId);
+  }
+  if (config.autoConsent === false) {
+    return undefined;
+  }
+  // The pattern from the oidc-provider docs for first-party clients: grant
+  // whatever was asked, so the browser never sees the consent page.
+  const grant = new ctx.oidc.provider.Grant({
+    clientId: ctx.oidc.client.clientId,
+    accountId: ctx.oidc.session.accountId,
+  });
+  grant.addOIDCScope([...ctx.oidc.requestParamScopes].join(' '));
+  grant.addOIDCClaims([...ctx.oidc.requestParamClaims]);
+  await grant.save();
+  return grant;
+}
+
+const client = config.client;
+let oidc; // built once the listener knows its port (the issuer includes it)
+
+function buildProvider(port) {
+  const issuer = `http://${host}:${port}${issuerPath}`;
+  const oidc = new Provider(issuer, {
+    clients: [{
+      client_id: client.client_id,
+      client_secret: client.client_secret,
+      redirect_uris: client.redirect_uris,
+      post_logout_redirect_uris: client.post_logout_redirect_uris ?? [],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      // Authlib (FAB's OAuth client) sends client_secret_basic unless the
+      // provider's client_kwargs say otherwise.
+      token_endpoint_auth_method: client.token_endpoint_auth_method ?? 'client_secret_basic',
+    }],
+    claims: config.claims ?? { openid: ['sub'] },
+    conformIdTokenClaims: config.conformIdTokenClaims ?? true,
+    findAccount,
+    loadExistingGrant,
+    jwks: { keys: [signingJwk] },
+    cookies: { keys: [randomUUID()] },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+    },
+    ttl: {
+      AccessToken: 3600,
+      AuthorizationCode: 600,
+      IdToken: 3600,
+      Interaction: 3600,
+      Session: 86400,
+      Grant: 86400,
+    },
+  });
+  oidc.on('server_error', (ctx, err) => log('server_error', { path: ctx.path, err: String(err) }));
+  oidc.on('grant.error', (ctx, err) => log('grant.error', { err: String(err), detail: err.error_description }));
+  oidc.on('authorization.error', (ctx, err) => log('authorization.error', { err: String(err), detail: err.error_description }));
+  oidc.use(shimMiddleware);
+  oidc.use(accessLog);
+  return oidc;
+}
+
+async function accessLog(ctx, next) {
+  await next();
+  log('request', { method: ctx.method, path: ctx.path, status: ctx.status, route: ctx.oidc?.route });
+}
+
+// Re-sign an ID token with the provider's real key after applying `mutate`
+// to its claims: the relying party must still refuse it on the claim checks.
+async function resign(idToken, mutate, { alg = 'RS256' } = {}) {
+  const header = jose.decodeProtectedHeader(idToken);
+  const payload = { ...jose.decodeJwt(idToken) };
+  mutate(payload);
+  if (alg === 'none') {
+    const enc = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+    return `${enc({ alg: 'none', typ: header.typ ?? 'JWT' })}.${enc(payload)}.`;
+  }
+  return new jose.SignJWT(payload).setProtectedHeader({ ...header }).sign(signing.privateKey);
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+// Negative-control shims: the real provider does everything, then this layer
+// alters the discovery document, the JWKS or the token endpoint response.
+async function shimMiddleware(ctx, next) {
+  await next();
+  const route = ctx.oidc?.route;
+  if (route === 'jwks' && shims.signWithUnpublishedKey && ctx.status === 200) {
+    ctx.body = { keys: [decoyPublicJwk] };
+    log('shim: published the decoy JWKS');
+  }
+  if (route === 'discovery' && shims.discoveryIssuer && ctx.status === 200) {
+    ctx.body = { ...ctx.body, issuer: shims.discoveryIssuer };
+    log('shim: rewrote discovery issuer', { issuer: shims.discoveryIssuer });
+  }
+  if (route === 'token' && ctx.status === 200 && ctx.body?.id_token) {
+    const mutations = [];
+    if (shims.wrongAudience) {
+      const aud = typeof shims.wrongAudience === 'string' ? shims.wrongAudience : `not-${client.client_id}`;
+      mutations.push((p) => { p.aud = aud; });
+    }
+    if (shims.wrongIssuer) {
+      const iss = typeof shims.wrongIssuer === 'string' ? shims.wrongIssuer : `${oidc.issuer}-evil`;
+      mutations.push((p) => { p.iss = iss; });
+    }
+    if (shims.expiredIdToken) {
+      mutations.push((p) => { p.iat = nowSeconds() - 7200; p.exp = nowSeconds() - 3600; });
+    }
+    if (shims.wrongNonce) {
+      mutations.push((p) => { p.nonce = `forged-${randomUUID()}`; });
+    }
+    if (shims.idTokenClaims) {
+      mutations.push((p) => { Object.assign(p, shims.idTokenClaims); });
+    }
+    const alg = shims.unsignedIdToken ? 'none' : 'RS256';
+    if (mutations.length || alg === 'none') {
+      ctx.body = {
+        ...ctx.body,
+        id_token: await resign(ctx.body.id_token, (p) => mutations.forEach((m) => m(p)), { alg }),
+      };
+      log('shim: rewrote the id_token', { shims });
+    }
+  }
+}
+
+
+function mountedCallback() {
+  const callback = oidc.callback();
+  return (req, res) => {
+    if (issuerPath) {
+      const url = req.url ?? '/';
+      const rest = url.slice(issuerPath.length);
+      if (!url.startsWith(issuerPath) || (rest && !rest.startsWith('/') && !rest.startsWith('?'))) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not under the issuer path\n');
+        return;
+      }
+      // What express does when mounting: oidc-provider derives the mount path
+      // from originalUrl minus url, and builds its endpoint URLs from it.
+      req.originalUrl = url;
+      req.url = rest.startsWith('/') ? rest : `/${rest}`;
+    }
+    callback(req, res);
+  };
+}
+
+async function readJson(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+}
+
+async function admin(req, res) {
+  const reply = (status, body) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+  };
+  try {
+    const { pathname } = new URL(req.url, 'http://admin');
+    const userMatch = pathname.match(/^\/users\/([^/]+)$/);
+    if (req.method === 'GET' && pathname === '/health') return reply(200, { ok: true, issuer: oidc.issuer });
+    if (req.method === 'GET' && pathname === '/users') return reply(200, users);
+    if (req.method === 'POST' && pathname === '/users') {
+      users = await readJson(req);
+      log('admin: replaced users', { accounts: Object.keys(users) });
+      return reply(200, users);
+    }
+    if (req.method === 'PUT' && userMatch) {
+      const id = decodeURIComponent(userMatch[1]);
+      users = { ...users, [id]: await readJson(req) };
+      log('admin: set user claims', { id, claims: users[id] });
+      return reply(200, users[id]);
+    }
+    if (req.method === 'GET' && pathname === '/shims') return reply(200, shims);
+    if (req.method === 'POST' && pathname === '/shims') {
+      shims = await readJson(req);
+      log('admin: replaced shims', { shims });
+      return reply(200, shims);
+    }
+    return reply(404, { error: 'not found' });
+  } catch (err) {
+    return reply(400, { error: String(err) });
+  }
+}
+
+function listen(server, port) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server.address().port));
+  });
+}
+
+const main = http.createServer();
+const port = await listen(main, config.port ?? 0);
+oidc = buildProvider(port);
+main.on('request', mountedCallback());
+const adminServer = http.createServer((req, res) => { admin(req, res); });
+const adminPort = await listen(adminServer, config.adminPort ?? 0);
+
+process.stdout.write(`OIDC-PROVIDER-READY ${JSON.stringify({ issuer: oidc.issuer, port, adminPort })}\n`);
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    main.close();
+    adminServer.close();
+    process.exit(0);
+  });
+}
