@@ -54,7 +54,7 @@ class AirflowDeployment(pulumi.ComponentResource):
         def secret(resource: str, secret_name: str, key: str, value: pulumi.Output[str], **extra: Any) -> None:
             depends.append(
                 k8s.core.v1.Secret(
-                    f"{name}-{resource}",
+                    f"{name}-secret-{resource}",
                     metadata={"name": secret_name, "namespace": namespace_name},
                     type="Opaque",
                     # Marked secret here too: providers' secret outputs are not always marked.

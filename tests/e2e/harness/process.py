@@ -249,14 +249,16 @@ class Service:
         self.stop()
 
 
-def start_in_parallel(stack: ExitStack, services: Iterable[Service]) -> None:
-    """Enter several services at once (threads); each one that started is registered on `stack`.
+def start_in_parallel(stack: ExitStack, services: Iterable[Service], *, here: Iterable[Service] = ()) -> None:
+    """Enter several services at once; each one that started is registered on `stack`.
 
-    If any fails, the others still finish starting and are stopped by the stack's unwinding;
-    the first failure is raised.
+    `services` start in threads, `here` in the calling thread meanwhile (Playwright's sync API
+    must stay on the thread that started it). If any fails, the others still finish starting and
+    are stopped by the stack's unwinding; the first failure is raised.
     """
     services = list(services)
     lock = threading.Lock()
+    errors: list[BaseException] = []
 
     def enter(service: Service) -> None:
         service.__enter__()
@@ -265,6 +267,11 @@ def start_in_parallel(stack: ExitStack, services: Iterable[Service]) -> None:
 
     with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
         futures = [pool.submit(enter, service) for service in services]
-    errors = [future.exception() for future in futures if future.exception() is not None]
+        for service in here:
+            try:
+                enter(service)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the threads finish
+                errors.append(exc)
+    errors = [future.exception() for future in futures if future.exception() is not None] + errors  # type: ignore[misc]
     if errors:
-        raise errors[0]  # type: ignore[misc]
+        raise errors[0]

@@ -1,0 +1,222 @@
+"""Airflow 3 api-servers (FAB auth manager) run from the project's Airflow venv against a test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import requests
+from sqlalchemy.engine import make_url
+
+from tests.e2e.harness.process import (
+    REPO_ROOT,
+    HarnessError,
+    ManagedProcess,
+    Service,
+    free_port,
+    run_logged,
+    wait_until,
+)
+
+AIRFLOW_VENV = REPO_ROOT / ".venv-airflow"
+AIRFLOW_BIN = AIRFLOW_VENV / "bin" / "airflow"
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+HEALTH_PATH = "/api/v2/monitor/health"
+
+# Variables from the outer environment that would leak into the servers' configuration.
+_SCRUBBED_PREFIXES = ("AIRFLOW", "FORWARDED_ALLOW_IPS")
+
+
+class AirflowApiServers(Service):
+    """`airflow db migrate` once, then N × `airflow api-server --host 127.0.0.1 --port <free port>`.
+
+    `env` holds what the stack would set (AIRFLOW__SECTION__KEY config, secret keys, AIRFLOW_OIDC_*);
+    `per_process_env[i]` is merged over it for server i (e.g. different secret keys per replica).
+    The webserver_config.py text goes to `<log_dir>/airflow_home/webserver_config.py`, named by
+    `AIRFLOW__FAB__CONFIG_FILE`.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        webserver_config_text: str,
+        env: Mapping[str, str],
+        sql_alchemy_conn: str,
+        *,
+        count: int = 1,
+        per_process_env: Sequence[Mapping[str, str]] | None = None,
+        workers: int = 1,
+        extra_args: Sequence[str] = (),
+        async_conn: str | None = None,
+        startup_timeout: float = 180,
+        airflow_bin: Path = AIRFLOW_BIN,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if per_process_env is not None and len(per_process_env) != count:
+            raise ValueError(f"per_process_env has {len(per_process_env)} entries for {count} servers")
+        self.log_dir = log_dir
+        self.home = log_dir / "airflow_home"
+        self.config_file = self.home / "webserver_config.py"
+        self.webserver_config_text = webserver_config_text
+        self.env = dict(env)
+        self.sql_alchemy_conn = sql_alchemy_conn
+        self.count = count
+        self.per_process_env = [dict(extra) for extra in per_process_env] if per_process_env else [{}] * count
+        self.workers = workers
+        self.extra_args = list(extra_args)
+        self.async_conn = async_conn
+        self.startup_timeout = startup_timeout
+        self.airflow_bin = airflow_bin
+        # Chosen now, so a proxy can be configured before the servers are up.
+        self.ports = [free_port() for _ in range(count)]
+        self.migrate_log = log_dir / "db-migrate.log"
+        self.log_paths = [log_dir / f"api-server-{index}.log" for index in range(count)]
+        self._processes: list[ManagedProcess] = []
+
+    @property
+    def upstreams(self) -> list[str]:
+        """`127.0.0.1:<port>` of each server, for the proxy."""
+        return [f"127.0.0.1:{port}" for port in self.ports]
+
+    def base_url(self, index: int = 0) -> str:
+        """Direct (unproxied) URL of server `index`."""
+        return f"http://127.0.0.1:{self.ports[index]}"
+
+    def process_env(self, index: int) -> dict[str, str]:
+        """The full environment of server `index` (and, for index 0, of `db migrate`)."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith(_SCRUBBED_PREFIXES)}
+        env.update(
+            AIRFLOW_HOME=str(self.home),
+            AIRFLOW__CORE__AUTH_MANAGER=FAB_AUTH_MANAGER,
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.sql_alchemy_conn,
+            AIRFLOW__FAB__CONFIG_FILE=str(self.config_file),
+        )
+        async_conn = self._async_conn()
+        if async_conn is not None:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = async_conn
+        env.update(self.env)
+        env.update(self.per_process_env[index])
+        return env
+
+    def start(self) -> None:
+        """Write webserver_config.py, migrate the database, start the servers and wait for health."""
+        self.migrate()
+        self.start_servers()
+
+    def migrate(self) -> None:
+        """`airflow db migrate` (creates Airflow's and FAB's tables on a fresh database)."""
+        if not self.airflow_bin.exists():
+            raise HarnessError(f"{self.airflow_bin} not found: create .venv-airflow from requirements/airflow.lock")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(self.webserver_config_text)
+        run_logged(
+            [str(self.airflow_bin), "db", "migrate"], self.migrate_log, what="airflow db migrate",
+            timeout=300, env=self.process_env(0), cwd=self.home,
+        )
+
+    def start_servers(self) -> None:
+        """Start every api-server at once and wait until each answers its health endpoint."""
+        for index, port in enumerate(self.ports):
+            argv = [
+                str(self.airflow_bin), "api-server", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(self.workers), *self.extra_args,
+            ]
+            process = ManagedProcess(
+                f"api-server-{index}", argv, self.log_paths[index], env=self.process_env(index), cwd=self.home,
+                stop_timeout=5,
+            )
+            process.start()
+            self._processes.append(process)
+        with ThreadPoolExecutor(max_workers=self.count) as pool:
+            list(pool.map(self._wait_healthy, range(self.count)))
+
+    def stop(self) -> None:
+        """Stop every server (each process group: uvicorn and its workers)."""
+        processes, self._processes = self._processes, []
+        for process in processes:
+            process.stop()
+
+    def _wait_healthy(self, index: int) -> None:
+        url = self.base_url(index) + HEALTH_PATH
+        wait_until(
+            lambda: requests.get(url, timeout=2).status_code == 200,
+            timeout=self.startup_timeout,
+            what=f"api-server-{index} ({url})",
+            log_path=self.log_paths[index],
+            alive=self._processes[index].alive,
+            interval=0.25,
+        )
+
+    def _async_conn(self) -> str | None:
+        if self.async_conn is not None:
+            return self.async_conn
+        # Airflow derives postgresql+asyncpg from the sync URL and fails at import when asyncpg is
+        # missing; an empty value turns its async engine off (the routes the login needs are sync).
+        if make_url(self.sql_alchemy_conn).get_backend_name() == "postgresql" and not _venv_has("asyncpg", self.airflow_bin):
+            return ""
+        return None
+
+    # --- the metadata database, read directly -------------------------------------------------
+
+    def _connect(self) -> Any:
+        url = make_url(self.sql_alchemy_conn)
+        return psycopg2.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
+        )
+
+    def user_exists(self, username: str) -> bool:
+        """Whether FAB has a row for `username` in ab_user."""
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM ab_user WHERE username = %s", (username,))
+            return cur.fetchone() is not None
+
+    def user_roles(self, username: str) -> set[str]:
+        """The FAB role names of `username` (empty when the user or their roles are absent)."""
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT r.name FROM ab_user u
+                JOIN ab_user_role ur ON ur.user_id = u.id
+                JOIN ab_role r ON r.id = ur.role_id
+                WHERE u.username = %s
+                """,
+                (username,),
+            )
+            return {row[0] for row in cur.fetchall()}
+
+    def usernames(self) -> list[str]:
+        """Every FAB username, sorted."""
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT username FROM ab_user ORDER BY username")
+            return [row[0] for row in cur.fetchall()]
+
+    # --- Airflow's API -------------------------------------------------------------------------
+
+    def fab_user(self, token: str, username: str, *, server: int = 0) -> requests.Response:
+        """`GET /auth/fab/v1/users/<username>` on server `server`, as the holder of JWT `token`.
+
+        `token` is the `_token` cookie a browser login got (see `LoginResult.token`); it is sent
+        as a bearer token, which Airflow accepts like the cookie.
+        """
+        return requests.get(
+            f"{self.base_url(server)}/auth/fab/v1/users/{username}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+
+
+def _venv_has(module: str, airflow_bin: Path) -> bool:
+    python = airflow_bin.parent / "python"
+    result = subprocess.run(  # noqa: S603
+        [str(python), "-c", f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0

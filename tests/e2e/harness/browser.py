@@ -1,0 +1,214 @@
+"""Headless Debian Chromium driven by Playwright: sign in to Airflow through the OpenID provider."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from playwright.sync_api import Browser as PlaywrightBrowser
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from tests.e2e.harness.process import ARTIFACTS_ROOT, HarnessError, Service
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialing Google's hosts on this closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TOKEN_COOKIE = "_token"
+MAX_STEPS = 8
+
+
+@dataclass
+class LoginResult:
+    """What one browser sign-in ended with."""
+
+    account_id: str
+    final_url: str
+    has_token: bool
+    token: str | None
+    cookies: list[str]
+    page_text: str
+    screenshot: Path | None
+    seconds: float
+    steps: list[str] = field(default_factory=list)
+    context: BrowserContext | None = field(default=None, repr=False)
+
+    @property
+    def final_path(self) -> str:
+        """Path of the final URL."""
+        return urlsplit(self.final_url).path
+
+    @property
+    def landed_on_login_page(self) -> bool:
+        """Whether Airflow sent the browser back to its login page (a refused sign-in)."""
+        return self.final_path.rstrip("/").endswith("/auth/login")
+
+
+class Browser(Service):
+    """One Chromium for a test module; one fresh context (cookie jar) per login.
+
+    `map_hosts` are resolved to 127.0.0.1 inside Chromium (`--host-resolver-rules`), so the
+    exact production URL `https://<hostname>/...` is used against the local proxy.
+    """
+
+    def __init__(
+        self,
+        *,
+        map_hosts: Sequence[str] = (),
+        artifacts_dir: Path = ARTIFACTS_ROOT,
+        executable: str = CHROMIUM,
+        step_timeout_ms: float = 30_000,
+    ) -> None:
+        self.map_hosts = [host for host in map_hosts if host not in ("localhost", "127.0.0.1")]
+        self.artifacts_dir = artifacts_dir
+        self.executable = executable
+        self.step_timeout_ms = step_timeout_ms
+        self._playwright: Playwright | None = None
+        self._browser: PlaywrightBrowser | None = None
+        self._contexts: list[BrowserContext] = []
+
+    def start(self) -> None:
+        """Launch Chromium (headless)."""
+        if not Path(self.executable).exists():
+            raise HarnessError(f"{self.executable} not found: apt-get install chromium (never `playwright install`)")
+        args = list(CHROMIUM_ARGS)
+        if self.map_hosts:
+            rules = ",".join(f"MAP {host} 127.0.0.1" for host in self.map_hosts)
+            args.append(f"--host-resolver-rules={rules}")
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(executable_path=self.executable, headless=True, args=args)
+
+    def stop(self) -> None:
+        """Close every context, Chromium and Playwright's driver."""
+        for context in self._contexts:
+            try:
+                context.close()
+            except PlaywrightError:
+                pass
+        self._contexts.clear()
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            self._playwright.stop()
+            self._playwright = None
+
+    def new_context(self) -> BrowserContext:
+        """A fresh cookie jar; the self-signed proxy certificate is accepted."""
+        if self._browser is None:
+            raise HarnessError("Browser is not started")
+        context = self._browser.new_context(ignore_https_errors=True)
+        context.set_default_timeout(self.step_timeout_ms)
+        self._contexts.append(context)
+        return context
+
+    def login(
+        self,
+        base_url: str,
+        provider_name: str,
+        account_id: str,
+        *,
+        password: str = "any-password",
+        context: BrowserContext | None = None,
+        label: str | None = None,
+    ) -> LoginResult:
+        """Airflow login page -> provider button -> provider login (and consent) -> back to Airflow.
+
+        Never raises for a refused or broken sign-in: the result says where the browser ended.
+        Pass `context` to sign in again with an existing cookie jar (e.g. the IdP session).
+        """
+        started = time.monotonic()
+        context = context or self.new_context()
+        page = context.new_page()
+        steps: list[str] = []
+        airflow_host = urlsplit(base_url).netloc
+        page.goto(f"{base_url}/auth/login/")
+        steps.append(f"login page {page.url}")
+        with page.expect_navigation():
+            page.click(f"#btn-signin-{provider_name}")
+        for _ in range(MAX_STEPS):
+            _settle(page)
+            url = urlsplit(page.url)
+            if url.netloc == airflow_host and "/oauth-authorized/" not in url.path:
+                steps.append(f"back at Airflow {page.url}")
+                break
+            if page.locator('input[name="login"]').count():
+                steps.append(f"provider login form {page.url}")
+                page.fill('input[name="login"]', account_id)
+                page.fill('input[name="password"]', password)
+                with page.expect_navigation():
+                    page.click('button[type="submit"]')
+                continue
+            if page.locator('input[name="prompt"][value="consent"]').count():
+                steps.append(f"provider consent {page.url}")
+                with page.expect_navigation():
+                    page.click('button[type="submit"]')
+                continue
+            steps.append(f"stopped at {page.url}")
+            break
+        _settle(page)
+        return self._result(page, context, account_id, started, steps, label)
+
+    def logout(self, base_url: str, context: BrowserContext) -> bool:
+        """`/auth/logout`; True when Airflow's `_token` cookie is gone (the IdP session stays)."""
+        page = context.new_page()
+        page.goto(f"{base_url}/auth/logout")
+        _settle(page)
+        page.close()
+        return _token(context) is None
+
+    def _result(
+        self, page: Page, context: BrowserContext, account_id: str, started: float, steps: list[str], label: str | None
+    ) -> LoginResult:
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", label or f"login-{account_id}")
+        screenshot: Path | None = self.artifacts_dir / f"{name}-{time.strftime('%H%M%S')}.png"
+        try:
+            page.screenshot(path=str(screenshot), full_page=True)
+        except PlaywrightError:
+            screenshot = None
+        try:
+            text = page.inner_text("body", timeout=5_000)
+        except PlaywrightError:
+            text = ""
+        token = _token(context)
+        return LoginResult(
+            account_id=account_id,
+            final_url=page.url,
+            has_token=token is not None,
+            token=token,
+            cookies=sorted(cookie["name"] for cookie in context.cookies()),
+            page_text=" ".join(text.split())[:2000],
+            screenshot=screenshot,
+            seconds=round(time.monotonic() - started, 2),
+            steps=steps,
+            context=context,
+        )
+
+
+def _settle(page: Page) -> None:
+    """Wait for the current document's load event (redirect chains end before it fires)."""
+    try:
+        page.wait_for_load_state("load", timeout=15_000)
+    except PlaywrightTimeout:
+        pass
+
+
+def _token(context: BrowserContext) -> str | None:
+    for cookie in context.cookies():
+        if cookie["name"] == TOKEN_COOKIE and cookie["value"]:
+            return cookie["value"]
+    return None

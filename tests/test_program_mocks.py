@@ -1,0 +1,248 @@
+"""The real program, run under Pulumi's mock engine with each stack file's config."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.airflow_values import VERSION_ANNOTATION
+from components.contract import okta_group_filter
+from components.spec import parse_spec
+from components.stack_config import load_stack_file
+from tests.conftest import ROOT, STACK_FILES, stack_name
+from tests.mock_engine import Run, fake, fake_secret, is_secret, plain_occurrences, run_program, stack_config
+
+OKTA_APP = "okta:app/oAuth:OAuth"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
+CLIENT_SECRET_RESOURCE = "airflow-oidc-client-secret"
+GENERATED_SECRETS = [
+    "airflow-oidc-client-secret",
+    "airflow-oidc-airflow-api-secret-key",
+    "airflow-oidc-airflow-jwt-secret",
+]
+
+
+def spec_of(stack: str) -> Any:
+    path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+    return parse_spec(load_stack_file(path)["airflow-oidc:spec"], str(path))
+
+
+def release_values(run: Run) -> dict[str, Any]:
+    return run.one(RELEASE).inputs["values"]
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=stack_name)
+def test_every_stack_file_declares_one_release_and_its_secrets(runs: dict[str, Run], path: Any) -> None:
+    run = runs[stack_name(path)]
+    release = run.one(RELEASE)
+    assert release.inputs["chart"] == "airflow"
+    assert release.inputs["repositoryOpts"] == {"repo": "https://airflow.apache.org"}
+    assert release.inputs["version"] == spec_of(run.stack).airflow.chartVersion
+    assert sorted(secret.inputs["metadata"]["name"] for secret in run.of_type(SECRET)) == [
+        "airflow-api-secret-key", "airflow-fernet-key", "airflow-jwt-secret", "airflow-oidc-client",
+    ]
+    # The release waits for the Secrets it references.
+    secret_urns = {secret.urn for secret in run.of_type(SECRET)}
+    assert secret_urns <= set(release.dependencies)
+    assert not run.of_type("kubernetes:core/v1:ConfigMap")
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=stack_name)
+def test_generated_secrets_never_travel_in_plaintext(runs: dict[str, Run], path: Any) -> None:
+    run = runs[stack_name(path)]
+    secrets = [fake_secret(name) for name in GENERATED_SECRETS if any(r.name == name for r in run.resources)]
+    fernet = run.named("airflow-oidc-airflow-fernet-key")
+    assert fernet.type == "random:index/randomBytes:RandomBytes"
+    assert secrets, "the mock secrets were not generated"
+    for resource in run.resources:
+        for secret in secrets:
+            assert plain_occurrences(resource.raw_inputs, secret) == [], f"{secret} in plaintext in {resource.name}"
+    for urn, outputs in run.outputs.items():
+        for secret in secrets:
+            assert plain_occurrences(outputs, secret) == [], f"secret in plaintext in the outputs of {urn}"
+    # The client secret reaches Secret data and secret-marked IdP inputs, and nothing else.
+    client_secret = fake_secret(CLIENT_SECRET_RESOURCE)
+    holders = {r.type for r in run.resources if client_secret in json.dumps(r.inputs)}
+    assert holders <= {SECRET, OKTA_APP}, holders
+    assert client_secret not in release_values(run)["apiServer"]["apiServerConfig"]
+    assert is_secret(run.stack_outputs["clientSecret"])
+
+
+def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None:
+    for run in runs.values():
+        values = release_values(run)
+        assert "secret" not in values and "extraEnv" not in values and "env" not in values
+        env = {entry["name"]: entry for entry in values["apiServer"]["env"]}
+        assert env["AIRFLOW_OIDC_CLIENT_SECRET"] == {
+            "name": "AIRFLOW_OIDC_CLIENT_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "airflow-oidc-client", "key": "client-secret"}},
+        }
+        assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
+        secret = run.named("airflow-oidc-airflow-secret-oidc-client-secret")
+        assert is_secret(secret.raw_inputs["stringData"])
+        assert secret.inputs["stringData"] == {"client-secret": fake_secret(CLIENT_SECRET_RESOURCE)}
+
+
+def test_okta_org_server_groups_assignments_and_claim_match_access(runs: dict[str, Run]) -> None:
+    run, spec = runs["dev"], spec_of("dev")
+    groups = run.of_type("okta:group/group:Group")
+    assert [g.inputs["name"] for g in groups] == [rule.group for rule in spec.access]
+    app = run.one(OKTA_APP)
+    assert app.inputs["groupsClaim"] == {
+        "type": "FILTER",
+        "filterType": "REGEX",
+        "name": "groups",
+        "value": "^(payments-airflow-admins|payments-engineers|payments-analysts)$",
+    }
+    assignments = run.one("okta:index/appGroupAssignments:AppGroupAssignments")
+    group_ids = {g.name: g for g in groups}
+    assert len(assignments.inputs["groups"]) == len(spec.access) == len(group_ids)
+    assert assignments.inputs["appId"] == fake(app.name, "id")
+    assert sorted(g["id"] for g in assignments.inputs["groups"]) == sorted(fake(g.name, "id") for g in groups)
+    assert not run.of_type("okta:auth/serverClaim:ServerClaim"), "the org server needs no custom claim"
+
+
+def test_okta_app_registers_exactly_airflows_callback(runs: dict[str, Run]) -> None:
+    for stack in ("dev", "prod"):
+        app = runs[stack].one(OKTA_APP).inputs
+        host = spec_of(stack).hostname
+        assert app["redirectUris"] == [f"https://{host}/auth/oauth-authorized/okta"]
+        assert app["postLogoutRedirectUris"] == [f"https://{host}/auth/login/"]
+        assert app["grantTypes"] == ["authorization_code"]
+        assert app["responseTypes"] == ["code"]
+        assert app["wildcardRedirect"] == "DISABLED"
+        assert app["pkceRequired"] is True
+        assert app["implicitAssignment"] is False
+        assert is_secret(runs[stack].one(OKTA_APP).raw_inputs["clientBasicSecret"])
+
+
+def test_okta_custom_server_claim_scope_and_policy_are_scoped_to_this_client(runs: dict[str, Run]) -> None:
+    run, spec = runs["prod"], spec_of("prod")
+    claim = run.one("okta:auth/serverClaim:ServerClaim").inputs
+    scope = run.one("okta:auth/serverScope:ServerScope").inputs
+    policy = run.one("okta:auth/serverPolicy:ServerPolicy").inputs
+    rule = run.one("okta:auth/serverPolicyRule:ServerPolicyRule").inputs
+    expected_groups = tuple(r.group for r in spec.access) + tuple(spec.signIn.extraGroups)
+    assert claim["value"] == okta_group_filter(expected_groups)
+    assert claim["value"] == "^(payments-airflow-admins|payments-oncall|payments-engineers|payments-stakeholders)$"
+    assert claim["groupFilterType"] == "REGEX" and claim["valueType"] == "GROUPS"
+    assert claim["claimType"] == "IDENTITY" and claim["alwaysIncludeInToken"] is True
+    assert claim["name"] == scope["name"] == "airflow_prod_groups"
+    assert claim["scopes"] == [scope["name"]]
+    assert claim["authServerId"] == scope["authServerId"] == policy["authServerId"] == "default"
+    assert policy["clientWhitelists"] == [fake(run.one(OKTA_APP).name, "0oa")]
+    assert rule["grantTypeWhitelists"] == ["authorization_code"]
+    assert rule["accessTokenLifetimeMinutes"] == 15
+    assert scope["name"] in rule["scopeWhitelists"]
+    # Existing groups are looked up, never created, when createGroups is false.
+    assert not run.of_type("okta:group/group:Group")
+    assert len(run.one("okta:index/appGroupAssignments:AppGroupAssignments").inputs["groups"]) == 4
+
+
+def test_custom_server_names_are_unique_per_stack() -> None:
+    config, secret_keys = stack_config(ROOT / "stacks" / "Pulumi.prod.yaml")
+    names = {}
+    for stack in ("payments-prod", "risk-prod"):
+        run = run_program(stack, config, secret_keys)
+        names[stack] = (
+            run.one("okta:auth/serverClaim:ServerClaim").inputs["name"],
+            run.one("okta:auth/serverScope:ServerScope").inputs["name"],
+            run.one("okta:auth/serverPolicy:ServerPolicy").inputs["name"],
+        )
+        # Airflow requests the scope and reads the claim that this stack declared.
+        rendered = release_values(run)["apiServer"]["apiServerConfig"]
+        assert f'GROUPS_CLAIM = "{names[stack][0]}"' in rendered
+        assert f'"{names[stack][1]}"' in rendered.split("SCOPES = ", 1)[1].split("\n", 1)[0]
+    assert set(names["payments-prod"]).isdisjoint(names["risk-prod"])
+
+
+def test_prod_protects_identity_resources_and_every_stack_protects_the_fernet_key(runs: dict[str, Run]) -> None:
+    assert runs["prod"].one(OKTA_APP).protect is True
+    assert runs["dev"].one(OKTA_APP).protect is False
+    for run in runs.values():
+        assert run.named("airflow-oidc-airflow-fernet-key").protect is True
+        assert [s.protect for s in run.of_type(SECRET) if s.inputs["metadata"]["name"] == "airflow-fernet-key"] == [True]
+
+
+def test_prod_protects_groups_it_creates() -> None:
+    config, secret_keys = stack_config(ROOT / "stacks" / "Pulumi.prod.yaml")
+    spec = json.loads(config["airflow-oidc:spec"])
+    spec["idp"]["createGroups"] = True
+    run = run_program("prod", {**config, "airflow-oidc:spec": json.dumps(spec)}, secret_keys)
+    groups = run.of_type("okta:group/group:Group")
+    assert len(groups) == 4 and all(group.protect for group in groups)
+
+
+def test_two_runs_declare_identical_inputs() -> None:
+    for path in STACK_FILES:
+        first = run_program(stack_name(path), *stack_config(path))
+        second = run_program(stack_name(path), *stack_config(path))
+        # Registration order is asynchronous; the declarations themselves must not differ.
+        declared = [{(r.type, r.name): (r.raw_inputs, r.protect) for r in run.resources} for run in (first, second)]
+        assert len(declared[0]) == len(first.resources)
+        assert declared[0] == declared[1]
+
+
+def test_release_values_carry_the_sso_wiring(runs: dict[str, Run]) -> None:
+    values = release_values(runs["prod"])
+    assert values["migrateDatabaseJob"]["useHelmHooks"] is False
+    assert values["createUserJob"]["enabled"] is False
+    assert values["webserver"]["defaultUser"]["enabled"] is False
+    assert values["postgresql"]["enabled"] is False
+    assert values["data"] == {"metadataSecretName": "airflow-metadata-db"}
+    assert values["fernetKeySecretName"] == "airflow-fernet-key"
+    assert values["apiSecretKeySecretName"] == "airflow-api-secret-key"
+    assert values["jwtSecretName"] == "airflow-jwt-secret"
+    assert values["config"]["api"]["base_url"] == "https://airflow.payments.example.com"
+    assert values["config"]["fab"] == {
+        "enable_proxy_fix": "True",
+        "session_lifetime_minutes": 60,
+        "session_max_lifetime_minutes": 480,
+    }
+    assert values["config"]["api_auth"]["jwt_expiration_time"] == 480 * 60
+    assert values["apiServer"]["replicas"] == 2
+    assert values["scheduler"] == {"replicas": 2}, "airflow.values are merged last"
+    assert values["ingress"]["apiServer"]["hosts"] == [
+        {"name": "airflow.payments.example.com", "tls": {"enabled": True, "secretName": "airflow-tls"}}
+    ]
+    assert "{{" not in values["apiServer"]["apiServerConfig"]
+    version = values["apiServer"]["podAnnotations"][VERSION_ANNOTATION]
+    assert len(version) == 16 and version == runs["prod"].stack_outputs["configVersion"]
+
+
+def test_dev_uses_cert_manager_and_the_bundled_database(runs: dict[str, Run]) -> None:
+    values = release_values(runs["dev"])
+    ingress = values["ingress"]["apiServer"]
+    assert ingress["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert ingress["hosts"][0]["tls"] == {"enabled": True, "secretName": "airflow-tls"}
+    assert values["postgresql"]["enabled"] is True and "data" not in values
+
+
+def test_version_annotation_changes_with_the_access_mapping() -> None:
+    config, secret_keys = stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")
+    spec = json.loads(config["airflow-oidc:spec"])
+    before = release_values(run_program("dev", config, secret_keys))["apiServer"]["podAnnotations"]
+    spec["access"][2]["role"] = "User"
+    changed = {**config, "airflow-oidc:spec": json.dumps(spec)}
+    after = release_values(run_program("dev", changed, secret_keys))["apiServer"]["podAnnotations"]
+    assert before[VERSION_ANNOTATION] != after[VERSION_ANNOTATION]
+
+
+def test_structured_outputs_expose_access_redirects_and_client(runs: dict[str, Run]) -> None:
+    outputs = runs["prod"].stack_outputs
+    assert outputs["access"] == [
+        {"group": "payments-airflow-admins", "role": "Admin"},
+        {"group": "payments-oncall", "role": "Op"},
+        {"group": "payments-engineers", "role": "User"},
+    ]
+    assert outputs["redirectUris"] == ["https://airflow.payments.example.com/auth/oauth-authorized/okta"]
+    assert outputs["issuer"] == "https://acme.okta.com/oauth2/default"
+    assert outputs["clientId"].startswith("0oa-")
+    local = runs["local"].stack_outputs
+    assert local["registration"]["redirectUris"] == ["https://localhost:8443/auth/oauth-authorized/oidc"]
+    assert local["registration"]["groupsClaimMustContain"] == [
+        "airflow-admins", "airflow-operators", "airflow-users", "airflow-viewers",
+    ]
