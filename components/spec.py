@@ -474,10 +474,15 @@ _UNION_TAGS = {"idp": ("okta", "oidc"), "authorizationServer": ("org", "custom")
 
 def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     kept: list[str | int] = []
+    previous: str | int | None = None
     for part in loc:
-        if kept and isinstance(kept[-1], str) and part in _UNION_TAGS.get(kept[-1], ()):
+        # Only the part right after the union key is the tag: a user key spelled like a tag
+        # (idp: {kind: okta, okta: ...}) must stay in the path.
+        if isinstance(previous, str) and part in _UNION_TAGS.get(previous, ()):
+            previous = None
             continue
         kept.append(part)
+        previous = part
     return tuple(kept)
 
 

@@ -184,9 +184,14 @@ def stack_config(path: Path) -> tuple[dict[str, str], list[str]]:
     return flat, secret_keys
 
 
-def run_program(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> Run:
-    """Run `__main__.py` as stack `stack` with this config; return what it declared."""
-    run = Run(stack=stack)
+def run_program(
+    stack: str, config: dict[str, str], secret_keys: list[str] | None = None, run: Run | None = None
+) -> Run:
+    """Run `__main__.py` as stack `stack` with this config; return what it declared.
+
+    Pass `run` to see what was declared even when the program raises (a bad spec must declare nothing).
+    """
+    run = run if run is not None else Run(stack=stack)
     pulumi_settings.reset_options()  # a fresh root Stack resource for every run
     pulumi.runtime.set_all_config(config, secret_keys or [])
     mocks = ProgramMocks()

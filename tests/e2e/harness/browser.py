@@ -124,42 +124,54 @@ class Browser(Service):
         password: str = "any-password",
         context: BrowserContext | None = None,
         label: str | None = None,
+        settle: bool = True,
     ) -> LoginResult:
         """Airflow login page -> provider button -> provider login (and consent) -> back to Airflow.
 
         Never raises for a refused or broken sign-in: the result says where the browser ended.
         Pass `context` to sign in again with an existing cookie jar (e.g. the IdP session).
+        `settle=False` records the result as soon as the final response arrived (cookies are set
+        by then) instead of waiting about a second for Airflow's UI bundle: faster, but the
+        screenshot and page text of a successful sign-in are then mostly empty.
         """
         started = time.monotonic()
         context = context or self.new_context()
         page = context.new_page()
         steps: list[str] = []
+
+        def step(what: str) -> None:
+            steps.append(f"{time.monotonic() - started:5.2f}s {what} {page.url}")
+
         airflow_host = urlsplit(base_url).netloc
         page.goto(f"{base_url}/auth/login/")
-        steps.append(f"login page {page.url}")
-        with page.expect_navigation():
+        step("Airflow login page")
+        # Each action waits only for the navigation to commit: a redirect chain (provider ->
+        # callback -> UI) is one navigation, so the URL is final by then.
+        with page.expect_navigation(wait_until="commit"):
             page.click(f"#btn-signin-{provider_name}")
         for _ in range(MAX_STEPS):
-            _settle(page)
             url = urlsplit(page.url)
             if url.netloc == airflow_host and "/oauth-authorized/" not in url.path:
-                steps.append(f"back at Airflow {page.url}")
+                step("back at Airflow")
                 break
+            _settle(page)
             if page.locator('input[name="login"]').count():
-                steps.append(f"provider login form {page.url}")
+                step("provider login form")
                 page.fill('input[name="login"]', account_id)
                 page.fill('input[name="password"]', password)
-                with page.expect_navigation():
+                with page.expect_navigation(wait_until="commit"):
                     page.click('button[type="submit"]')
                 continue
             if page.locator('input[name="prompt"][value="consent"]').count():
-                steps.append(f"provider consent {page.url}")
-                with page.expect_navigation():
+                step("provider consent")
+                with page.expect_navigation(wait_until="commit"):
                     page.click('button[type="submit"]')
                 continue
-            steps.append(f"stopped at {page.url}")
+            step("stopped at")
             break
-        _settle(page)
+        if settle:
+            _settle(page)
+            step("settled")
         return self._result(page, context, account_id, started, steps, label)
 
     def logout(self, base_url: str, context: BrowserContext) -> bool:
@@ -177,7 +189,7 @@ class Browser(Service):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", label or f"login-{account_id}")
         screenshot: Path | None = self.artifacts_dir / f"{name}-{time.strftime('%H%M%S')}.png"
         try:
-            page.screenshot(path=str(screenshot), full_page=True)
+            page.screenshot(path=str(screenshot))
         except PlaywrightError:
             screenshot = None
         try:

@@ -157,7 +157,8 @@ class Nginx(Service):
                 }}
 
                 server {{
-                    listen 127.0.0.1:{self.listen_port} ssl;
+                    # HTTP/2 as ingress-nginx serves it (and one connection for the ~30 login-page assets).
+                    listen 127.0.0.1:{self.listen_port} ssl http2;
                     server_name {self.hostname};
                     ssl_certificate {self.cert_path};
                     ssl_certificate_key {self.key_path};

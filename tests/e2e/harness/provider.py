@@ -29,7 +29,11 @@ DEFAULT_CLAIMS: dict[str, list[str]] = {
 class Shims:
     """Negative controls applied by server.js on top of the real provider's responses.
 
-    signWithUnpublishedKey: the JWKS endpoint publishes a different key under the signing kid.
+    signWithUnpublishedKey: the ID token is re-signed with a key the JWKS never had (True or
+        "sameKid": under the published kid, so verification fails on the signature; "otherKid":
+        under an unknown kid). Works on api-servers that already cached the genuine JWKS.
+    publishWrongJwks: the JWKS endpoint publishes another key instead of the signing key; only
+        effective on api-servers that have not fetched (and cached) the JWKS yet.
     wrongAudience: the ID token's `aud` is changed (True: `not-<client_id>`; a str: that value), re-signed.
     wrongIssuer: the ID token's `iss` is changed (True: `<issuer>-evil`; a str: that value), re-signed.
     expiredIdToken: the ID token expired an hour ago, re-signed.
@@ -39,7 +43,8 @@ class Shims:
     discoveryIssuer: the discovery document's `issuer` is replaced.
     """
 
-    signWithUnpublishedKey: bool = False  # noqa: N815 - the JSON key server.js reads
+    signWithUnpublishedKey: bool | str = False  # noqa: N815 - the JSON key server.js reads
+    publishWrongJwks: bool = False  # noqa: N815
     wrongAudience: bool | str = False  # noqa: N815
     wrongIssuer: bool | str = False  # noqa: N815
     expiredIdToken: bool = False  # noqa: N815

@@ -15,6 +15,10 @@
 //   POST /users                 -> replace all users (body: {accountId: claims})
 //   GET  /shims, POST /shims    -> read / replace the shim settings
 //
+// Shims are a koa middleware wrapped around every provider route: the real provider answers,
+// then the discovery document, the JWKS or the token response is altered (ID tokens re-signed
+// with the provider's own key, or with a key it never published). See Shims in provider.py.
+//
 // When both listeners are up, one line is printed to stdout:
 //   OIDC-PROVIDER-READY {"issuer": ..., "port": ..., "adminPort": ...}
 
@@ -41,9 +45,8 @@ function log(message, extra = {}) {
 const KID = 'e2e-signing-key';
 const signing = await jose.generateKeyPair('RS256', { extractable: true });
 const signingJwk = { ...(await jose.exportJWK(signing.privateKey)), kid: KID, use: 'sig', alg: 'RS256' };
-// A key that is never used to sign: published instead of the real one by the
-// signWithUnpublishedKey shim (same kid, so the relying party finds "its" key
-// and must fail on the signature itself).
+// A key the provider never publishes. signWithUnpublishedKey re-signs ID tokens with it (an
+// attacker's forgery); publishWrongJwks publishes it instead of the real key.
 const decoy = await jose.generateKeyPair('RS256', { extractable: true });
 const decoyPublicJwk = { ...(await jose.exportJWK(decoy.publicKey)), kid: KID, use: 'sig', alg: 'RS256' };
 
@@ -134,7 +137,7 @@ async function accessLog(ctx, next) {
 
 // Re-sign an ID token with the provider's real key after applying `mutate`
 // to its claims: the relying party must still refuse it on the claim checks.
-async function resign(idToken, mutate, { alg = 'RS256' } = {}) {
+async function resign(idToken, mutate, { alg = 'RS256', key = signing.privateKey, kid } = {}) {
   const header = jose.decodeProtectedHeader(idToken);
   const payload = { ...jose.decodeJwt(idToken) };
   mutate(payload);
@@ -142,7 +145,7 @@ async function resign(idToken, mutate, { alg = 'RS256' } = {}) {
     const enc = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
     return `${enc({ alg: 'none', typ: header.typ ?? 'JWT' })}.${enc(payload)}.`;
   }
-  return new jose.SignJWT(payload).setProtectedHeader({ ...header }).sign(signing.privateKey);
+  return new jose.SignJWT(payload).setProtectedHeader({ ...header, kid: kid ?? header.kid }).sign(key);
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -152,7 +155,7 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 async function shimMiddleware(ctx, next) {
   await next();
   const route = ctx.oidc?.route;
-  if (route === 'jwks' && shims.signWithUnpublishedKey && ctx.status === 200) {
+  if (route === 'jwks' && shims.publishWrongJwks && ctx.status === 200) {
     ctx.body = { keys: [decoyPublicJwk] };
     log('shim: published the decoy JWKS');
   }
@@ -179,11 +182,17 @@ async function shimMiddleware(ctx, next) {
     if (shims.idTokenClaims) {
       mutations.push((p) => { Object.assign(p, shims.idTokenClaims); });
     }
-    const alg = shims.unsignedIdToken ? 'none' : 'RS256';
-    if (mutations.length || alg === 'none') {
+    const options = { alg: shims.unsignedIdToken ? 'none' : 'RS256' };
+    if (shims.signWithUnpublishedKey) {
+      // Done here rather than by publishing another JWKS: relying parties cache the JWKS, so
+      // this also works against an api-server that already verified a genuine token.
+      options.key = decoy.privateKey;
+      options.kid = shims.signWithUnpublishedKey === 'otherKid' ? 'unpublished-key' : KID;
+    }
+    if (mutations.length || options.alg === 'none' || options.key) {
       ctx.body = {
         ...ctx.body,
-        id_token: await resign(ctx.body.id_token, (p) => mutations.forEach((m) => m(p)), { alg }),
+        id_token: await resign(ctx.body.id_token, (p) => mutations.forEach((m) => m(p)), options),
       };
       log('shim: rewrote the id_token', { shims });
     }

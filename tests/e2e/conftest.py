@@ -1,0 +1,24 @@
+"""Shared e2e fixtures. Run with the Airflow venv: `.venv-airflow/bin/pytest tests/e2e`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The harness is imported as `tests.e2e.harness` whatever pytest's rootdir and import mode are.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@pytest.fixture(scope="session")
+def e2e_prerequisites() -> None:
+    """Install what is missing (apt packages, npm ci); skip LOUDLY only when that is impossible."""
+    from tests.e2e.harness.install import PrerequisiteError, ensure_prerequisites
+
+    try:
+        ensure_prerequisites(lambda line: print(f"[e2e install] {line}"))
+    except PrerequisiteError as exc:
+        pytest.skip(f"!!! E2E PREREQUISITE CANNOT BE INSTALLED — end-to-end tests NOT RUN: {exc}")

@@ -1,0 +1,213 @@
+"""The `airflow-oidc` command, in process (`main(argv)`) and as a subprocess (`python -m components.cli`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from components.cli import REFERENCE_BEGIN, REFERENCE_END, main, render_reference
+from components.spec import CONFIG_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+SCRIPT = Path(sys.executable).parent / "airflow-oidc"  # exists after `pip install -e .`
+
+VALID: dict[str, Any] = {
+    "environment": "dev",
+    "hostname": "localhost:8443",
+    "idp": {"kind": "oidc", "issuer": "http://127.0.0.1:9400", "clientId": "airflow"},
+    "access": [{"group": "airflow-admins", "role": "Admin"}],
+}
+SECRET = "s3cr3t-DO-NOT-PRINT-0b9e"
+HOST_HINT = "name the one host of the UI"
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the command as a user would, in a fresh interpreter."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "components.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def stack_file(directory: Path, spec: Any, name: str = "Pulumi.test.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump({"config": {CONFIG_KEY: spec}}, sort_keys=False))
+    return path
+
+
+# --- validate -------------------------------------------------------------------------------------
+
+
+def test_validate_all_stacks_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert [line.split()[1] for line in lines] == [f"stacks/{path.name}" for path in STACK_FILES]
+    for line in lines:
+        assert re.fullmatch(r"ok  stacks/Pulumi\.[\w-]+\.yaml \((okta|oidc), \d+ groups?\)", line), line
+
+
+def test_validate_all_stacks_subprocess_from_any_directory(tmp_path: Path) -> None:
+    result = cli("validate", cwd=tmp_path)  # the default stacks come from the project, not the cwd
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == len(STACK_FILES)
+
+
+def test_validate_ok_line_counts_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = stack_file(tmp_path, VALID)
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out == f"ok  {path} (oidc, 1 group)\n"
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "subprocess"])
+def test_validate_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], in_process: bool) -> None:
+    path = stack_file(tmp_path, {**VALID, "hostname": "*.example.com", "idp": {**VALID["idp"], "clientSecret": SECRET}})
+    if in_process:
+        code = main(["validate", str(path)])
+        out, err = capsys.readouterr()
+    else:
+        result = cli("validate", str(path))
+        code, out, err = result.returncode, result.stdout, result.stderr
+    assert code == 1
+    assert out == ""
+    assert err == f"{path}: {CONFIG_KEY}.hostname: '*.example.com': wildcard hosts are refused; {HOST_HINT}\n"
+    assert SECRET not in err
+
+
+def test_validate_reports_every_file(tmp_path: Path) -> None:
+    bad = stack_file(tmp_path, {**VALID, "access": []}, "Pulumi.bad.yaml")
+    result = cli("validate", str(STACK_FILES[0]), str(bad))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"ok  stacks/{STACK_FILES[0].name} ")
+    assert result.stderr.startswith(f"{bad}: {CONFIG_KEY}.access: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_stack_file_without_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "Pulumi.empty.yaml"
+    path.write_text("config:\n  kubernetes:context: dev\n")
+    assert main(["validate", str(path)]) == 1
+    assert capsys.readouterr().err == f"{path}: {CONFIG_KEY}: required config key is missing\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(None, "cannot read the file: No such file or directory", id="missing-file"),
+        pytest.param(b"\xff\xfe\x00config", "cannot read the file: not UTF-8 text", id="not-utf8"),
+        pytest.param(
+            b"config:\n  airflow-oidc:spec:\n    environment: dev\n   hostname: x\n",
+            "not valid YAML: expected <block end>, but found '<block mapping start>' (line 4, column 4)",
+            id="yaml-syntax-error",
+        ),
+        pytest.param(b"config:\n  - a list\n", "`config:` must be a mapping", id="config-not-a-mapping"),
+    ],
+)
+def test_validate_unreadable_file(tmp_path: Path, content: bytes | None, expected: str) -> None:
+    path = tmp_path / "Pulumi.broken.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    result = cli("validate", str(path))
+    assert result.returncode == 1
+    assert result.stderr == f"{path}: {expected}\n"
+
+
+def test_validate_directory_is_not_a_stack_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith(f"{tmp_path}: cannot read the file: ")
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main([])
+    assert raised.value.code == 2
+    assert "usage: airflow-oidc" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="console script not installed: pip install -e . --no-deps")
+def test_console_script() -> None:
+    result = subprocess.run([str(SCRIPT), "validate"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+# --- schema ---------------------------------------------------------------------------------------
+
+
+def test_schema_is_json_schema_that_accepts_every_stack() -> None:
+    result = cli("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert result.stdout.startswith('{\n  "$defs"')  # indent 2
+    assert "idp" in schema["properties"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in STACK_FILES:
+        spec = yaml.safe_load(path.read_text())["config"][CONFIG_KEY]
+        jsonschema.validate(spec, schema)
+
+
+# --- reference ------------------------------------------------------------------------------------
+
+
+def dotted_keys(value: Any, prefix: str = "") -> list[str]:
+    """Every key path a spec writes, list items as `[]`; free-form `airflow.values` is not descended."""
+    if isinstance(value, list):
+        return [key for item in value for key in dotted_keys(item, prefix + "[]")]
+    if not isinstance(value, dict) or prefix == "airflow.values":
+        return []
+    keys = []
+    for name, child in value.items():
+        path = f"{prefix}.{name}" if prefix else name
+        keys += [path, *dotted_keys(child, path)]
+    return keys
+
+
+def test_reference_lists_every_key_the_stacks_use() -> None:
+    result = cli("reference")
+    assert result.returncode == 0
+    assert result.stdout == render_reference()
+    rows = re.findall(r"^\| `([^`]+)` \|", result.stdout, flags=re.MULTILINE)
+    assert len(rows) == len(set(rows))
+    for key in ("idp.kind", "idp.authorizationServer.mode", "idp.authorizationServer.id", "access[].role"):
+        assert key in rows
+    for path in STACK_FILES:
+        spec = yaml.safe_load(path.read_text())["config"][CONFIG_KEY]
+        assert set(dotted_keys(spec)) <= set(rows), path.name
+
+
+def test_reference_row_shape() -> None:
+    reference = render_reference()
+    assert "| `idp.authorizationServer.mode` | one of `org`, `custom` | required |" in reference
+    assert "| `tokens.accessTokenMinutes` | integer, 5 to 1440, or null | `null` |" in reference
+    assert '| `idp.scopes` | list of strings | `["openid", "email", "profile"]` | Only when `idp.kind` is `oidc`. ' in (
+        reference
+    )
+
+
+def test_reference_update_rewrites_only_the_block(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{REFERENCE_BEGIN}\nstale\n{REFERENCE_END}\n\nAfter.\n")
+    result = cli("reference", "--update", str(readme))
+    assert result.returncode == 0, result.stderr
+    assert readme.read_text() == f"# Title\n\n{REFERENCE_BEGIN}\n{render_reference()}{REFERENCE_END}\n\nAfter.\n"
+    again = cli("reference", "--update", str(readme))
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_reference_update_needs_the_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n{REFERENCE_END}\n{REFERENCE_BEGIN}\n")
+    result = cli("reference", "--update", str(readme))
+    assert result.returncode == 1
+    assert REFERENCE_BEGIN in result.stderr and "Traceback" not in result.stderr
+    assert readme.read_text() == f"# Title\n{REFERENCE_END}\n{REFERENCE_BEGIN}\n"

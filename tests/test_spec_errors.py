@@ -1,0 +1,285 @@
+"""Bad specs: each is the smallest change to a valid base spec and must be refused with an error that
+names the stack file and the exact key path, both by `spec_from_stack_file` (what the CLI runs) and
+by the real program under mocks, before a single resource is declared.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components.spec import CONFIG_KEY, SpecError, parse_spec
+from components.stack_config import spec_from_stack_file
+from tests.mock_engine import Run, run_program
+
+STACK = "badstack"
+SOURCE = f"stacks/Pulumi.{STACK}.yaml"
+MISSING = object()
+"""A key (or the whole spec) left out."""
+
+BASE: dict[str, Any] = {
+    "environment": "dev",
+    "hostname": "airflow.example.com",
+    "idp": {"kind": "okta", "authorizationServer": {"mode": "custom"}},
+    "access": [
+        {"group": "airflow-admins", "role": "Admin"},
+        {"group": "airflow-users", "role": "User"},
+        {"group": "airflow-viewers", "role": "Viewer"},
+    ],
+    "tokens": {"accessTokenMinutes": 15},
+    "airflow": {"tls": {"secretName": "airflow-tls"}},
+}
+OKTA_CONFIG = {"okta:orgName": "acme", "okta:baseUrl": "okta.com"}
+"""Beside the spec, so a run of BASE deploys and each case differs from a deploying run by its change."""
+OIDC_IDP: dict[str, Any] = {"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "airflow"}
+
+
+def changed(*edits: tuple[str, Any]) -> dict[str, Any]:
+    """BASE with each (key path, value) applied: `access[2].role`; an index one past the end appends."""
+    spec = copy.deepcopy(BASE)
+    for path, value in edits:
+        parts: list[str | int] = [
+            int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", path)
+        ]
+        parent: Any = spec
+        for part in parts[:-1]:
+            parent = parent.setdefault(part, {}) if isinstance(part, str) else parent[part]
+        last = parts[-1]
+        if value is MISSING:
+            del parent[last]
+        elif isinstance(last, int) and last == len(parent):
+            parent.append(value)
+        else:
+            parent[last] = value
+    return spec
+
+
+def key(path: str = "") -> str:
+    """The key path as errors spell it: `airflow-oidc:spec.access[2].role`."""
+    return CONFIG_KEY + (path if not path or path.startswith("[") else "." + path)
+
+
+CASES = [
+    # hostname
+    pytest.param(changed(("hostname", "http://airflow.example.com")), key("hostname"),
+                 "http is allowed only for localhost or 127.0.0.1", id="http-non-loopback-host"),
+    pytest.param(changed(("hostname", "*.example.com")), key("hostname"),
+                 "wildcard hosts are refused", id="wildcard-host"),
+    pytest.param(changed(("hostname", "airflow.example.com/ui")), key("hostname"),
+                 "is not host[:port] (no path, no query)", id="host-with-path"),
+    pytest.param(changed(("hostname", "Airflow.example.com")), key("hostname"),
+                 "is not a host name", id="host-upper-case"),
+    pytest.param(changed(("hostname", MISSING)), key("hostname"), "required key is missing", id="hostname-missing"),
+    pytest.param(changed(("environment", MISSING)), key("environment"),
+                 "required key is missing", id="environment-missing"),
+    pytest.param(changed(("environment", "Prod")), key("environment"), "'Prod' does not match", id="environment-case"),
+    # access
+    pytest.param(changed(("access[3]", {"group": "airflow-users", "role": "Op"})), key("access[3].group"),
+                 "'airflow-users' is mapped twice (also access[1])", id="group-mapped-twice"),
+    pytest.param(changed(("access[2].role", "Public")), key("access[2].role"),
+                 "'Public' is Airflow's role for anonymous requests", id="role-public"),
+    pytest.param(changed(("access[2].role", "Superuser")), key("access[2].role"),
+                 "'Superuser' is not one of Admin, Op, User, Viewer", id="role-superuser"),
+    pytest.param(changed(("access[0].group", "airflow-admins ")), key("access[0].group"),
+                 "leading or trailing spaces", id="group-trailing-space"),
+    pytest.param(changed(("access", [])), key("access"), "at least 1 item", id="access-empty"),
+    pytest.param(changed(("access", MISSING)), key("access"), "required key is missing", id="access-missing"),
+    # unknown keys
+    pytest.param(changed(("defaultrole", "Viewer")), key("defaultrole"), "unknown key", id="unknown-top-level-key"),
+    pytest.param(changed(("idp.authorizationServer.idd", "aus1")), key("idp.authorizationServer.idd"),
+                 "unknown key", id="unknown-nested-key"),
+    # A key spelled like the union tag stays in the path (it used to be reported at `idp`).
+    pytest.param(changed(("idp.okta", {})), key("idp.okta"), "unknown key", id="unknown-key-named-like-tag"),
+    # idp
+    pytest.param(changed(("idp.kind", "azure")), key("idp.kind"), "'azure' is not one of okta, oidc",
+                 id="unknown-idp-kind"),
+    pytest.param(changed(("idp.kind", MISSING)), key("idp.kind"), "required key is missing", id="idp-kind-missing"),
+    pytest.param(changed(("idp.authorizationServer.mode", "private")), key("idp.authorizationServer.mode"),
+                 "'private' is not one of org, custom", id="unknown-authorization-server-mode"),
+    pytest.param(changed(("idp.orgUrl", "http://acme.okta.com")), key("idp.orgUrl"),
+                 "is not an https origin", id="okta-org-url-http"),
+    pytest.param(changed(("idp", {**OIDC_IDP, "issuer": "http://idp.example.com"})), key("idp.issuer"),
+                 "http is allowed only for localhost or 127.0.0.1", id="oidc-issuer-http-public-host"),
+    pytest.param(changed(("idp", {**OIDC_IDP, "scopes": ["email", "profile"]})), key("idp.scopes"),
+                 "scopes must include 'openid'", id="oidc-scopes-without-openid"),
+    # tokens
+    pytest.param(changed(("idp.authorizationServer.mode", "org")), key("tokens.accessTokenMinutes"),
+                 "org authorization server has a fixed 60-minute access token", id="org-server-access-token-minutes"),
+    pytest.param(changed(("tokens.accessTokenMinutes", 4)), key("tokens.accessTokenMinutes"),
+                 "greater than or equal to 5", id="access-token-minutes-4"),
+    pytest.param(changed(("tokens.accessTokenMinutes", 1441)), key("tokens.accessTokenMinutes"),
+                 "less than or equal to 1440", id="access-token-minutes-1441"),
+    # who may sign in
+    pytest.param(changed(("defaultRole", "Viewer")), key("defaultRole"), "would apply to no one",
+                 id="default-role-without-audience"),
+    pytest.param(changed(("defaultRole", "Public"), ("signIn.everyone", True)), key("defaultRole"),
+                 "'Public' is not one of Admin, Op, User, Viewer", id="default-role-public"),
+    pytest.param(changed(("signIn.everyone", True)), key("signIn"), "defaultRole is null",
+                 id="everyone-without-default-role"),
+    pytest.param(changed(("defaultRole", "Viewer"), ("signIn.extraGroups", ["stakeholders", "airflow-users"])),
+                 key("signIn.extraGroups[1]"), "'airflow-users' is already an `access` group",
+                 id="extra-groups-overlap-access"),
+    # airflow
+    pytest.param(changed(("environment", "prod"), ("airflow.database", {"bundled": True})),
+                 key("airflow.database.bundled"), "prod refuses the bundled Postgres", id="prod-bundled-database"),
+    pytest.param(changed(("environment", "prod")), key("airflow.database"), "prod needs an external database",
+                 id="prod-without-database"),
+    pytest.param(changed(("airflow.database", {"secretName": "db", "bundled": True})), key("airflow.database"),
+                 "set exactly one of secretName", id="database-both"),
+    pytest.param(changed(("airflow.tls", MISSING)), key("airflow.tls"), "is served over https",
+                 id="public-host-without-tls"),
+    pytest.param(changed(("airflow.tls", {})), key("airflow.tls"), "set secretName or issuer", id="tls-empty"),
+    pytest.param(changed(("airflow.values", {"apiServer": {"env": []}})), key("airflow.values"),
+                 "'apiServer.env' is owned by the program", id="values-api-server-env"),
+    pytest.param(changed(("airflow.values", {"config": {"api": {"base_url": "https://x.example.com"}}})),
+                 key("airflow.values"), "'config.api.base_url' is owned by the program", id="values-base-url"),
+    pytest.param(changed(("airflow.values", {"secret": []})), key("airflow.values"),
+                 "'secret' is owned by the program", id="values-secret"),
+    pytest.param(changed(("airflow.values", {"ingress": {"web": {"enabled": True}}})), key("airflow.values"),
+                 "'ingress' is owned by the program", id="values-ingress"),
+    pytest.param(changed(("airflow.image.digest", "sha256:abc")), key("airflow.image.digest"),
+                 "'sha256:abc' does not match", id="bad-image-digest"),
+    pytest.param(changed(("airflow.image.tag", "2.10.5")), key("airflow.image.tag"), "'2.10.5' does not match",
+                 id="airflow-2-image"),
+    pytest.param(changed(("airflow.namespace", "Airflow")), key("airflow.namespace"), "'Airflow' does not match",
+                 id="namespace-upper-case"),
+    pytest.param(changed(("clientSecret.rotationDays", 0)), key("clientSecret.rotationDays"),
+                 "greater than or equal to 1", id="rotation-days-0"),
+    # the spec as a whole
+    pytest.param("airflow", key(), "must be a mapping, got str", id="spec-is-a-string"),
+    pytest.param([BASE], key(), "must be a mapping, got list", id="spec-is-a-list"),
+    pytest.param(MISSING, key(), "required config key is missing", id="spec-key-missing"),
+]
+
+
+def write_stack_file(directory: Path, raw: Any) -> Path:
+    """A stack file `stacks/Pulumi.badstack.yaml` carrying `raw` as the spec (or no spec: MISSING)."""
+    config: dict[str, Any] = {"kubernetes:context": "test"}
+    if raw is not MISSING:
+        config[CONFIG_KEY] = raw
+    path = directory / "stacks" / f"Pulumi.{STACK}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return path
+
+
+def file_error(directory: Path, raw: Any) -> SpecError:
+    """What `airflow-oidc validate` reports for a stack file with this spec."""
+    with pytest.raises(SpecError) as raised:
+        spec_from_stack_file(write_stack_file(directory, raw))
+    return raised.value
+
+
+def program_error(raw: Any, secret: bool = False) -> tuple[pulumi.RunError, Run]:
+    """Run the real program with this spec; return its error and what it declared before failing.
+
+    The mock runner (`@pulumi.runtime.test`) re-raises the program's exception unwrapped.
+    """
+    config = dict(OKTA_CONFIG) if raw is MISSING else {**OKTA_CONFIG, CONFIG_KEY: json.dumps(raw)}
+    run = Run(stack=STACK)
+    with pytest.raises(pulumi.RunError) as raised:
+        run_program(STACK, config, [CONFIG_KEY] if secret else None, run=run)
+    return raised.value, run
+
+
+def problem_lines(text: str, key_path: str) -> list[str]:
+    """The error's lines about exactly `key_path` (not a longer path that starts with it)."""
+    return [line for line in text.splitlines() if line.startswith(f"{SOURCE}: {key_path}: ")]
+
+
+def test_base_spec_is_valid_and_deploys(tmp_path: Path) -> None:
+    spec_from_stack_file(write_stack_file(tmp_path, BASE))
+    assert run_program(STACK, {**OKTA_CONFIG, CONFIG_KEY: json.dumps(BASE)}).resources
+
+
+def test_cases_are_distinct_and_enough() -> None:
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)) and len(ids) >= 25
+
+
+@pytest.mark.parametrize(("raw", "key_path", "reason"), CASES)
+def test_stack_file_error_names_file_key_and_reason(tmp_path: Path, raw: Any, key_path: str, reason: str) -> None:
+    error = file_error(tmp_path, raw)
+    lines = problem_lines(str(error), key_path)
+    assert lines, f"no problem reported at {key_path}:\n{error}"
+    assert any(reason in line for line in lines), f"{reason!r} not in:\n{error}"
+    assert error.source == SOURCE
+    assert len(error.problems) == 1, f"one change, one problem:\n{error}"
+
+
+@pytest.mark.parametrize(("raw", "key_path", "reason"), CASES)
+def test_program_refuses_before_declaring_anything(raw: Any, key_path: str, reason: str) -> None:
+    error, run = program_error(raw)
+    # Exactly RunError, raised by read_program_spec: not a subclass such as pulumi's ConfigTypeError.
+    assert type(error) is pulumi.RunError
+    assert any(reason in line for line in problem_lines(str(error), key_path)), str(error)
+    assert str(error) == str(_spec_error(raw)), "the program and the CLI must report the same text"
+    assert run.resources == []
+
+
+def _spec_error(raw: Any) -> SpecError:
+    with pytest.raises(SpecError) as raised:
+        parse_spec(None if raw is MISSING else raw, SOURCE)
+    return raised.value
+
+
+SEVERAL = changed(
+    ("environment", "Prod"),
+    ("hostname", "*.example.com"),
+    ("access[2].role", "Public"),
+    ("tokenz", {"accessTokenMinutes": 15}),
+    ("airflow.image.digest", "sha256:abc"),
+)
+SEVERAL_KEYS = ["environment", "hostname", "access[2].role", "tokenz", "airflow.image.digest"]
+
+
+def test_several_problems_are_reported_at_once(tmp_path: Path) -> None:
+    error = file_error(tmp_path, SEVERAL)
+    assert len(error.problems) == len(SEVERAL_KEYS), str(error)
+    for path in SEVERAL_KEYS:
+        assert len(problem_lines(str(error), key(path))) == 1, f"{path} not reported once:\n{error}"
+    run_error, run = program_error(SEVERAL)
+    assert str(run_error) == str(error)
+    assert run.resources == []
+
+
+SECRET = "s3cr3t-DO-NOT-PRINT-7f41c2"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key_path"),
+    [
+        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": SECRET, "scopes": ["email"]})),
+                     key("idp.scopes"), id="field-error-beside-the-secret"),
+        # A model-level check fails after the secret was validated: pydantic's own error would
+        # print the whole input, secret included.
+        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": SECRET}), ("defaultRole", "Viewer")),
+                     key("defaultRole"), id="model-error-with-the-secret-in-input"),
+        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": [SECRET]})),
+                     key("idp.clientSecret"), id="secret-is-a-list"),
+        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": {"value": SECRET}})),
+                     key("idp.clientSecret"), id="secret-is-a-mapping"),
+        pytest.param(changed(("idp", {"kind": "okta", "clientSecret": SECRET})),
+                     key("idp.clientSecret"), id="secret-under-the-wrong-kind"),
+    ],
+)
+def test_secret_never_appears_in_the_error(tmp_path: Path, raw: Any, key_path: str) -> None:
+    error = file_error(tmp_path, raw)
+    assert problem_lines(str(error), key_path), str(error)
+    run_error, run = program_error(raw, secret=True)
+    assert run.resources == []
+    for text in (
+        str(error),
+        "".join(traceback.format_exception(error)),
+        str(run_error),
+        "".join(traceback.format_exception(run_error)),
+    ):
+        assert SECRET not in text
