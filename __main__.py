@@ -1,24 +1,12 @@
 """airflow-oidc: single sign-on for Apache Airflow 3, the IdP side and the Airflow side from one spec."""
 
-import os
-
 import pulumi
 
 from components.airflow_oidc import AirflowOidc
-from components.contract import okta_org_url
-from components.stack_config import read_program_spec
+from components.stack_config import read_program_inputs
 
-spec = read_program_spec()
-okta = pulumi.Config("okta")
-sso = AirflowOidc(
-    "airflow-oidc",
-    spec=spec,
-    stack=pulumi.get_stack(),
-    okta_org=okta_org_url(
-        okta.get("orgName") or os.environ.get("OKTA_ORG_NAME"),
-        okta.get("baseUrl") or os.environ.get("OKTA_BASE_URL"),
-    ),
-)
+inputs = read_program_inputs()  # a bad spec stops here: file and key path named, nothing created
+sso = AirflowOidc("airflow-oidc", spec=inputs.spec, stack=inputs.stack, okta_org=inputs.okta_org)
 
 pulumi.export("url", sso.url)
 pulumi.export("clientId", sso.client_id)

@@ -52,13 +52,14 @@ class AirflowDeployment(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=list(depends))
 
         def secret(resource: str, secret_name: str, key: str, value: pulumi.Output[str], **extra: Any) -> None:
+            marked: pulumi.Output[str] = pulumi.Output.secret(value)  # type: ignore[arg-type]
             depends.append(
                 k8s.core.v1.Secret(
                     f"{name}-secret-{resource}",
                     metadata={"name": secret_name, "namespace": namespace_name},
                     type="Opaque",
                     # Marked secret here too: providers' secret outputs are not always marked.
-                    string_data={key: pulumi.Output.secret(value)},
+                    string_data={key: marked},
                     opts=pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(**extra)),
                 )
             )
@@ -94,7 +95,7 @@ class AirflowDeployment(pulumi.ComponentResource):
             timeout=900,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
-        self.release_name = release.name
+        self.release_name = release.name.apply(lambda name: name or spec.airflow.releaseName)
         self.namespace = pulumi.Output.from_input(namespace_name)
         self.config_version = version
         self.register_outputs(

@@ -54,9 +54,13 @@ def _escape_braces_in_strings(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_escape_braces_in_strings(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(
-            f"{_escape_braces_in_strings(key)}: {_escape_braces_in_strings(item)}" for key, item in value.items()
-        ) + "}"
+        return (
+            "{"
+            + ", ".join(
+                f"{_escape_braces_in_strings(key)}: {_escape_braces_in_strings(item)}" for key, item in value.items()
+            )
+            + "}"
+        )
     return repr(value)
 
 
@@ -135,8 +139,10 @@ def helm_values(
     `client_id` and `version` may be plain strings or Pulumi outputs (the chart receives them resolved).
     """
     names = secret_names(spec)
-    rendered = rendered_config if rendered_config is not None else render_webserver_config(
-        contract, secure_cookies=spec.public_url.startswith("https://")
+    rendered = (
+        rendered_config
+        if rendered_config is not None
+        else render_webserver_config(contract, secure_cookies=spec.public_url.startswith("https://"))
     )
     database = spec.airflow.database
     bundled = database is None or database.bundled

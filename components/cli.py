@@ -1,8 +1,8 @@
 """The `airflow-oidc` command: validate stack files, print the spec's JSON Schema or its Markdown reference.
 
-    airflow-oidc validate [STACK_FILE ...]   # default: every stacks/Pulumi.*.yaml
-    airflow-oidc schema                      # JSON Schema of `airflow-oidc:spec`, for editors
-    airflow-oidc reference [--update README.md]
+airflow-oidc validate [STACK_FILE ...]   # default: every stacks/Pulumi.*.yaml
+airflow-oidc schema                      # JSON Schema of `airflow-oidc:spec`, for editors
+airflow-oidc reference [--update README.md]
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_okta as okta
@@ -71,15 +70,12 @@ class OktaApplication(pulumi.ComponentResource):
         guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
 
         group_ids = self._groups(name, spec, contract.claimed_groups, guarded)
-        groups_claim: dict[str, Any] | None = None
+        groups_claim: okta.app.OAuthGroupsClaimArgs | None = None
         if settings.custom_server is None:
             # The org server reads the claim from the app (works only with an API-token provider).
-            groups_claim = {
-                "type": "FILTER",
-                "filter_type": "REGEX",
-                "name": settings.claim,
-                "value": settings.group_filter,
-            }
+            groups_claim = okta.app.OAuthGroupsClaimArgs(
+                type="FILTER", filter_type="REGEX", name=settings.claim, value=settings.group_filter
+            )
         app = okta.app.OAuth(
             f"{name}-app",
             label=settings.label,
@@ -92,23 +88,30 @@ class OktaApplication(pulumi.ComponentResource):
             pkce_required=True,
             token_endpoint_auth_method="client_secret_basic",
             # Okta has no second-secret resource: rotation replaces this value in place.
-            client_basic_secret=pulumi.Output.secret(client_secret),
+            client_basic_secret=pulumi.Output.secret(client_secret),  # type: ignore[arg-type]
             consent_method="TRUSTED",
             implicit_assignment=False,
             login_mode="SPEC",
             login_uri=settings.login_uri,
             login_scopes=list(contract.scopes),
             groups_claim=groups_claim,
-            opts=pulumi.ResourceOptions.merge(guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])),
+            opts=pulumi.ResourceOptions.merge(
+                guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
+            ),
         )
         assigned = list(group_ids.values())
         if spec.signIn.everyone:
-            everyone = okta.group.get_group_output(name="Everyone", type="BUILT_IN", opts=pulumi.InvokeOptions(parent=self))
+            everyone = okta.group.get_group_output(
+                name="Everyone", type="BUILT_IN", opts=pulumi.InvokeOptions(parent=self)
+            )
             assigned.append(everyone.id)
         okta.AppGroupAssignments(
             f"{name}-assignments",
             app_id=app.id,
-            groups=[{"id": group_id, "priority": index} for index, group_id in enumerate(assigned)],
+            groups=[
+                okta.AppGroupAssignmentsGroupArgs(id=group_id, priority=index, profile="{}")
+                for index, group_id in enumerate(assigned)
+            ],
             opts=child,
         )
         if settings.custom_server is not None:
@@ -133,7 +136,9 @@ class OktaApplication(pulumi.ComponentResource):
                 )
                 ids[group] = created.id
             else:
-                found = okta.group.get_group_output(name=group, type="OKTA_GROUP", opts=pulumi.InvokeOptions(parent=self))
+                found = okta.group.get_group_output(
+                    name=group, type="OKTA_GROUP", opts=pulumi.InvokeOptions(parent=self)
+                )
                 ids[group] = found.id
         return ids
 

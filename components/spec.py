@@ -7,9 +7,8 @@ typo is an error rather than a silently ignored setting. Defaults that depend on
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -114,15 +113,21 @@ class Tokens(Model):
     """Token and session lifetimes. Unset values take the environment's default."""
 
     accessTokenMinutes: int | None = Field(  # noqa: N815
-        default=None, ge=5, le=1440,
+        default=None,
+        ge=5,
+        le=1440,
         description="IdP access-token lifetime (Okta custom authorization servers accept 5-1440).",
     )
     sessionMinutes: int | None = Field(  # noqa: N815
-        default=None, ge=5, le=10080,
+        default=None,
+        ge=5,
+        le=10080,
         description="Airflow session lifetime from login; also bounds Airflow's API JWT.",
     )
     idleMinutes: int | None = Field(  # noqa: N815
-        default=None, ge=5, le=10080,
+        default=None,
+        ge=5,
+        le=10080,
         description="Airflow idle timeout: a session unused this long ends.",
     )
 
@@ -146,7 +151,9 @@ class CustomAuthorizationServer(Model):
     """An Okta custom authorization server (needs Okta API Access Management)."""
 
     mode: Literal["custom"]
-    id: str = Field(default="default", min_length=1, description="Authorization server id, e.g. `default` or `aus1a2b3c`.")
+    id: str = Field(
+        default="default", min_length=1, description="Authorization server id, e.g. `default` or `aus1a2b3c`."
+    )
 
 
 class OktaIdp(Model):
@@ -154,7 +161,7 @@ class OktaIdp(Model):
 
     kind: Literal["okta"]
     authorizationServer: Annotated[  # noqa: N815
-        Union[OrgAuthorizationServer, CustomAuthorizationServer], Field(discriminator="mode")
+        OrgAuthorizationServer | CustomAuthorizationServer, Field(discriminator="mode")
     ] = Field(default_factory=lambda: OrgAuthorizationServer(mode="org"), description="`org` or `custom`.")
     createGroups: bool = Field(  # noqa: N815
         default=True, description="Create the `access` groups; false binds to existing groups by name."
@@ -206,13 +213,13 @@ class OidcIdp(Model):
         return value
 
 
-Idp = Annotated[Union[OktaIdp, OidcIdp], Field(discriminator="kind")]
+Idp = Annotated[OktaIdp | OidcIdp, Field(discriminator="kind")]
 
 
 class Image(Model):
     """The Airflow image the chart runs."""
 
-    repository: str = Field(default="apache/airflow", min_length=1)
+    repository: str = Field(default="apache/airflow", min_length=1, description="Image repository.")
     tag: str = Field(default="3.3.2", pattern=r"^3\.\d+\.\d+", description="Airflow 3 image tag.")
     digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$", description="Pins the image.")
 
@@ -235,8 +242,8 @@ class Database(Model):
 class CertIssuer(Model):
     """A cert-manager issuer that obtains the ingress certificate."""
 
-    name: str = Field(min_length=1)
-    kind: Literal["ClusterIssuer", "Issuer"] = "ClusterIssuer"
+    name: str = Field(min_length=1, description="The issuer's name.")
+    kind: Literal["ClusterIssuer", "Issuer"] = Field(default="ClusterIssuer", description="ClusterIssuer or Issuer.")
 
 
 class Tls(Model):
@@ -255,13 +262,17 @@ class Tls(Model):
 class AirflowSettings(Model):
     """The Airflow side: the official chart on Kubernetes."""
 
-    namespace: str = Field(default="airflow", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    namespace: str = Field(
+        default="airflow", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description="Kubernetes namespace."
+    )
     createNamespace: bool = Field(default=True, description="Create the namespace.")  # noqa: N815
     releaseName: str = Field(  # noqa: N815
         default="airflow", pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$", description="Helm release name."
     )
     image: Image = Field(default_factory=Image)
-    chartVersion: str = Field(default="1.19.0", pattern=r"^\d+\.\d+\.\d+$")  # noqa: N815
+    chartVersion: str = Field(  # noqa: N815
+        default="1.19.0", pattern=r"^\d+\.\d+\.\d+$", description="Version of the official chart (airflow.apache.org)."
+    )
     apiServerReplicas: int | None = Field(  # noqa: N815
         default=None, ge=1, le=20, description="api-server replicas; default 2 in prod, 1 elsewhere."
     )
@@ -355,13 +366,15 @@ class Spec(Model):
                 raise _at(("airflow", "database"), "prod needs an external database: set secretName")
         if self.airflow.tls is None and not self.is_loopback:
             raise _at(("airflow", "tls"), f"{self.hostname!r} is served over https: set secretName or issuer")
-        if isinstance(self.idp, OktaIdp) and isinstance(self.idp.authorizationServer, OrgAuthorizationServer):
-            if self.tokens.accessTokenMinutes is not None:
-                raise _at(
-                    ("tokens", "accessTokenMinutes"),
-                    "Okta's org authorization server has a fixed 60-minute access token; "
-                    "use idp.authorizationServer.mode: custom to set it",
-                )
+        okta_org_server = isinstance(self.idp, OktaIdp) and isinstance(
+            self.idp.authorizationServer, OrgAuthorizationServer
+        )
+        if okta_org_server and self.tokens.accessTokenMinutes is not None:
+            raise _at(
+                ("tokens", "accessTokenMinutes"),
+                "Okta's org authorization server has a fixed 60-minute access token; "
+                "use idp.authorizationServer.mode: custom to set it",
+            )
         return self
 
     # Derived values: properties, so a default never lives in two places.
@@ -410,6 +423,8 @@ def split_hostname(value: str) -> tuple[str, str, int | None]:
     match = re.fullmatch(r"(?:(https?)://)?([^/:]+)(?::(\d{1,5}))?/?", value.strip())
     if not match:
         raise ValueError(f"{value!r} is not host[:port] (no path, no query)")
+    if match.group(3) and not 0 < int(match.group(3)) < 65536:
+        raise ValueError(f"{value!r}: the port must be 1-65535")
     scheme, host, port = match.groups()
     return (scheme or "https"), host, (int(port) if port else None)
 
@@ -421,10 +436,6 @@ def _require_url(value: str, *, what: str) -> None:
     scheme, host = match.group(1), match.group(2)
     if scheme == "http" and host not in LOOPBACK_HOSTS:
         raise ValueError(f"{what} {value!r}: http is allowed only for localhost or 127.0.0.1; use https")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return
 
 
 def _dotted_paths(value: Any, prefix: str = "") -> list[str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.spec import CONFIG_KEY, Spec, parse_spec
+from components.contract import okta_org_url
+from components.spec import CONFIG_KEY, OktaIdp, Spec, SpecError, parse_spec
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 
@@ -18,25 +21,53 @@ def stack_file(stack: str) -> str:
     return f"stacks/Pulumi.{stack}.yaml"
 
 
-def read_program_spec() -> Spec:
-    """The spec of the stack being deployed; a bad spec stops the program before anything is created."""
+@dataclass(frozen=True)
+class ProgramInputs:
+    """What the program deploys from: the validated spec, the stack, and the Okta org (if any)."""
+
+    spec: Spec
+    stack: str
+    okta_org: str | None
+
+
+def read_program_inputs() -> ProgramInputs:
+    """The inputs of the stack being deployed. Anything wrong stops the program before a single
+    resource is registered, with the stack file and key path named and no traceback."""
     import pulumi
 
     stack = pulumi.get_stack()
-    with warnings.catch_warnings():
-        # A nested `secure:` value (idp.clientSecret) marks the whole key secret; the spec model keeps
-        # that value a SecretStr and the program hands it on as a Pulumi secret.
-        warnings.simplefilter("ignore")
-        raw = pulumi.Config("airflow-oidc").get_object("spec")
+    source = stack_file(stack)
     try:
-        return parse_spec(raw, stack_file(stack))
-    except Exception as error:  # SpecError: say it cleanly, no traceback, exit non-zero
+        with warnings.catch_warnings():
+            # A nested `secure:` value (idp.clientSecret) marks the whole key secret; the model keeps
+            # that value a SecretStr and the program hands it on as a Pulumi secret.
+            warnings.simplefilter("ignore")
+            raw = pulumi.Config("airflow-oidc").get_object("spec")
+    except pulumi.ConfigTypeError:
+        # Pulumi's own message repeats the value, which may be a secret.
+        raise pulumi.RunError(f"{source}: {CONFIG_KEY}: must be a mapping (YAML object)") from None
+    try:
+        spec = parse_spec(raw, source)
+    except SpecError as error:
         raise pulumi.RunError(str(error)) from None
+    okta = pulumi.Config("okta")
+    org = okta_org_url(
+        okta.get("orgName") or os.environ.get("OKTA_ORG_NAME"),
+        okta.get("baseUrl") or os.environ.get("OKTA_BASE_URL"),
+    )
+    if isinstance(spec.idp, OktaIdp) and not (spec.idp.orgUrl or org):
+        raise pulumi.RunError(
+            f"{source}: okta:orgName is not set: set it (`pulumi config set okta:orgName <org>`), "
+            f"or OKTA_ORG_NAME, or {CONFIG_KEY}.idp.orgUrl"
+        )
+    return ProgramInputs(spec=spec, stack=stack, okta_org=org)
 
 
 def load_stack_file(path: Path) -> dict[str, Any]:
     """The stack file's `config:` map."""
     document = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: a stack file is a mapping with a `config:` key")
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise ValueError(f"{path}: `config:` must be a mapping")

@@ -99,9 +99,9 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
         username = f"{PROVIDER}_{subject}"
         groups = _as_list(claims.get(GROUPS_CLAIM))
         role_keys = [group for group in groups if group in ROLE_BY_GROUP]
-        if not role_keys and DEFAULT_ROLE:
-            if DEFAULT_ROLE_EVERYONE or any(group in DEFAULT_ROLE_GROUPS for group in groups):
-                role_keys = [DEFAULT_ROLE_KEY]
+        in_default_audience = DEFAULT_ROLE_EVERYONE or any(group in DEFAULT_ROLE_GROUPS for group in groups)
+        if not role_keys and DEFAULT_ROLE and in_default_audience:
+            role_keys = [DEFAULT_ROLE_KEY]
         if not role_keys:
             log.warning("airflow-oidc: refused %s: no group of theirs is mapped to an Airflow role", username)
             return {}

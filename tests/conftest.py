@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
 CHART_DIR = ROOT.parent / "shared" / "airflow-chart"
 
+
 def stack_name(path: Path) -> str:
     return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
 

@@ -19,8 +19,8 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.stack import massage
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.stack import massage
 
 from components.stack_config import load_stack_file, replace_secure_values
 
@@ -87,6 +87,8 @@ class Run:
 
     stack: str
     resources: list[Registration] = field(default_factory=list)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Data-source calls (token, arguments), e.g. looking up an existing Okta group."""
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Raw registered outputs by URN (the stack's exports under the Stack's URN)."""
 
@@ -136,6 +138,10 @@ class RecordingMonitor(MockMonitor):
             )
         return response
 
+    def Invoke(self, request: Any) -> Any:  # noqa: N802
+        self.run.invokes.append((request.tok, json_format.MessageToDict(request.args)))
+        return super().Invoke(request)
+
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
         self.run.outputs[request.urn] = json_format.MessageToDict(request.outputs)
         return super().RegisterResourceOutputs(request)
@@ -162,7 +168,9 @@ def plain_occurrences(value: Any, needle: str, path: str = "") -> list[str]:
     if isinstance(value, dict):
         return [hit for key, child in value.items() for hit in plain_occurrences(child, needle, f"{path}.{key}")]
     if isinstance(value, list):
-        return [hit for index, child in enumerate(value) for hit in plain_occurrences(child, needle, f"{path}[{index}]")]
+        return [
+            hit for index, child in enumerate(value) for hit in plain_occurrences(child, needle, f"{path}[{index}]")
+        ]
     if isinstance(value, str) and needle in value:
         return [path or "."]
     return []

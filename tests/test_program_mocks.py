@@ -42,7 +42,10 @@ def test_every_stack_file_declares_one_release_and_its_secrets(runs: dict[str, R
     assert release.inputs["repositoryOpts"] == {"repo": "https://airflow.apache.org"}
     assert release.inputs["version"] == spec_of(run.stack).airflow.chartVersion
     assert sorted(secret.inputs["metadata"]["name"] for secret in run.of_type(SECRET)) == [
-        "airflow-api-secret-key", "airflow-fernet-key", "airflow-jwt-secret", "airflow-oidc-client",
+        "airflow-api-secret-key",
+        "airflow-fernet-key",
+        "airflow-jwt-secret",
+        "airflow-oidc-client",
     ]
     # The release waits for the Secrets it references.
     secret_urns = {secret.urn for secret in run.of_type(SECRET)}
@@ -164,7 +167,9 @@ def test_prod_protects_identity_resources_and_every_stack_protects_the_fernet_ke
     assert runs["dev"].one(OKTA_APP).protect is False
     for run in runs.values():
         assert run.named("airflow-oidc-airflow-fernet-key").protect is True
-        assert [s.protect for s in run.of_type(SECRET) if s.inputs["metadata"]["name"] == "airflow-fernet-key"] == [True]
+        assert [s.protect for s in run.of_type(SECRET) if s.inputs["metadata"]["name"] == "airflow-fernet-key"] == [
+            True
+        ]
 
 
 def test_prod_protects_groups_it_creates() -> None:
@@ -244,5 +249,8 @@ def test_structured_outputs_expose_access_redirects_and_client(runs: dict[str, R
     local = runs["local"].stack_outputs
     assert local["registration"]["redirectUris"] == ["https://localhost:8443/auth/oauth-authorized/oidc"]
     assert local["registration"]["groupsClaimMustContain"] == [
-        "airflow-admins", "airflow-operators", "airflow-users", "airflow-viewers",
+        "airflow-admins",
+        "airflow-operators",
+        "airflow-users",
+        "airflow-viewers",
     ]

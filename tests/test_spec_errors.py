@@ -46,9 +46,7 @@ def changed(*edits: tuple[str, Any]) -> dict[str, Any]:
     """BASE with each (key path, value) applied: `access[2].role`; an index one past the end appends."""
     spec = copy.deepcopy(BASE)
     for path, value in edits:
-        parts: list[str | int] = [
-            int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", path)
-        ]
+        parts: list[str | int] = [int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", path)]
         parent: Any = spec
         for part in parts[:-1]:
             parent = parent.setdefault(part, {}) if isinstance(part, str) else parent[part]
@@ -69,90 +67,207 @@ def key(path: str = "") -> str:
 
 CASES = [
     # hostname
-    pytest.param(changed(("hostname", "http://airflow.example.com")), key("hostname"),
-                 "http is allowed only for localhost or 127.0.0.1", id="http-non-loopback-host"),
-    pytest.param(changed(("hostname", "*.example.com")), key("hostname"),
-                 "wildcard hosts are refused", id="wildcard-host"),
-    pytest.param(changed(("hostname", "airflow.example.com/ui")), key("hostname"),
-                 "is not host[:port] (no path, no query)", id="host-with-path"),
-    pytest.param(changed(("hostname", "Airflow.example.com")), key("hostname"),
-                 "is not a host name", id="host-upper-case"),
+    pytest.param(
+        changed(("hostname", "http://airflow.example.com")),
+        key("hostname"),
+        "http is allowed only for localhost or 127.0.0.1",
+        id="http-non-loopback-host",
+    ),
+    pytest.param(
+        changed(("hostname", "*.example.com")), key("hostname"), "wildcard hosts are refused", id="wildcard-host"
+    ),
+    pytest.param(
+        changed(("hostname", "airflow.example.com/ui")),
+        key("hostname"),
+        "is not host[:port] (no path, no query)",
+        id="host-with-path",
+    ),
+    pytest.param(
+        changed(("hostname", "Airflow.example.com")), key("hostname"), "is not a host name", id="host-upper-case"
+    ),
     pytest.param(changed(("hostname", MISSING)), key("hostname"), "required key is missing", id="hostname-missing"),
-    pytest.param(changed(("environment", MISSING)), key("environment"),
-                 "required key is missing", id="environment-missing"),
+    pytest.param(
+        changed(("environment", MISSING)), key("environment"), "required key is missing", id="environment-missing"
+    ),
     pytest.param(changed(("environment", "Prod")), key("environment"), "'Prod' does not match", id="environment-case"),
     # access
-    pytest.param(changed(("access[3]", {"group": "airflow-users", "role": "Op"})), key("access[3].group"),
-                 "'airflow-users' is mapped twice (also access[1])", id="group-mapped-twice"),
-    pytest.param(changed(("access[2].role", "Public")), key("access[2].role"),
-                 "'Public' is Airflow's role for anonymous requests", id="role-public"),
-    pytest.param(changed(("access[2].role", "Superuser")), key("access[2].role"),
-                 "'Superuser' is not one of Admin, Op, User, Viewer", id="role-superuser"),
-    pytest.param(changed(("access[0].group", "airflow-admins ")), key("access[0].group"),
-                 "leading or trailing spaces", id="group-trailing-space"),
+    pytest.param(
+        changed(("access[3]", {"group": "airflow-users", "role": "Op"})),
+        key("access[3].group"),
+        "'airflow-users' is mapped twice (also access[1])",
+        id="group-mapped-twice",
+    ),
+    pytest.param(
+        changed(("access[2].role", "Public")),
+        key("access[2].role"),
+        "'Public' is Airflow's role for anonymous requests",
+        id="role-public",
+    ),
+    pytest.param(
+        changed(("access[2].role", "Superuser")),
+        key("access[2].role"),
+        "'Superuser' is not one of Admin, Op, User, Viewer",
+        id="role-superuser",
+    ),
+    pytest.param(
+        changed(("access[0].group", "airflow-admins ")),
+        key("access[0].group"),
+        "leading or trailing spaces",
+        id="group-trailing-space",
+    ),
     pytest.param(changed(("access", [])), key("access"), "at least 1 item", id="access-empty"),
     pytest.param(changed(("access", MISSING)), key("access"), "required key is missing", id="access-missing"),
     # unknown keys
     pytest.param(changed(("defaultrole", "Viewer")), key("defaultrole"), "unknown key", id="unknown-top-level-key"),
-    pytest.param(changed(("idp.authorizationServer.idd", "aus1")), key("idp.authorizationServer.idd"),
-                 "unknown key", id="unknown-nested-key"),
+    pytest.param(
+        changed(("idp.authorizationServer.idd", "aus1")),
+        key("idp.authorizationServer.idd"),
+        "unknown key",
+        id="unknown-nested-key",
+    ),
     # A key spelled like the union tag stays in the path (it used to be reported at `idp`).
     pytest.param(changed(("idp.okta", {})), key("idp.okta"), "unknown key", id="unknown-key-named-like-tag"),
     # idp
-    pytest.param(changed(("idp.kind", "azure")), key("idp.kind"), "'azure' is not one of okta, oidc",
-                 id="unknown-idp-kind"),
+    pytest.param(
+        changed(("idp.kind", "azure")), key("idp.kind"), "'azure' is not one of okta, oidc", id="unknown-idp-kind"
+    ),
     pytest.param(changed(("idp.kind", MISSING)), key("idp.kind"), "required key is missing", id="idp-kind-missing"),
-    pytest.param(changed(("idp.authorizationServer.mode", "private")), key("idp.authorizationServer.mode"),
-                 "'private' is not one of org, custom", id="unknown-authorization-server-mode"),
-    pytest.param(changed(("idp.orgUrl", "http://acme.okta.com")), key("idp.orgUrl"),
-                 "is not an https origin", id="okta-org-url-http"),
-    pytest.param(changed(("idp", {**OIDC_IDP, "issuer": "http://idp.example.com"})), key("idp.issuer"),
-                 "http is allowed only for localhost or 127.0.0.1", id="oidc-issuer-http-public-host"),
-    pytest.param(changed(("idp", {**OIDC_IDP, "scopes": ["email", "profile"]})), key("idp.scopes"),
-                 "scopes must include 'openid'", id="oidc-scopes-without-openid"),
+    pytest.param(
+        changed(("idp.authorizationServer.mode", "private")),
+        key("idp.authorizationServer.mode"),
+        "'private' is not one of org, custom",
+        id="unknown-authorization-server-mode",
+    ),
+    pytest.param(
+        changed(("idp.orgUrl", "http://acme.okta.com")),
+        key("idp.orgUrl"),
+        "is not an https origin",
+        id="okta-org-url-http",
+    ),
+    pytest.param(
+        changed(("idp", {**OIDC_IDP, "issuer": "http://idp.example.com"})),
+        key("idp.issuer"),
+        "http is allowed only for localhost or 127.0.0.1",
+        id="oidc-issuer-http-public-host",
+    ),
+    pytest.param(
+        changed(("idp", {**OIDC_IDP, "scopes": ["email", "profile"]})),
+        key("idp.scopes"),
+        "scopes must include 'openid'",
+        id="oidc-scopes-without-openid",
+    ),
     # tokens
-    pytest.param(changed(("idp.authorizationServer.mode", "org")), key("tokens.accessTokenMinutes"),
-                 "org authorization server has a fixed 60-minute access token", id="org-server-access-token-minutes"),
-    pytest.param(changed(("tokens.accessTokenMinutes", 4)), key("tokens.accessTokenMinutes"),
-                 "greater than or equal to 5", id="access-token-minutes-4"),
-    pytest.param(changed(("tokens.accessTokenMinutes", 1441)), key("tokens.accessTokenMinutes"),
-                 "less than or equal to 1440", id="access-token-minutes-1441"),
+    pytest.param(
+        changed(("idp.authorizationServer.mode", "org")),
+        key("tokens.accessTokenMinutes"),
+        "org authorization server has a fixed 60-minute access token",
+        id="org-server-access-token-minutes",
+    ),
+    pytest.param(
+        changed(("tokens.accessTokenMinutes", 4)),
+        key("tokens.accessTokenMinutes"),
+        "greater than or equal to 5",
+        id="access-token-minutes-4",
+    ),
+    pytest.param(
+        changed(("tokens.accessTokenMinutes", 1441)),
+        key("tokens.accessTokenMinutes"),
+        "less than or equal to 1440",
+        id="access-token-minutes-1441",
+    ),
     # who may sign in
-    pytest.param(changed(("defaultRole", "Viewer")), key("defaultRole"), "would apply to no one",
-                 id="default-role-without-audience"),
-    pytest.param(changed(("defaultRole", "Public"), ("signIn.everyone", True)), key("defaultRole"),
-                 "'Public' is not one of Admin, Op, User, Viewer", id="default-role-public"),
-    pytest.param(changed(("signIn.everyone", True)), key("signIn"), "defaultRole is null",
-                 id="everyone-without-default-role"),
-    pytest.param(changed(("defaultRole", "Viewer"), ("signIn.extraGroups", ["stakeholders", "airflow-users"])),
-                 key("signIn.extraGroups[1]"), "'airflow-users' is already an `access` group",
-                 id="extra-groups-overlap-access"),
+    pytest.param(
+        changed(("defaultRole", "Viewer")),
+        key("defaultRole"),
+        "would apply to no one",
+        id="default-role-without-audience",
+    ),
+    pytest.param(
+        changed(("defaultRole", "Public"), ("signIn.everyone", True)),
+        key("defaultRole"),
+        "'Public' is not one of Admin, Op, User, Viewer",
+        id="default-role-public",
+    ),
+    pytest.param(
+        changed(("signIn.everyone", True)), key("signIn"), "defaultRole is null", id="everyone-without-default-role"
+    ),
+    pytest.param(
+        changed(("defaultRole", "Viewer"), ("signIn.extraGroups", ["stakeholders", "airflow-users"])),
+        key("signIn.extraGroups[1]"),
+        "'airflow-users' is already an `access` group",
+        id="extra-groups-overlap-access",
+    ),
     # airflow
-    pytest.param(changed(("environment", "prod"), ("airflow.database", {"bundled": True})),
-                 key("airflow.database.bundled"), "prod refuses the bundled Postgres", id="prod-bundled-database"),
-    pytest.param(changed(("environment", "prod")), key("airflow.database"), "prod needs an external database",
-                 id="prod-without-database"),
-    pytest.param(changed(("airflow.database", {"secretName": "db", "bundled": True})), key("airflow.database"),
-                 "set exactly one of secretName", id="database-both"),
-    pytest.param(changed(("airflow.tls", MISSING)), key("airflow.tls"), "is served over https",
-                 id="public-host-without-tls"),
+    pytest.param(
+        changed(("environment", "prod"), ("airflow.database", {"bundled": True})),
+        key("airflow.database.bundled"),
+        "prod refuses the bundled Postgres",
+        id="prod-bundled-database",
+    ),
+    pytest.param(
+        changed(("environment", "prod")),
+        key("airflow.database"),
+        "prod needs an external database",
+        id="prod-without-database",
+    ),
+    pytest.param(
+        changed(("airflow.database", {"secretName": "db", "bundled": True})),
+        key("airflow.database"),
+        "set exactly one of secretName",
+        id="database-both",
+    ),
+    pytest.param(
+        changed(("airflow.tls", MISSING)), key("airflow.tls"), "is served over https", id="public-host-without-tls"
+    ),
     pytest.param(changed(("airflow.tls", {})), key("airflow.tls"), "set secretName or issuer", id="tls-empty"),
-    pytest.param(changed(("airflow.values", {"apiServer": {"env": []}})), key("airflow.values"),
-                 "'apiServer.env' is owned by the program", id="values-api-server-env"),
-    pytest.param(changed(("airflow.values", {"config": {"api": {"base_url": "https://x.example.com"}}})),
-                 key("airflow.values"), "'config.api.base_url' is owned by the program", id="values-base-url"),
-    pytest.param(changed(("airflow.values", {"secret": []})), key("airflow.values"),
-                 "'secret' is owned by the program", id="values-secret"),
-    pytest.param(changed(("airflow.values", {"ingress": {"web": {"enabled": True}}})), key("airflow.values"),
-                 "'ingress' is owned by the program", id="values-ingress"),
-    pytest.param(changed(("airflow.image.digest", "sha256:abc")), key("airflow.image.digest"),
-                 "'sha256:abc' does not match", id="bad-image-digest"),
-    pytest.param(changed(("airflow.image.tag", "2.10.5")), key("airflow.image.tag"), "'2.10.5' does not match",
-                 id="airflow-2-image"),
-    pytest.param(changed(("airflow.namespace", "Airflow")), key("airflow.namespace"), "'Airflow' does not match",
-                 id="namespace-upper-case"),
-    pytest.param(changed(("clientSecret.rotationDays", 0)), key("clientSecret.rotationDays"),
-                 "greater than or equal to 1", id="rotation-days-0"),
+    pytest.param(
+        changed(("airflow.values", {"apiServer": {"env": []}})),
+        key("airflow.values"),
+        "'apiServer.env' is owned by the program",
+        id="values-api-server-env",
+    ),
+    pytest.param(
+        changed(("airflow.values", {"config": {"api": {"base_url": "https://x.example.com"}}})),
+        key("airflow.values"),
+        "'config.api.base_url' is owned by the program",
+        id="values-base-url",
+    ),
+    pytest.param(
+        changed(("airflow.values", {"secret": []})),
+        key("airflow.values"),
+        "'secret' is owned by the program",
+        id="values-secret",
+    ),
+    pytest.param(
+        changed(("airflow.values", {"ingress": {"web": {"enabled": True}}})),
+        key("airflow.values"),
+        "'ingress' is owned by the program",
+        id="values-ingress",
+    ),
+    pytest.param(
+        changed(("airflow.image.digest", "sha256:abc")),
+        key("airflow.image.digest"),
+        "'sha256:abc' does not match",
+        id="bad-image-digest",
+    ),
+    pytest.param(
+        changed(("airflow.image.tag", "2.10.5")),
+        key("airflow.image.tag"),
+        "'2.10.5' does not match",
+        id="airflow-2-image",
+    ),
+    pytest.param(
+        changed(("airflow.namespace", "Airflow")),
+        key("airflow.namespace"),
+        "'Airflow' does not match",
+        id="namespace-upper-case",
+    ),
+    pytest.param(
+        changed(("clientSecret.rotationDays", 0)),
+        key("clientSecret.rotationDays"),
+        "greater than or equal to 1",
+        id="rotation-days-0",
+    ),
     # the spec as a whole
     pytest.param("airflow", key(), "must be a mapping, got str", id="spec-is-a-string"),
     pytest.param([BASE], key(), "must be a mapping, got list", id="spec-is-a-list"),
@@ -218,7 +333,7 @@ def test_stack_file_error_names_file_key_and_reason(tmp_path: Path, raw: Any, ke
 @pytest.mark.parametrize(("raw", "key_path", "reason"), CASES)
 def test_program_refuses_before_declaring_anything(raw: Any, key_path: str, reason: str) -> None:
     error, run = program_error(raw)
-    # Exactly RunError, raised by read_program_spec: not a subclass such as pulumi's ConfigTypeError.
+    # Exactly RunError, raised by read_program_inputs: not a subclass such as pulumi's ConfigTypeError.
     assert type(error) is pulumi.RunError
     assert any(reason in line for line in problem_lines(str(error), key_path)), str(error)
     assert str(error) == str(_spec_error(raw)), "the program and the CLI must report the same text"
@@ -257,18 +372,31 @@ SECRET = "s3cr3t-DO-NOT-PRINT-7f41c2"
 @pytest.mark.parametrize(
     ("raw", "key_path"),
     [
-        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": SECRET, "scopes": ["email"]})),
-                     key("idp.scopes"), id="field-error-beside-the-secret"),
+        pytest.param(
+            changed(("idp", {**OIDC_IDP, "clientSecret": SECRET, "scopes": ["email"]})),
+            key("idp.scopes"),
+            id="field-error-beside-the-secret",
+        ),
         # A model-level check fails after the secret was validated: pydantic's own error would
         # print the whole input, secret included.
-        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": SECRET}), ("defaultRole", "Viewer")),
-                     key("defaultRole"), id="model-error-with-the-secret-in-input"),
-        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": [SECRET]})),
-                     key("idp.clientSecret"), id="secret-is-a-list"),
-        pytest.param(changed(("idp", {**OIDC_IDP, "clientSecret": {"value": SECRET}})),
-                     key("idp.clientSecret"), id="secret-is-a-mapping"),
-        pytest.param(changed(("idp", {"kind": "okta", "clientSecret": SECRET})),
-                     key("idp.clientSecret"), id="secret-under-the-wrong-kind"),
+        pytest.param(
+            changed(("idp", {**OIDC_IDP, "clientSecret": SECRET}), ("defaultRole", "Viewer")),
+            key("defaultRole"),
+            id="model-error-with-the-secret-in-input",
+        ),
+        pytest.param(
+            changed(("idp", {**OIDC_IDP, "clientSecret": [SECRET]})), key("idp.clientSecret"), id="secret-is-a-list"
+        ),
+        pytest.param(
+            changed(("idp", {**OIDC_IDP, "clientSecret": {"value": SECRET}})),
+            key("idp.clientSecret"),
+            id="secret-is-a-mapping",
+        ),
+        pytest.param(
+            changed(("idp", {"kind": "okta", "clientSecret": SECRET})),
+            key("idp.clientSecret"),
+            id="secret-under-the-wrong-kind",
+        ),
     ],
 )
 def test_secret_never_appears_in_the_error(tmp_path: Path, raw: Any, key_path: str) -> None:

@@ -101,8 +101,12 @@ def probe(home: Path, stack: str, steps: list[dict[str, Any]]) -> dict[str, Any]
         "steps": steps,
     }
     done = subprocess.run(
-        [sys.executable, str(PROBE)], input=json.dumps(request), env=probe_env(home),
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(PROBE)],
+        input=json.dumps(request),
+        env=probe_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return json.loads(Path(request["out"]).read_text())
@@ -132,16 +136,22 @@ def test_callback_url_equals_the_registered_redirect_uri(airflow_home: Path, sta
 def test_okta_claims_map_to_roles_and_unmapped_users_are_refused(airflow_home: Path) -> None:
     steps = [
         {"op": "login", "claims": okta_claims("00uid4BxXw6I6TV4m0g3", ["payments-airflow-admins"]), "userinfo": None},
-        {"op": "login", "claims": okta_claims("00uMulti", ["payments-engineers", "payments-analysts"],
-                                               "multi@example.com"), "userinfo": None},
+        {
+            "op": "login",
+            "claims": okta_claims("00uMulti", ["payments-engineers", "payments-analysts"], "multi@example.com"),
+            "userinfo": None,
+        },
         {"op": "login", "claims": okta_claims("00uNobody", [], "nobody@example.com"), "userinfo": None},
         # Okta org server with a group outside the filter never emits it; if it did, it maps to nothing.
         {"op": "login", "claims": okta_claims("00uOther", ["Everyone", "IT"], "it@example.com"), "userinfo": None},
         # The same admin moved to the analysts: the old role goes at the next login.
         {"op": "login", "claims": okta_claims("00uid4BxXw6I6TV4m0g3", ["payments-analysts"]), "userinfo": None},
         # Email changed at the IdP: same Airflow user (keyed by sub), email kept current.
-        {"op": "login", "claims": okta_claims("00uid4BxXw6I6TV4m0g3", ["payments-analysts"], "jdoe@example.com"),
-         "userinfo": None},
+        {
+            "op": "login",
+            "claims": okta_claims("00uid4BxXw6I6TV4m0g3", ["payments-analysts"], "jdoe@example.com"),
+            "userinfo": None,
+        },
     ]
     admin, multi, nobody, other, moved, renamed = probe(airflow_home, "dev", steps)["results"]
     assert admin["info"]["username"] == "okta_00uid4BxXw6I6TV4m0g3"
@@ -162,12 +172,17 @@ def test_default_role_only_for_users_matching_no_group(airflow_home: Path) -> No
     """prod: defaultRole Viewer for members of signIn.extraGroups; a mapped user never gets it on top."""
     claim = "airflow_prod_groups"  # the custom server's per-stack claim
     steps = [
-        {"op": "login", "claims": okta_claims("00uStake", ["payments-stakeholders"], "s@example.com", claim),
-         "userinfo": None},
-        {"op": "login", "claims": okta_claims("00uOncall", ["payments-oncall", "payments-stakeholders"],
-                                               "o@example.com", claim), "userinfo": None},
-        {"op": "login", "claims": okta_claims("00uOutsider", ["marketing"], "x@example.com", claim),
-         "userinfo": None},
+        {
+            "op": "login",
+            "claims": okta_claims("00uStake", ["payments-stakeholders"], "s@example.com", claim),
+            "userinfo": None,
+        },
+        {
+            "op": "login",
+            "claims": okta_claims("00uOncall", ["payments-oncall", "payments-stakeholders"], "o@example.com", claim),
+            "userinfo": None,
+        },
+        {"op": "login", "claims": okta_claims("00uOutsider", ["marketing"], "x@example.com", claim), "userinfo": None},
     ]
     stakeholder, oncall, outsider = probe(airflow_home, "prod", steps)["results"]
     assert stakeholder["user"]["roles"] == ["Viewer"]
@@ -178,13 +193,19 @@ def test_default_role_only_for_users_matching_no_group(airflow_home: Path) -> No
 def test_groups_fall_back_to_userinfo_for_the_same_subject_only(airflow_home: Path) -> None:
     steps = [
         # The ID token carries no groups claim: the security manager asks the userinfo endpoint.
-        {"op": "login", "claims": oidc_claims("248289761001", None),
-         "userinfo": oidc_claims("248289761001", ["airflow-operators"])},
+        {
+            "op": "login",
+            "claims": oidc_claims("248289761001", None),
+            "userinfo": oidc_claims("248289761001", ["airflow-operators"]),
+        },
         # The groups claim is in the ID token: userinfo is not called.
         {"op": "login", "claims": oidc_claims("248289761002", ["airflow-viewers"]), "userinfo": None},
         # userinfo answers for another subject: refused.
-        {"op": "login", "claims": oidc_claims("248289761003", None),
-         "userinfo": oidc_claims("someone-else", ["airflow-admins"])},
+        {
+            "op": "login",
+            "claims": oidc_claims("248289761003", None),
+            "userinfo": oidc_claims("someone-else", ["airflow-admins"]),
+        },
         # Keycloak-style full-path groups ("/airflow-admins") are not the mapped names: refused.
         {"op": "login", "claims": oidc_claims("248289761004", ["/airflow-admins"]), "userinfo": None},
     ]
