@@ -116,19 +116,19 @@ class Tokens(Model):
         default=None,
         ge=5,
         le=1440,
-        description="IdP access-token lifetime (Okta custom authorization servers accept 5-1440).",
+        description="IdP access-token lifetime (Okta custom servers accept 5-1440). Default: 15 in prod, else 60.",
     )
     sessionMinutes: int | None = Field(  # noqa: N815
         default=None,
         ge=5,
         le=10080,
-        description="Airflow session lifetime from login; also bounds Airflow's API JWT.",
+        description="Airflow session lifetime from login; also bounds Airflow's API JWT. Default: 480 in prod, else 720.",
     )
     idleMinutes: int | None = Field(  # noqa: N815
         default=None,
         ge=5,
         le=10080,
-        description="Airflow idle timeout: a session unused this long ends.",
+        description="Airflow idle timeout: a session unused this long ends. Default: 60 in prod, else 240.",
     )
 
 

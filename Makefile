@@ -1,0 +1,62 @@
+# airflow-oidc: two commands for a new machine — `make demo` and `make test`.
+# Two virtualenvs because their pins conflict: .venv runs the Pulumi program (pulumi-policy pins
+# protobuf 5), .venv-airflow holds Airflow + FAB as the image ships them (protobuf 7).
+
+PYTHON ?= python3
+VENV := .venv
+AIRFLOW_VENV := .venv-airflow
+STAMP := .installed
+
+.PHONY: help venvs e2e-deps demo test test-unit test-airflow test-e2e lint bench validate clean
+
+help:
+	@echo "make demo   - SSO login on this machine: OIDC provider + Airflow 3 + TLS ingress (no cloud account)"
+	@echo "make test   - every test: lint, spec, mocks, chart schema, Airflow/FAB, end-to-end browser logins"
+	@echo "make bench  - benchmarks (figures printed, no thresholds)"
+
+$(VENV)/$(STAMP): requirements/pulumi.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements/pulumi.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+$(AIRFLOW_VENV)/$(STAMP): requirements/airflow.lock
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install -q -r requirements/airflow.lock
+	touch $@
+
+venvs: $(VENV)/$(STAMP) $(AIRFLOW_VENV)/$(STAMP)
+
+# apt chromium/nginx/postgresql/openssl and npm oidc-provider, installed only when missing.
+e2e-deps: $(AIRFLOW_VENV)/$(STAMP)
+	$(AIRFLOW_VENV)/bin/python -m tests.e2e.harness.install
+
+lint: $(VENV)/$(STAMP)
+	$(VENV)/bin/ruff check components tests bench __main__.py
+	$(VENV)/bin/ruff format --check components tests bench __main__.py
+	$(VENV)/bin/mypy components __main__.py
+
+validate: $(VENV)/$(STAMP)
+	$(VENV)/bin/airflow-oidc validate
+
+test-unit: $(VENV)/$(STAMP)
+	$(VENV)/bin/python -m pytest tests --ignore=tests/airflow --ignore=tests/e2e -q
+
+test-airflow: $(AIRFLOW_VENV)/$(STAMP)
+	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow -q -p no:cacheprovider
+
+test-e2e: venvs e2e-deps
+	$(AIRFLOW_VENV)/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+
+test: lint validate test-unit test-airflow test-e2e
+
+demo: venvs e2e-deps
+	$(AIRFLOW_VENV)/bin/python -m tests.e2e.demo
+
+bench: venvs
+	$(VENV)/bin/python bench/bench_program.py
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_VENV) .e2e artifacts tests/e2e/provider/node_modules
