@@ -122,7 +122,7 @@ class Tokens(Model):
         default=None,
         ge=5,
         le=10080,
-        description="Airflow session lifetime from login; also bounds Airflow's API JWT. Default: 480 in prod, else 720.",
+        description="Airflow session lifetime from login; bounds Airflow's API JWT. Default: 480 in prod, else 720.",
     )
     idleMinutes: int | None = Field(  # noqa: N815
         default=None,
