@@ -174,6 +174,8 @@ def helm_values(
         },
         "apiServer": {
             "replicas": spec.api_server_replicas,
+            # uvicorn honours X-Forwarded-* (within FORWARDED_ALLOW_IPS) only with --proxy-headers.
+            "args": ["bash", "-c", "exec airflow api-server --proxy-headers"],
             "apiServerConfig": rendered,
             "podAnnotations": {VERSION_ANNOTATION: version},
             "env": [

@@ -34,6 +34,8 @@ OWNED_VALUE_PATHS: dict[str, str] = {
     "apiServer.env": "a list: Helm would replace the OIDC client id/secret and FORWARDED_ALLOW_IPS",
     "apiServer.podAnnotations": "it carries the config-version annotation that rolls the pods",
     "apiServer.replicas": "set airflow.apiServerReplicas instead",
+    "apiServer.args": "it carries --proxy-headers, without which FORWARDED_ALLOW_IPS is ignored",
+    "apiServer.command": "the program runs the chart's api-server command with --proxy-headers",
     "config.core.auth_manager": "the FAB auth manager is what the SSO wiring targets",
     "config.api.base_url": "derived from hostname; the redirect URI depends on it",
     "config.fab.enable_proxy_fix": "without it the redirect URI turns http behind the ingress",

@@ -85,6 +85,12 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
         if not claims.get("sub"):
             log.warning("airflow-oidc: refused a login without a verified ID token")
             return {}
+        # Authlib checks `azp` but not that this client is in `aud` (OIDC Core 3.1.3.7, step 3).
+        client_id = self.oauth_remotes[provider].client_id
+        audience = _as_list(claims.get("aud"))
+        if client_id not in audience or (len(audience) > 1 and claims.get("azp") != client_id):
+            log.warning("airflow-oidc: refused an ID token issued to another audience: %s", audience)
+            return {}
         if GROUPS_CLAIM not in claims or USERNAME_CLAIM not in claims:
             # Some IdPs emit group claims only at the userinfo endpoint.
             extra = dict(self.oauth_remotes[provider].userinfo(token=resp))

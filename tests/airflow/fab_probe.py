@@ -38,7 +38,7 @@ def main() -> None:
             "AIRFLOW__FAB__CONFIG_FILE": str(config_file),
             "AIRFLOW__API__BASE_URL": spec.public_url,
             "AIRFLOW__FAB__ENABLE_PROXY_FIX": "True",
-            "AIRFLOW_OIDC_CLIENT_ID": "probe-client",
+            "AIRFLOW_OIDC_CLIENT_ID": request["client_id"],
             "AIRFLOW_OIDC_CLIENT_SECRET": "probe-secret",
         }
     )

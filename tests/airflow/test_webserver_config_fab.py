@@ -21,6 +21,7 @@ from components.stack_config import spec_from_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("fab_probe.py")
+CLIENT_ID = "0oaid4BxXw6I6TV4m0g3"  # the client id in Okta's documented example
 OKTA_ORGS = {"dev": "https://dev-123456.okta.com", "prod": "https://acme.okta.com"}
 
 pytestmark = pytest.mark.airflow
@@ -41,7 +42,7 @@ def okta_claims(
         "email": email,
         "ver": 1,
         "iss": "https://dev-123456.okta.com",
-        "aud": "0oaid4BxXw6I6TV4m0g3",
+        "aud": CLIENT_ID,
         "iat": 1311280970,
         "exp": 1311284570,
         "jti": "ID.4eAWJOCMB3SX8XewDfVR",
@@ -59,6 +60,7 @@ def oidc_claims(sub: str, groups: list[str] | None) -> dict[str, Any]:
     """OpenID Connect Core 1.0, 5.1: the standard claims example."""
     claims: dict[str, Any] = {
         "sub": sub,
+        "aud": CLIENT_ID,
         "name": "Jane Doe",
         "given_name": "Jane",
         "family_name": "Doe",
@@ -97,6 +99,7 @@ def probe(home: Path, stack: str, steps: list[dict[str, Any]]) -> dict[str, Any]
         "stack": stack,
         "okta_org": OKTA_ORGS.get(stack),
         "home": str(home),
+        "client_id": CLIENT_ID,
         "out": str(home / f"probe-{stack}.json"),
         "steps": steps,
     }
@@ -225,3 +228,30 @@ def test_rendered_config_is_what_fab_loads(airflow_home: Path) -> None:
     assert "SECURITY_MANAGER_CLASS = OidcSecurityManager" in text
     assert "AUTH_USER_REGISTRATION_ROLE =" not in text
     assert "{{" not in text
+
+
+def test_id_tokens_for_another_audience_are_refused(airflow_home: Path) -> None:
+    """Authlib 1.9 checks `azp` but not `aud`: the security manager checks that it names this client."""
+    admin = ["airflow-admins"]
+    steps = [
+        {"op": "login", "claims": {**oidc_claims("aud-1", admin), "aud": "another-client"}, "userinfo": None},
+        {
+            "op": "login",
+            "claims": {**oidc_claims("aud-2", admin), "aud": ["another-client", CLIENT_ID]},
+            "userinfo": None,
+        },
+        {
+            "op": "login",
+            "claims": {**oidc_claims("aud-3", admin), "aud": ["another-client", CLIENT_ID], "azp": CLIENT_ID},
+            "userinfo": None,
+        },
+        {
+            "op": "login",
+            "claims": {**oidc_claims("aud-4", admin), "aud": "another-client", "azp": CLIENT_ID},
+            "userinfo": None,
+        },
+    ]
+    other, multi_without_azp, multi_with_azp, azp_only = probe(airflow_home, "local", steps)["results"]
+    for refused in (other, multi_without_azp, azp_only):
+        assert refused["info"] == {} and refused["user"] is None
+    assert multi_with_azp["user"]["roles"] == ["Admin"]

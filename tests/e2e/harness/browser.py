@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -79,6 +80,7 @@ class Browser(Service):
         self._playwright: Playwright | None = None
         self._browser: PlaywrightBrowser | None = None
         self._contexts: list[BrowserContext] = []
+        self._screenshots = 0
 
     def start(self) -> None:
         """Launch Chromium (headless)."""
@@ -94,10 +96,8 @@ class Browser(Service):
     def stop(self) -> None:
         """Close every context, Chromium and Playwright's driver."""
         for context in self._contexts:
-            try:
+            with contextlib.suppress(PlaywrightError):
                 context.close()
-            except PlaywrightError:
-                pass
         self._contexts.clear()
         if self._browser is not None:
             self._browser.close()
@@ -186,8 +186,9 @@ class Browser(Service):
         self, page: Page, context: BrowserContext, account_id: str, started: float, steps: list[str], label: str | None
     ) -> LoginResult:
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        self._screenshots += 1
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", label or f"login-{account_id}")
-        screenshot: Path | None = self.artifacts_dir / f"{name}-{time.strftime('%H%M%S')}.png"
+        screenshot: Path | None = self.artifacts_dir / f"{self._screenshots:02d}-{name}.png"
         try:
             page.screenshot(path=str(screenshot))
         except PlaywrightError:
@@ -213,10 +214,8 @@ class Browser(Service):
 
 def _settle(page: Page) -> None:
     """Wait for the current document's load event (redirect chains end before it fires)."""
-    try:
+    with contextlib.suppress(PlaywrightTimeout):
         page.wait_for_load_state("load", timeout=15_000)
-    except PlaywrightTimeout:
-        pass
 
 
 def _token(context: BrowserContext) -> str | None:

@@ -29,8 +29,11 @@ def missing_apt_packages(packages: Sequence[str] = APT_PACKAGES) -> list[str]:
     """The packages dpkg does not report as installed."""
     missing = []
     for package in packages:
-        result = subprocess.run(  # noqa: S603
-            ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False  # noqa: S607
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", package],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0 or "install ok installed" not in result.stdout:
             missing.append(package)
@@ -62,7 +65,7 @@ def node_major() -> int | None:
     node = shutil.which("node")
     if node is None:
         return None
-    result = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
+    result = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     version = result.stdout.strip().lstrip("v")
     return int(version.split(".")[0]) if version[:1].isdigit() else None
 
@@ -90,7 +93,7 @@ def ensure_prerequisites(report: Callable[[str], None] = print) -> None:
 
 
 def _run(argv: Sequence[str], *, what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-    result = subprocess.run(list(argv), env=env, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603
+    result = subprocess.run(list(argv), env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()
         raise PrerequisiteError(f"{what} failed ({result.returncode}):\n" + "\n".join(output[-30:]))

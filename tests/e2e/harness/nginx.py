@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import socket
 import ssl
-import subprocess
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.harness.process import (
@@ -27,6 +28,25 @@ NGINX = "/usr/sbin/nginx"
 # The proxy connects to the upstreams from this address: the backend must not see 127.0.0.1,
 # which uvicorn trusts for forwarded headers by default (a real ingress is not on loopback).
 UPSTREAM_BIND = "127.0.0.2"
+
+
+# pin_paths for two api-servers: every sign-in starts on the first (login page, redirect to the
+# provider, OAuth state saved) and finishes on the second (callback, token exchange).
+SPLIT_OAUTH_FLOW = {"/auth/login/": 0, "/auth/oauth-authorized/": 1}
+
+ACCESS_LINE = re.compile(r'^\S+ "(?P<method>\S+) (?P<target>\S+) [^"]*" (?P<status>\d+) upstream=(?P<upstream>\S+) ')
+
+
+@dataclass(frozen=True)
+class ProxiedRequest:
+    """One line of the proxy's access log."""
+
+    method: str
+    target: str
+    """Path and query string, as the browser sent them."""
+    status: int
+    upstream: str
+    """`127.0.0.1:<port>` of the api-server that answered."""
 
 
 def split_host_port(server_name: str, default_port: int = 443) -> tuple[str, int]:
@@ -49,11 +69,28 @@ class Nginx(Service):
 
     Listens on 127.0.0.1:<listen_port> with a self-signed certificate for `hostname` (SAN), and
     proxies round-robin to `upstreams` ("127.0.0.1:<port>"), forwarding Host and X-Forwarded-*.
+    `pin_paths` sends requests under a path prefix to one upstream (by index), e.g.
+    `{"/auth/login/": 0, "/auth/oauth-authorized/": 1}` makes every OAuth sign-in start on one
+    api-server and finish on the other, instead of wherever round-robin happens to be.
     """
 
-    def __init__(self, log_dir: Path, server_name: str, upstreams: Sequence[str], *, listen_port: int | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        server_name: str,
+        upstreams: Sequence[str],
+        *,
+        listen_port: int | None = None,
+        pin_paths: Mapping[str, int] | None = None,
+    ) -> None:
         if not upstreams:
             raise ValueError("at least one upstream is needed")
+        for prefix, index in (pin_paths or {}).items():
+            if not prefix.startswith("/") or not 0 <= index < len(upstreams):
+                raise ValueError(
+                    f"pin_paths: {prefix!r} -> {index} (prefixes start with '/'; {len(upstreams)} upstreams)"
+                )
+        self.pin_paths = dict(pin_paths or {})
         self.log_dir = log_dir
         self.hostname, port_in_name = split_host_port(server_name)
         self.listen_port = listen_port or port_in_name
@@ -81,7 +118,12 @@ class Nginx(Service):
             (self.log_dir / "temp" / temp).mkdir(parents=True, exist_ok=True)
         self._make_certificate()
         self.conf_path.write_text(self._config())
-        run_logged([NGINX, "-t", "-p", str(self.log_dir), "-c", str(self.conf_path)], self.log_path, what="nginx -t", timeout=30)
+        run_logged(
+            [NGINX, "-t", "-p", str(self.log_dir), "-c", str(self.conf_path)],
+            self.log_path,
+            what="nginx -t",
+            timeout=30,
+        )
         self._process = ManagedProcess(
             "nginx", [NGINX, "-p", str(self.log_dir), "-c", str(self.conf_path)], self.log_path, stop_timeout=5
         )
@@ -94,15 +136,20 @@ class Nginx(Service):
             self._process.stop()
             self._process = None
 
+    def requests(self) -> list[ProxiedRequest]:
+        """Every proxied request so far, from the access log."""
+        if not self.access_log.exists():
+            return []
+        matches = (ACCESS_LINE.match(line) for line in self.access_log.read_text(errors="replace").splitlines())
+        return [
+            ProxiedRequest(match["method"], match["target"], int(match["status"]), match["upstream"])
+            for match in matches
+            if match
+        ]
+
     def upstream_hits(self) -> Counter[str]:
-        """How many proxied requests each upstream answered, from the access log."""
-        hits: Counter[str] = Counter()
-        if self.access_log.exists():
-            for line in self.access_log.read_text(errors="replace").splitlines():
-                for field in line.split():
-                    if field.startswith("upstream="):
-                        hits[field.removeprefix("upstream=")] += 1
-        return hits
+        """How many proxied requests each upstream answered."""
+        return Counter(request.upstream for request in self.requests())
 
     def _make_certificate(self) -> None:
         try:
@@ -115,9 +162,24 @@ class Nginx(Service):
             raise HarnessError("openssl not found: apt-get install openssl")
         run_logged(
             [
-                openssl, "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-days", "2", "-subj", f"/CN={self.hostname}", "-addext", f"subjectAltName={san}",
-                "-keyout", str(self.key_path), "-out", str(self.cert_path),
+                openssl,
+                "req",
+                "-x509",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-days",
+                "2",
+                "-subj",
+                f"/CN={self.hostname}",
+                "-addext",
+                f"subjectAltName={san}",
+                "-keyout",
+                str(self.key_path),
+                "-out",
+                str(self.cert_path),
             ],
             self.log_path,
             what="openssl req",
@@ -125,7 +187,12 @@ class Nginx(Service):
         )
 
     def _config(self) -> str:
-        servers = "\n".join(f"        server {upstream};" for upstream in self.upstreams)
+        # Inserted lines carry the template's indentation (placeholders sit at column 0 for dedent).
+        servers = "\n".join(f"{' ' * 20}server {upstream};" for upstream in self.upstreams)
+        pinned = "\n".join(
+            f"{' ' * 20}location ^~ {prefix} {{ proxy_pass http://{self.upstreams[index]}; }}"
+            for prefix, index in self.pin_paths.items()
+        )
         return textwrap.dedent(
             f"""\
             # Generated by tests/e2e/harness/nginx.py
@@ -147,13 +214,13 @@ class Nginx(Service):
                 scgi_temp_path {self.log_dir}/temp/scgi;
 
                 log_format upstreams '$remote_addr "$request" $status upstream=$upstream_addr '
-                                     'host=$http_host rt=$request_time';
+                                     'host=$http_host rt=$request_time';  # parsed by ACCESS_LINE
                 access_log {self.access_log} upstreams;
 
                 # Round-robin (nginx's default). No upstream keepalive: every request picks anew,
                 # so one login's redirects and API calls land on both api-servers.
                 upstream airflow {{
-            {servers}
+{servers}
                 }}
 
                 server {{
@@ -164,20 +231,21 @@ class Nginx(Service):
                     ssl_certificate_key {self.key_path};
                     client_max_body_size 10m;
 
+                    # What ingress-nginx sends: the browser's Host (with its port, if any) and the
+                    # X-Forwarded-* set Airflow's ProxyFix reads. Inherited by every location.
+                    proxy_bind {UPSTREAM_BIND};
+                    proxy_set_header Host $http_host;
+                    proxy_set_header X-Forwarded-Host $http_host;
+                    proxy_set_header X-Forwarded-Proto $scheme;
+                    proxy_set_header X-Forwarded-Port $server_port;
+                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                    proxy_set_header X-Real-IP $remote_addr;
+                    proxy_read_timeout 120s;
+                    proxy_buffer_size 16k;
+                    proxy_buffers 8 16k;
+{pinned}
                     location / {{
                         proxy_pass http://airflow;
-                        proxy_bind {UPSTREAM_BIND};
-                        # What ingress-nginx sends: the browser's Host (with its port, if any) and
-                        # the X-Forwarded-* set Airflow's ProxyFix reads.
-                        proxy_set_header Host $http_host;
-                        proxy_set_header X-Forwarded-Host $http_host;
-                        proxy_set_header X-Forwarded-Proto $scheme;
-                        proxy_set_header X-Forwarded-Port $server_port;
-                        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-                        proxy_set_header X-Real-IP $remote_addr;
-                        proxy_read_timeout 120s;
-                        proxy_buffer_size 16k;
-                        proxy_buffers 8 16k;
                     }}
                 }}
             }}
@@ -188,11 +256,8 @@ class Nginx(Service):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        with socket.create_connection(("127.0.0.1", self.listen_port), timeout=2) as sock:
-            with context.wrap_socket(sock, server_hostname=self.hostname):
-                return True
-
-
-def nginx_version() -> str:
-    """`nginx -v` output (for reports)."""
-    return subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=False).stderr.strip()  # noqa: S603
+        with (
+            socket.create_connection(("127.0.0.1", self.listen_port), timeout=2) as sock,
+            context.wrap_socket(sock, server_hostname=self.hostname),
+        ):
+            return True

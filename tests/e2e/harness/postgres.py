@@ -74,11 +74,16 @@ class Postgres(Service):
         run_logged(
             [
                 str(self.bindir / "initdb"),
-                "--pgdata", str(data),
-                "--username", PG_USER,
-                "--auth", "trust",
-                "--encoding", "UTF8",
-                "--locale", "C",
+                "--pgdata",
+                str(data),
+                "--username",
+                PG_USER,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
                 "--no-sync",
             ],
             self.log_path,
@@ -91,14 +96,22 @@ class Postgres(Service):
             "postgres",
             [
                 str(self.bindir / "postgres"),
-                "-D", str(data),
-                "-p", str(self.port),
-                "-k", str(sockets),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off",
-                "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
-                "-c", "max_connections=200",
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(sockets),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
             ],
             self.log_path,
             user=self._os_user,
@@ -133,4 +146,4 @@ class Postgres(Service):
 
 
 def _returns_zero(argv: list[str]) -> bool:
-    return subprocess.run(argv, check=False, capture_output=True, timeout=10).returncode == 0  # noqa: S603
+    return subprocess.run(argv, check=False, capture_output=True, timeout=10).returncode == 0

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -39,7 +39,9 @@ def error_with_log(message: str, log_path: Path | None, lines: int = 40) -> Harn
     """A HarnessError whose message ends with the tail of `log_path`."""
     log_tail = tail(log_path, lines)
     where = f" (log: {log_path})" if log_path else ""
-    return HarnessError(f"{message}{where}\n--- last {lines} log lines ---\n{log_tail}" if log_tail else message + where)
+    return HarnessError(
+        f"{message}{where}\n--- last {lines} log lines ---\n{log_tail}" if log_tail else message + where
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,7 +79,7 @@ def wait_until(
             result = predicate()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - readiness probes fail in many ways until ready
+        except Exception as exc:
             last_error = exc
         if alive is not None and not alive():
             raise error_with_log(f"{what}: the process exited before it was ready", log_path)
@@ -140,7 +142,7 @@ class ManagedProcess:
             log.flush()
             # The child keeps its own copy of the descriptor: the file is root's,
             # and a child running as another user still writes through it.
-            self.popen = subprocess.Popen(  # noqa: S603 - argv built by the harness
+            self.popen = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -169,10 +171,8 @@ class ManagedProcess:
         pgid = self.popen.pid
         if self.popen.poll() is None:
             _signal_group(pgid, self.stop_signal)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Workers may outlive the leader (uvicorn, nginx): sweep the group regardless.
         _signal_group(pgid, signal.SIGKILL)
         try:
@@ -182,11 +182,19 @@ class ManagedProcess:
         self.popen = None
 
 
+def stop_all(processes: Iterable[ManagedProcess]) -> None:
+    """Stop several processes at once (each waits out its own grace period in a thread)."""
+    processes = list(processes)
+    if not processes:
+        return
+    with ThreadPoolExecutor(max_workers=len(processes)) as pool:
+        for future in [pool.submit(process.stop) for process in processes]:
+            future.result()
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def run_logged(
@@ -205,7 +213,7 @@ def run_logged(
         log.write(f"$ {' '.join(argv)}\n".encode())
         log.flush()
         try:
-            result = subprocess.run(  # noqa: S603 - argv built by the harness
+            result = subprocess.run(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -270,8 +278,8 @@ def start_in_parallel(stack: ExitStack, services: Iterable[Service], *, here: It
         for service in here:
             try:
                 enter(service)
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the threads finish
+            except BaseException as exc:
                 errors.append(exc)
-    errors = [future.exception() for future in futures if future.exception() is not None] + errors  # type: ignore[misc]
-    if errors:
-        raise errors[0]
+    thread_errors = [error for error in (future.exception() for future in futures) if error is not None]
+    if thread_errors or errors:
+        raise (thread_errors + errors)[0]

@@ -43,15 +43,16 @@ class Shims:
     discoveryIssuer: the discovery document's `issuer` is replaced.
     """
 
-    signWithUnpublishedKey: bool | str = False  # noqa: N815 - the JSON key server.js reads
-    publishWrongJwks: bool = False  # noqa: N815
-    wrongAudience: bool | str = False  # noqa: N815
-    wrongIssuer: bool | str = False  # noqa: N815
-    expiredIdToken: bool = False  # noqa: N815
-    wrongNonce: bool = False  # noqa: N815
-    unsignedIdToken: bool = False  # noqa: N815
-    idTokenClaims: dict[str, Any] | None = None  # noqa: N815
-    discoveryIssuer: str | None = None  # noqa: N815
+    # camelCase: the field names are the JSON keys server.js reads.
+    signWithUnpublishedKey: bool | str = False
+    publishWrongJwks: bool = False
+    wrongAudience: bool | str = False
+    wrongIssuer: bool | str = False
+    expiredIdToken: bool = False
+    wrongNonce: bool = False
+    unsignedIdToken: bool = False
+    idTokenClaims: dict[str, Any] | None = None
+    discoveryIssuer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Only the shims that are on."""
@@ -107,7 +108,7 @@ class OidcProvider(Service):
         self.log_path = log_dir / "oidc-provider.log"
         self.config_path = log_dir / "oidc-provider.json"
         self.client = client
-        self.users = {account: dict(claims) for account, claims in users.items()}
+        self.users = {account: dict(user_claims) for account, user_claims in users.items()}
         self.issuer_path = issuer_path.rstrip("/")
         self.claims = {scope: list(names) for scope, names in (claims or DEFAULT_CLAIMS).items()}
         self.claims_in_id_token = claims_in_id_token
@@ -180,7 +181,9 @@ class OidcProvider(Service):
             raise error_with_log(f"oidc-provider discovery answered {response.status_code}", self.log_path)
         advertised = response.json().get("issuer")
         if advertised != self.issuer and not self.shims.discoveryIssuer:
-            raise error_with_log(f"oidc-provider discovery names issuer {advertised!r}, not {self.issuer!r}", self.log_path)
+            raise error_with_log(
+                f"oidc-provider discovery names issuer {advertised!r}, not {self.issuer!r}", self.log_path
+            )
 
     def stop(self) -> None:
         """Stop node."""
@@ -195,7 +198,7 @@ class OidcProvider(Service):
 
     def set_users(self, users: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace all users."""
-        self.users = {account: dict(claims) for account, claims in users.items()}
+        self.users = {account: dict(user_claims) for account, user_claims in users.items()}
         self._admin("POST", "/users", self.users)
 
     def set_shims(self, shims: Shims) -> None:
@@ -210,7 +213,9 @@ class OidcProvider(Service):
     def _admin(self, method: str, path: str, body: Any) -> Any:
         response = requests.request(method, self.admin_url + path, json=body, timeout=5)
         if response.status_code != 200:
-            raise error_with_log(f"oidc-provider admin {method} {path}: {response.status_code} {response.text}", self.log_path)
+            raise error_with_log(
+                f"oidc-provider admin {method} {path}: {response.status_code} {response.text}", self.log_path
+            )
         return response.json()
 
     def _read_ready_line(self) -> dict[str, Any] | None:
