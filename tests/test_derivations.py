@@ -1,0 +1,100 @@
+"""The pure derivations: plain functions of the spec, tested without Pulumi."""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import re
+
+import pytest
+
+from components.airflow_oidc import secret_generation
+from components.airflow_values import config_version, render_webserver_config
+from components.contract import client_contract, okta_group_filter, okta_scope_and_claim
+from components.spec import parse_spec
+
+
+def spec(**overrides: object) -> object:
+    raw: dict[str, object] = {
+        "environment": "dev",
+        "hostname": "airflow.example.com",
+        "idp": {"kind": "oidc", "issuer": "https://login.example.com/realms/x", "clientId": "airflow"},
+        "access": [{"group": "admins", "role": "Admin"}],
+        "airflow": {"tls": {"secretName": "tls"}},
+    }
+    raw.update(overrides)
+    return parse_spec(raw, "test")
+
+
+@pytest.mark.parametrize(
+    ("hostname", "idp", "expected"),
+    [
+        ("airflow.example.com", {"kind": "okta"}, "https://airflow.example.com/auth/oauth-authorized/okta"),
+        ("airflow.example.com:8443", {"kind": "okta"}, "https://airflow.example.com:8443/auth/oauth-authorized/okta"),
+        (
+            "http://localhost:8080",
+            {"kind": "oidc", "issuer": "http://127.0.0.1:9400", "clientId": "c"},
+            "http://localhost:8080/auth/oauth-authorized/oidc",
+        ),
+    ],
+)
+def test_redirect_uri_is_airflow_3_callback(hostname: str, idp: dict[str, str], expected: str) -> None:
+    contract = client_contract(spec(hostname=hostname, idp=idp), stack="dev", okta_org="https://o.okta.com")
+    assert contract.redirect_uris == (expected,)
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [("admins",), ("a.b", "a+b", "a(b)", "[x]", "c|d", "e$", "^f", "g\\h", "data engineers", "ops{1}")],
+)
+def test_group_filter_matches_exactly_the_groups(groups: tuple[str, ...]) -> None:
+    pattern = re.compile(okta_group_filter(groups))
+    for group in groups:
+        assert pattern.fullmatch(group) and pattern.match(group)
+    for other in ["", "admins2", "xadmins", "ab", "a", "b", "c", "d", "data", "opss", "ops", "a.bb", "axb"]:
+        if other not in groups:
+            assert not pattern.match(other), other
+
+
+def test_per_stack_names_differ_and_are_okta_safe() -> None:
+    assert okta_scope_and_claim("payments-prod") == ("airflow_payments_prod_groups", "airflow_payments_prod_groups")
+    assert okta_scope_and_claim("risk-prod") != okta_scope_and_claim("payments-prod")
+
+
+def test_rendered_config_is_python_without_template_braces() -> None:
+    tricky = spec(access=[{"group": "team-{{ .Values.x }}", "role": "Admin"}, {"group": 'it\'s "q"', "role": "User"}])
+    text = render_webserver_config(client_contract(tricky, stack="dev"))
+    assert "{{" not in text
+    constants = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:  # not a literal (a call, a comprehension): not a rendered constant
+                continue
+    assert constants["ROLE_BY_GROUP"] == {"team-{{ .Values.x }}": "Admin", 'it\'s "q"': "User"}
+    assert constants["ISSUER"] == "https://login.example.com/realms/x"
+
+
+def test_secret_generation_turns_over_every_rotation_period() -> None:
+    start = datetime.date(2026, 1, 1)
+    generations = [secret_generation(start + datetime.timedelta(days=day), 90) for day in range(0, 365)]
+    changes = sum(1 for before, after in zip(generations, generations[1:], strict=False) if before != after)
+    assert changes == 4  # 365 days hold four boundaries of a 90-day period
+    assert secret_generation(start, 90) == secret_generation(start, 90)
+
+
+def test_config_version_changes_with_config_client_and_secret_generation() -> None:
+    base = config_version("config", "client", 3)
+    assert base == config_version("config", "client", 3)
+    assert (
+        len(
+            {
+                base,
+                config_version("config2", "client", 3),
+                config_version("config", "other", 3),
+                config_version("config", "client", 4),
+            }
+        )
+        == 4
+    )
