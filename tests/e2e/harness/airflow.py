@@ -180,6 +180,25 @@ class AirflowApiServers(Service):
         with ThreadPoolExecutor(max_workers=self.count) as pool:
             list(pool.map(self._wait_healthy, range(self.count)))
 
+    def restart_servers(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        per_process_env: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
+        """Stop the servers and start them again on the same ports (no migration), with a new environment.
+
+        `env` replaces the shared environment and `per_process_env` the per-server one (None: keep).
+        """
+        if per_process_env is not None and len(per_process_env) != self.count:
+            raise ValueError(f"per_process_env has {len(per_process_env)} entries for {self.count} servers")
+        self.stop()
+        if env is not None:
+            self.env = dict(env)
+        if per_process_env is not None:
+            self.per_process_env = [dict(extra) for extra in per_process_env]
+        self.start_servers()
+
     def stop(self) -> None:
         """Stop every server (each process group: uvicorn and its workers)."""
         processes, self._processes = self._processes, []

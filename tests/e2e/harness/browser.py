@@ -131,8 +131,8 @@ class Browser(Service):
         Never raises for a refused or broken sign-in: the result says where the browser ended.
         Pass `context` to sign in again with an existing cookie jar (e.g. the IdP session).
         `settle=False` records the result as soon as the final response arrived (cookies are set
-        by then) instead of waiting about a second for Airflow's UI bundle: faster, but the
-        screenshot and page text of a successful sign-in are then mostly empty.
+        by then) instead of waiting about a second for Airflow's UI bundle: faster, but then no
+        screenshot is taken and the page text of a successful sign-in is mostly empty.
         """
         started = time.monotonic()
         context = context or self.new_context()
@@ -171,28 +171,46 @@ class Browser(Service):
             break
         if settle:
             _settle(page)
+            # Airflow's React UI renders after the load event: wait for text, so the screenshot shows it.
+            with contextlib.suppress(PlaywrightTimeout):
+                page.wait_for_function("document.body && document.body.innerText.trim().length > 20", timeout=15_000)
             step("settled")
-        return self._result(page, context, account_id, started, steps, label)
+        return self._result(page, context, account_id, started, steps, label, screenshot=settle)
 
-    def logout(self, base_url: str, context: BrowserContext) -> bool:
-        """`/auth/logout`; True when Airflow's `_token` cookie is gone (the IdP session stays)."""
+    def logout(self, base_url: str, context: BrowserContext, *, path: str = "/api/v2/auth/logout") -> bool:
+        """Log out as the UI's menu does; True when Airflow's `_token` cookie is gone (the IdP session stays).
+
+        `/api/v2/auth/logout` revokes the JWT, then redirects to the auth manager's `/auth/logout`,
+        which deletes the cookies. `/auth/logout` alone deletes them but leaves the JWT valid.
+        """
         page = context.new_page()
-        page.goto(f"{base_url}/auth/logout")
+        page.goto(f"{base_url}{path}")
         _settle(page)
         page.close()
         return _token(context) is None
 
     def _result(
-        self, page: Page, context: BrowserContext, account_id: str, started: float, steps: list[str], label: str | None
+        self,
+        page: Page,
+        context: BrowserContext,
+        account_id: str,
+        started: float,
+        steps: list[str],
+        label: str | None,
+        *,
+        screenshot: bool,
     ) -> LoginResult:
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        self._screenshots += 1
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", label or f"login-{account_id}")
-        screenshot: Path | None = self.artifacts_dir / f"{self._screenshots:02d}-{name}.png"
-        try:
-            page.screenshot(path=str(screenshot))
-        except PlaywrightError:
-            screenshot = None
+        # Only a settled page is worth a picture: before the UI renders it is blank.
+        path: Path | None = None
+        if screenshot:
+            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+            self._screenshots += 1
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", label or f"login-{account_id}")
+            path = self.artifacts_dir / f"{self._screenshots:02d}-{name}.png"
+            try:
+                page.screenshot(path=str(path))
+            except PlaywrightError:
+                path = None
         try:
             text = page.inner_text("body", timeout=5_000)
         except PlaywrightError:
@@ -205,7 +223,7 @@ class Browser(Service):
             token=token,
             cookies=sorted(cookie["name"] for cookie in context.cookies()),
             page_text=" ".join(text.split())[:2000],
-            screenshot=screenshot,
+            screenshot=path,
             seconds=round(time.monotonic() - started, 2),
             steps=steps,
             context=context,

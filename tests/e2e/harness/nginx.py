@@ -188,7 +188,9 @@ class Nginx(Service):
 
     def _config(self) -> str:
         # Inserted lines carry the template's indentation (placeholders sit at column 0 for dedent).
-        servers = "\n".join(f"{' ' * 20}server {upstream};" for upstream in self.upstreams)
+        # max_fails=0: a connection refused while an api-server restarts must not make nginx
+        # shun it (and answer 502 "no live upstreams") for the next 10 s once it is back.
+        servers = "\n".join(f"{' ' * 20}server {upstream} max_fails=0;" for upstream in self.upstreams)
         pinned = "\n".join(
             f"{' ' * 20}location ^~ {prefix} {{ proxy_pass http://{self.upstreams[index]}; }}"
             for prefix, index in self.pin_paths.items()

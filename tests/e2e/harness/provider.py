@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ class Shims:
     unsignedIdToken: the ID token is re-issued with `alg: none` and no signature.
     idTokenClaims: claims merged into the ID token, re-signed with the real key (the RP must accept).
     discoveryIssuer: the discovery document's `issuer` is replaced.
+    tamperState: the redirect back to the client carries a `state` with its last character changed.
     """
 
     # camelCase: the field names are the JSON keys server.js reads.
@@ -53,10 +55,41 @@ class Shims:
     unsignedIdToken: bool = False
     idTokenClaims: dict[str, Any] | None = None
     discoveryIssuer: str | None = None
+    tamperState: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Only the shims that are on."""
         return {key: value for key, value in self.__dict__.items() if value}
+
+
+@dataclass(frozen=True)
+class IdpGroups:
+    """How the IdP turns group membership into the groups claim (server.js `idpGroups`).
+
+    With it, each user's `groups` is their raw membership at the IdP; the claim `claim` carries
+    the groups matching `filter` in full (a regex such as Okta's `^(a|b)$`; None: all of them). With
+    `assigned_groups`, a user in none of them is refused at the provider (Okta's app assignment).
+    """
+
+    claim: str
+    filter: str | None = None
+    assigned_groups: Sequence[str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `idpGroups` config server.js reads."""
+        assigned = None if self.assigned_groups is None else list(self.assigned_groups)
+        return {"claim": self.claim, "filter": self.filter, "assignedGroups": assigned}
+
+    def emitted(self, raw_groups: Sequence[str]) -> list[str]:
+        """The claim's value for a user with these memberships (what server.js emits)."""
+        if self.filter is None:
+            return list(raw_groups)
+        pattern = re.compile(self.filter)
+        return [group for group in raw_groups if pattern.fullmatch(group)]
+
+    def admits(self, raw_groups: Sequence[str]) -> bool:
+        """Whether the provider lets a user with these memberships sign in at all."""
+        return self.assigned_groups is None or bool(set(raw_groups) & set(self.assigned_groups))
 
 
 @dataclass
@@ -64,7 +97,7 @@ class OidcClient:
     """The single client registered at the provider."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     redirect_uris: Sequence[str]
     post_logout_redirect_uris: Sequence[str] = field(default_factory=list)
     # Authlib's default (FAB's OAuth client); "client_secret_post" when client_kwargs ask for it.
@@ -82,7 +115,7 @@ class OidcClient:
 
 
 class OidcProvider(Service):
-    """oidc-provider on 127.0.0.1:<free port>, issuer `http://127.0.0.1:<port><issuer_path>`.
+    """oidc-provider on 127.0.0.1:<port> (default: a free one), issuer `http://127.0.0.1:<port><issuer_path>`.
 
     Users log in through the provider's dev interactions (login = account id, any password);
     consent is granted automatically unless `auto_consent=False`. Users' claims and the shims can
@@ -101,6 +134,8 @@ class OidcProvider(Service):
         shims: Shims | None = None,
         auto_consent: bool = True,
         node: str = "node",
+        port: int = 0,
+        idp_groups: IdpGroups | None = None,
     ) -> None:
         if issuer_path and not issuer_path.startswith("/"):
             raise ValueError(f"issuer_path must start with '/': {issuer_path!r}")
@@ -115,6 +150,11 @@ class OidcProvider(Service):
         self.shims = shims or Shims()
         self.auto_consent = auto_consent
         self.node = node
+        self.requested_port = port
+        self.idp_groups = idp_groups
+        # Kept across restarts: relying parties cache the JWKS by kid.
+        self.key_path = log_dir / "signing-key.json"
+        self._log_offset = 0
         self._process: ManagedProcess | None = None
         self._ready: dict[str, Any] | None = None
 
@@ -147,11 +187,13 @@ class OidcProvider(Service):
         if shutil.which(self.node) is None:
             raise HarnessError(f"{self.node!r} not found on PATH (Node.js 20+ is needed for oidc-provider)")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            json.dumps(
+        # The config holds the client secret: readable by this user only.
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(
                 {
                     "host": "127.0.0.1",
-                    "port": 0,
+                    "port": self.requested_port,
                     "adminPort": 0,
                     "issuerPath": self.issuer_path,
                     "client": self.client.to_json(),
@@ -161,10 +203,15 @@ class OidcProvider(Service):
                     "users": self.users,
                     "shims": self.shims.to_json(),
                     "autoConsent": self.auto_consent,
+                    "idpGroups": self.idp_groups.to_json() if self.idp_groups else None,
+                    "keyFile": str(self.key_path),
                 },
+                handle,
                 indent=2,
             )
-        )
+        # A restart appends to the same log: look for the ready line after this point only.
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._ready = None
         self._process = ManagedProcess(
             "oidc-provider",
             [self.node, str(PROVIDER_DIR / "server.js"), str(self.config_path)],
@@ -191,10 +238,21 @@ class OidcProvider(Service):
             self._process.stop()
             self._process = None
 
+    def restart(self, client: OidcClient | None = None) -> None:
+        """Stop and start again (same port, signing key, users and shims), optionally with another client."""
+        self.stop()
+        if client is not None:
+            self.client = client
+        self.start()
+
     def set_user_claims(self, account_id: str, claims: Mapping[str, Any]) -> None:
         """Replace one user's claims (or add the user); the next token/userinfo response uses them."""
         self._admin("PUT", f"/users/{account_id}", dict(claims))
         self.users[account_id] = dict(claims)
+
+    def set_user_groups(self, account_id: str, groups: Sequence[str]) -> None:
+        """Change one user's group memberships (with `idp_groups`: raw groups, filtered at emission)."""
+        self.set_user_claims(account_id, {**self.users[account_id], "groups": list(groups)})
 
     def set_users(self, users: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace all users."""
@@ -219,7 +277,10 @@ class OidcProvider(Service):
         return response.json()
 
     def _read_ready_line(self) -> dict[str, Any] | None:
-        match = READY_LINE.search(self.log_path.read_text(errors="replace"))
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            text = log.read().decode(errors="replace")
+        match = READY_LINE.search(text)
         return json.loads(match.group(1)) if match else None
 
     def _ready_info(self) -> dict[str, Any]:

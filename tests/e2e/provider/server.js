@@ -8,6 +8,16 @@
 // `issuerPath`, so the issuer is http://127.0.0.1:<port><issuerPath>, like a
 // real tenant issuer such as https://example.okta.com/oauth2/aus1abc.
 //
+// IdP-side groups (config `idpGroups`, optional): each user's `groups` is then their raw group
+// membership at the IdP, never emitted as such. The claim `idpGroups.claim` carries those groups
+// matching `idpGroups.filter` (a regex, e.g. Okta's `^(a|b)$` groups-claim filter), or all of them
+// when the filter is null. With `idpGroups.assignedGroups` (Okta's app assignments), a user in
+// none of them is refused at the provider's login form, as Okta refuses unassigned users: the
+// browser returns to the client with error=access_denied.
+//
+// The signing key is kept in `keyFile` (created on first start), so a restarted provider signs
+// with the key relying parties already cached.
+//
 // A second listener (loopback only) is a tiny admin API:
 //   GET  /health                -> {"ok": true}
 //   GET  /users                 -> the users map
@@ -16,13 +26,14 @@
 //   GET  /shims, POST /shims    -> read / replace the shim settings
 //
 // Shims are a koa middleware wrapped around every provider route: the real provider answers,
-// then the discovery document, the JWKS or the token response is altered (ID tokens re-signed
-// with the provider's own key, or with a key it never published). See Shims in provider.py.
+// then the discovery document, the JWKS, the token response (ID tokens re-signed with the
+// provider's own key, or with a key it never published) or the redirect back to the client is
+// altered. See Shims in provider.py.
 //
 // When both listeners are up, one line is printed to stdout:
 //   OIDC-PROVIDER-READY {"issuer": ..., "port": ..., "adminPort": ...}
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 
@@ -35,6 +46,9 @@ const host = config.host ?? '127.0.0.1';
 const issuerPath = (config.issuerPath ?? '').replace(/\/+$/, '');
 let users = config.users ?? {};
 let shims = config.shims ?? {};
+const idpGroups = config.idpGroups ?? null;
+// Okta's "matches regex" filter matches whole group names (Java's String.matches).
+const groupsFilter = idpGroups?.filter ? new RegExp(`^(?:${idpGroups.filter})$`) : null;
 
 function log(message, extra = {}) {
   process.stdout.write(`${new Date().toISOString()} ${message} ${JSON.stringify(extra)}\n`);
@@ -43,12 +57,36 @@ function log(message, extra = {}) {
 // Our own signing key (instead of oidc-provider's dev keystore) so the shims
 // can re-sign ID tokens with the very key the provider publishes.
 const KID = 'e2e-signing-key';
-const signing = await jose.generateKeyPair('RS256', { extractable: true });
-const signingJwk = { ...(await jose.exportJWK(signing.privateKey)), kid: KID, use: 'sig', alg: 'RS256' };
+async function loadSigningKey() {
+  if (config.keyFile && existsSync(config.keyFile)) {
+    const jwk = JSON.parse(readFileSync(config.keyFile, 'utf8'));
+    return { privateKey: await jose.importJWK(jwk, 'RS256'), jwk };
+  }
+  const pair = await jose.generateKeyPair('RS256', { extractable: true });
+  const jwk = { ...(await jose.exportJWK(pair.privateKey)), kid: KID, use: 'sig', alg: 'RS256' };
+  if (config.keyFile) writeFileSync(config.keyFile, JSON.stringify(jwk), { mode: 0o600 });
+  return { privateKey: pair.privateKey, jwk };
+}
+const { privateKey: signingKey, jwk: signingJwk } = await loadSigningKey();
+const signing = { privateKey: signingKey };
 // A key the provider never publishes. signWithUnpublishedKey re-signs ID tokens with it (an
 // attacker's forgery); publishWrongJwks publishes it instead of the real key.
 const decoy = await jose.generateKeyPair('RS256', { extractable: true });
 const decoyPublicJwk = { ...(await jose.exportJWK(decoy.publicKey)), kid: KID, use: 'sig', alg: 'RS256' };
+
+function assigned(id) {
+  if (!idpGroups?.assignedGroups) return Object.hasOwn(users, id);
+  const member = new Set(users[id]?.groups ?? []);
+  return Object.hasOwn(users, id) && idpGroups.assignedGroups.some((group) => member.has(group));
+}
+
+// The claims the IdP emits for a user: with idpGroups, `groups` is membership, not a claim.
+function emittedClaims(id) {
+  const { groups, ...profile } = users[id] ?? {};
+  if (!idpGroups) return users[id] ?? {};
+  const raw = groups ?? [];
+  return { ...profile, [idpGroups.claim]: groupsFilter ? raw.filter((g) => groupsFilter.test(g)) : raw };
+}
 
 async function findAccount(ctx, id) {
   if (!Object.hasOwn(users, id)) {
@@ -60,7 +98,7 @@ async function findAccount(ctx, id) {
     // Read the users map at claim time, so a change made through the admin
     // API shows in the next token or userinfo response.
     async claims() {
-      return { ...(users[id] ?? {}), sub: id };
+      return { ...emittedClaims(id), sub: id };
     },
   };
 }
@@ -125,9 +163,33 @@ function buildProvider(port) {
   oidc.on('server_error', (ctx, err) => log('server_error', { path: ctx.path, err: String(err) }));
   oidc.on('grant.error', (ctx, err) => log('grant.error', { err: String(err), detail: err.error_description }));
   oidc.on('authorization.error', (ctx, err) => log('authorization.error', { err: String(err), detail: err.error_description }));
+  oidc.use(refuseUnassigned);
   oidc.use(shimMiddleware);
   oidc.use(accessLog);
   return oidc;
+}
+
+// The dev interactions' login form posts {prompt: 'login', login: <account id>} to
+// /interaction/<uid>. An unassigned user ends the interaction with access_denied, which the
+// provider sends back to the client's redirect URI (what Okta does). The parsed body is left on
+// ctx.request.body, where oidc-provider's own body parser picks it up.
+async function refuseUnassigned(ctx, next) {
+  if (idpGroups?.assignedGroups && ctx.method === 'POST' && /^\/interaction\/[^/]+$/.test(ctx.path)) {
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    const body = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+    ctx.request.body = body;
+    if (body.prompt === 'login' && !assigned(body.login)) {
+      log('refused: user is not assigned to the client application', { login: body.login });
+      await oidc.interactionFinished(ctx.req, ctx.res, {
+        error: 'access_denied',
+        error_description: 'User is not assigned to the client application.',
+      }, { mergeWithLastSubmission: false });
+      ctx.respond = false;
+      return;
+    }
+  }
+  await next();
 }
 
 async function accessLog(ctx, next) {
@@ -162,6 +224,19 @@ async function shimMiddleware(ctx, next) {
   if (route === 'discovery' && shims.discoveryIssuer && ctx.status === 200) {
     ctx.body = { ...ctx.body, issuer: shims.discoveryIssuer };
     log('shim: rewrote discovery issuer', { issuer: shims.discoveryIssuer });
+  }
+  if (shims.tamperState) {
+    // The redirect back to the client (code and state in its query): change the state's last character.
+    const location = ctx.response.get('Location');
+    if (location && (client.redirect_uris ?? []).some((uri) => location.startsWith(uri))) {
+      const url = new URL(location);
+      const state = url.searchParams.get('state');
+      if (state) {
+        url.searchParams.set('state', state.slice(0, -1) + (state.endsWith('x') ? 'y' : 'x'));
+        ctx.response.set('Location', url.href);
+        log('shim: tampered the state on the way back', { route });
+      }
+    }
   }
   if (route === 'token' && ctx.status === 200 && ctx.body?.id_token) {
     const mutations = [];

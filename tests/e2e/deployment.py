@@ -1,0 +1,594 @@
+"""A stack deployed on this machine exactly as the program declares it, for the e2e tests and `make demo`.
+
+`LocalDeployment(stack_file)` runs the real program under the mock engine (`tests/capture.py`, in
+the Pulumi venv), then serves what the capture holds and nothing else:
+
+- the OpenID provider with the one client the IdP side declares (id, secret as held at the IdP,
+  redirect and post-logout URIs), the issuer's path, the groups claim's name and filter, and (Okta)
+  the app's group assignments: users in none of them are refused at the provider;
+- PostgreSQL and the Airflow api-servers with the captured `webserver_config.py` (only ISSUER's
+  scheme and host moved to the local provider), `config:` as AIRFLOW__*, the api-server's env and
+  the chart's secret env vars resolved from the captured Secrets, and the api-server's args;
+- nginx terminating TLS for the stack's hostname, every sign-in split across two api-servers;
+- Chromium resolving the hostname to the proxy.
+
+The expected roles come from the stack file's spec (the intent), never from the capture.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import yaml
+from playwright.sync_api import BrowserContext
+
+from tests.e2e.harness.airflow import AirflowApiServers
+from tests.e2e.harness.browser import Browser, LoginResult
+from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, Nginx
+from tests.e2e.harness.postgres import Postgres
+from tests.e2e.harness.process import (
+    ARTIFACTS_ROOT,
+    REPO_ROOT,
+    HarnessError,
+    RunDir,
+    Service,
+    free_port,
+    port_is_free,
+    start_in_parallel,
+)
+from tests.e2e.harness.provider import DEFAULT_CLAIMS, IdpGroups, OidcClient, OidcProvider
+
+PULUMI_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+STACKS = REPO_ROOT / "stacks"
+# Scopes whose claims OpenID Connect defines; any other captured scope is the groups scope.
+STANDARD_SCOPES = frozenset({"openid", "email", "profile", "address", "phone", "offline_access"})
+CALLBACK_PREFIX = "/auth/oauth-authorized/"
+# The official chart's env vars for the Secrets named by these values, and the data key it reads.
+CHART_SECRET_ENV = (
+    ("fernetKeySecretName", "AIRFLOW__CORE__FERNET_KEY", "fernet-key"),
+    ("apiSecretKeySecretName", "AIRFLOW__API__SECRET_KEY", "api-secret-key"),
+    ("jwtSecretName", "AIRFLOW__API_AUTH__JWT_SECRET", "jwt-secret"),
+)
+# The harness passes these itself; a captured arg naming them would fight it.
+HARNESS_ARGS = frozenset({"--host", "-H", "--port", "-p", "--workers", "-w"})
+# Negative controls each get a user who never signed in, so "no user row" means something.
+CONTROLS = (
+    "redirect-uri",
+    "proxy-off",
+    "full-path-groups",
+    "unpublished-key",
+    "wrong-aud",
+    "wrong-aud-azp",
+    "tampered-state",
+    "per-process-keys",
+)
+MOVER = "mover"
+OUTSIDER = "outsider"
+
+
+@dataclass(frozen=True)
+class E2eUser:
+    """A user at the IdP: raw group memberships, and the Airflow roles the spec promises them."""
+
+    account_id: str
+    """The provider's login (any password) and the token's `sub`."""
+    kind: str
+    """mapped, unmapped, default-role, mapped+default, mover or control."""
+    groups: tuple[str, ...]
+    """Raw memberships at the IdP (the emitted claim is these, filtered as the IdP declares)."""
+    username: str
+    """The Airflow username the spec's naming gives (`<provider>_<sub>`)."""
+    expected_roles: frozenset[str]
+    """Exactly the roles the spec gives; empty: the sign-in must be refused."""
+    refused_at_idp: bool
+    """The IdP itself refuses the sign-in (Okta: in no assigned group)."""
+
+    @property
+    def admitted(self) -> bool:
+        """Whether the sign-in must succeed."""
+        return bool(self.expected_roles)
+
+
+@dataclass(frozen=True)
+class SpecIntent:
+    """What the stack file's spec promises: group -> role, and who gets the default role."""
+
+    access: tuple[tuple[str, str], ...]
+    default_role: str | None
+    default_groups: frozenset[str]
+    everyone: bool
+    username_claim: str
+
+    @classmethod
+    def read(cls, stack_file: Path) -> SpecIntent:
+        """Read `airflow-oidc:spec` from a stack file (plain YAML; the program validates it)."""
+        spec = yaml.safe_load(stack_file.read_text())["config"]["airflow-oidc:spec"]
+        sign_in = spec.get("signIn") or {}
+        return cls(
+            access=tuple((entry["group"], entry["role"]) for entry in spec["access"]),
+            default_role=spec.get("defaultRole"),
+            default_groups=frozenset(sign_in.get("extraGroups") or ()),
+            everyone=bool(sign_in.get("everyone")),
+            username_claim=(spec["idp"].get("usernameClaim") if spec["idp"]["kind"] == "oidc" else None) or "sub",
+        )
+
+    def roles_for(self, claim_groups: Sequence[str]) -> frozenset[str]:
+        """The roles a user whose groups claim holds `claim_groups` must have (empty: refused)."""
+        roles = frozenset(role for group, role in self.access if group in claim_groups)
+        if roles or self.default_role is None:
+            return roles
+        if self.everyone or self.default_groups & set(claim_groups):
+            return frozenset({self.default_role})
+        return frozenset()
+
+
+def run_capture(stack_file: Path, out: Path, *, python: Path = PULUMI_PYTHON) -> dict[str, Any]:
+    """`python -m tests.capture <stack_file> --out <out>` in the Pulumi venv; the JSON (mode 0600)."""
+    if not python.exists():
+        raise HarnessError(f"{python} not found: the capture runs the program in the Pulumi venv (make venvs)")
+    result = subprocess.run(
+        [str(python), "-m", "tests.capture", str(stack_file), "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        # The program's own error (a traceback or a spec error); the capture file is not shown.
+        raise HarnessError(f"capture of {stack_file} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    mode = out.stat().st_mode & 0o777
+    if mode != 0o600:
+        raise HarnessError(f"{out} holds secrets but has mode {mode:o}, not 600")
+    return dict(json.loads(out.read_text()))
+
+
+def helm_string(value: Any) -> str:
+    """A value as the chart renders it into airflow.cfg or an env var (Go's toString)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # The mock engine hands numbers over as floats (protobuf Struct); Helm renders 240 as "240".
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def airflow_env(values: Mapping[str, Any], secrets_data: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The api-server's environment the chart builds from these values and Secrets."""
+
+    def secret(name: str, key: str) -> str:
+        try:
+            return secrets_data[name][key]
+        except KeyError as exc:
+            raise HarnessError(f"the values name Secret {name!r} key {key!r}; the program declares none") from exc
+
+    env = {
+        f"AIRFLOW__{section.upper()}__{key.upper()}": helm_string(value)
+        for section, settings in (values.get("config") or {}).items()
+        for key, value in settings.items()
+    }
+    for value_key, env_name, data_key in CHART_SECRET_ENV:
+        if values.get(value_key):
+            env[env_name] = secret(values[value_key], data_key)
+    for item in values["apiServer"].get("env") or []:
+        if "value" in item:
+            env[item["name"]] = helm_string(item["value"])
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secret(ref["name"], ref["key"])
+    return env
+
+
+def api_server_extra_args(args: Sequence[str]) -> list[str]:
+    """What follows `airflow api-server` in the chart's `apiServer.args` (e.g. `--proxy-headers`)."""
+    words = shlex.split(args[2]) if len(args) == 3 and args[1] == "-c" else list(args)
+    if "api-server" not in words:
+        raise HarnessError(f"apiServer.args does not run `airflow api-server`: {args!r}")
+    extra = words[words.index("api-server") + 1 :]
+    clashing = HARNESS_ARGS & {word.split("=")[0] for word in extra}
+    if clashing:
+        raise HarnessError(f"apiServer.args sets {sorted(clashing)}, which the harness sets per process")
+    return extra
+
+
+def with_local_issuer(config_text: str, declared_issuer: str, local_issuer: str) -> str:
+    """The webserver_config.py with ISSUER's value moved to the local provider (exactly one assignment)."""
+    if "{{" in config_text:
+        # Helm's tpl would evaluate it; the harness does not emulate tpl.
+        raise HarnessError("apiServerConfig contains '{{': Helm's tpl would rewrite it")
+    pattern = re.compile(r"^ISSUER\s*=\s*(.+)$", re.MULTILINE)
+    found = pattern.findall(config_text)
+    if len(found) != 1:
+        raise HarnessError(f"apiServerConfig assigns ISSUER {len(found)} times, expected exactly once")
+    if ast.literal_eval(found[0]) != declared_issuer:
+        raise HarnessError(f"apiServerConfig's ISSUER is {found[0]}, the IdP side declares {declared_issuer!r}")
+    if local_issuer == declared_issuer:
+        return config_text
+    text, count = pattern.subn(lambda _: f"ISSUER = {local_issuer!r}", config_text)
+    assert count == 1
+    return text
+
+
+def one_character_off(text: str) -> str:
+    """`text` with its last character changed (a registration typo)."""
+    return text[:-1] + ("x" if text[-1] != "x" else "y")
+
+
+def _claims(account_id: str, groups: Sequence[str]) -> dict[str, Any]:
+    given = account_id.split("-")[0].capitalize()
+    return {
+        "email": f"{account_id}@example.com",
+        "email_verified": True,
+        "name": f"{given} Tester",
+        "given_name": given,
+        "family_name": "Tester",
+        "preferred_username": f"{account_id}@example.com",
+        "groups": list(groups),  # raw memberships: the provider emits the declared claim from them
+    }
+
+
+@dataclass
+class AirflowState:
+    """Overrides of the declared api-server environment (empty: exactly as declared)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    per_process_env: list[dict[str, str]] = field(default_factory=list)
+
+
+class LocalDeployment(Service):
+    """The stack `stack_file` on loopback, configured only from what the program declares."""
+
+    def __init__(
+        self, stack_file: Path, *, label: str | None = None, run_dir: RunDir | None = None, browser: bool = True
+    ) -> None:
+        self.stack_file = stack_file
+        self.with_browser = browser
+        self.intent = SpecIntent.read(stack_file)
+        self.run = run_dir or RunDir.create(label or f"deploy-{stack_file.stem.split('.')[-1]}")
+        self.capture: dict[str, Any] = {}
+        self.users: dict[str, E2eUser] = {}
+        self.timings: dict[str, float] = {}
+        self._stack = ExitStack()
+        self._airflow_state = AirflowState()
+        self._admin_token: str | None = None
+
+    # --- derived from the capture ------------------------------------------------------------
+
+    @property
+    def idp(self) -> dict[str, Any]:
+        """The captured IdP-side registration."""
+        return dict(self.capture["idp"])
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The captured Helm values."""
+        return dict(self.capture["airflow"]["values"])
+
+    @property
+    def base_url(self) -> str:
+        """The stack's public URL (outputs.url), served by the local nginx."""
+        return str(self.capture["outputs"]["url"]).rstrip("/")
+
+    @property
+    def hostname(self) -> str:
+        """Host of the public URL."""
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def https_port(self) -> int:
+        """Port of the public URL (443 unless the URL names one)."""
+        return urlsplit(self.base_url).port or 443
+
+    @property
+    def redirect_uri(self) -> str:
+        """The one redirect URI registered at the IdP."""
+        (uri,) = self.idp["redirect_uris"]
+        return str(uri)
+
+    @property
+    def provider_name(self) -> str:
+        """The OAuth provider name in Airflow (the last segment of the callback path)."""
+        path = urlsplit(self.redirect_uri).path
+        if not path.startswith(CALLBACK_PREFIX):
+            raise HarnessError(f"redirect URI {self.redirect_uri} is not Airflow's OAuth callback")
+        return path.removeprefix(CALLBACK_PREFIX)
+
+    @property
+    def idp_groups(self) -> IdpGroups:
+        """The groups claim as the IdP side declares it."""
+        assigned = self.idp.get("assigned_groups") if self.idp["kind"] == "okta" else None
+        return IdpGroups(claim=self.idp["groups_claim"], filter=self.idp["groups_filter"], assigned_groups=assigned)
+
+    @property
+    def default_role_groups(self) -> list[str]:
+        """Groups assigned at the IdP beyond the access groups (signIn.extraGroups)."""
+        access = {group for group, _ in self._captured_access()}
+        return [group for group in self.idp.get("assigned_groups") or [] if group not in access]
+
+    def _captured_access(self) -> list[tuple[str, str]]:
+        return [(entry["group"], entry["role"]) for entry in self.capture["outputs"]["access"]]
+
+    def provider_claims(self) -> dict[str, list[str]]:
+        """scope -> claims: every captured scope accepted; the groups claim on the groups scope."""
+        scopes = list(self.idp["scopes"])
+        extra = [scope for scope in scopes if scope not in STANDARD_SCOPES]
+        if len(extra) > 1:
+            raise HarnessError(f"more than one non-standard scope, which is the groups scope? {extra}")
+        claims = {scope: list(DEFAULT_CLAIMS.get(scope, [])) for scope in scopes}
+        # Without a groups scope the IdP sends the groups claim with every token (with `openid`).
+        groups_scope = extra[0] if extra else "openid"
+        claims[groups_scope] = [*claims.get(groups_scope, []), self.idp["groups_claim"]]
+        return claims
+
+    def make_users(self) -> dict[str, E2eUser]:
+        """One user per mapped group, an outsider, default-role users, a mover and one per control."""
+        access = self._captured_access()
+        first_group, last_group = access[0][0], access[-1][0]
+        plan: list[tuple[str, str, list[str]]] = []
+        seen: set[str] = set()
+        for group, role in access:
+            account = role.lower()
+            while account in seen:
+                account += "-2"
+            seen.add(account)
+            # "Everyone" is Okta's built-in group; assigned to no app here, so the filter drops it.
+            plan.append((account, "mapped", [group, "Everyone"]))
+        plan.append((OUTSIDER, "unmapped", ["Everyone", "contractors"]))
+        for index, group in enumerate(self.default_role_groups):
+            plan.append((f"default-role{'' if index == 0 else index + 1}", "default-role", [group]))
+            if index == 0:
+                plan.append(("mapped-and-default", "mapped+default", [last_group, group]))
+        plan.append((MOVER, "mover", [last_group]))
+        plan.extend((f"nc-{control}", "control", [first_group]) for control in CONTROLS)
+
+        idp_groups = self.idp_groups
+        users = {}
+        for account, kind, groups in plan:
+            refused_at_idp = not idp_groups.admits(groups)
+            roles = frozenset() if refused_at_idp else self.intent.roles_for(idp_groups.emitted(groups))
+            claims = _claims(account, groups)
+            subject = account if self.intent.username_claim == "sub" else claims[self.intent.username_claim]
+            users[account] = E2eUser(
+                account_id=account,
+                kind=kind,
+                groups=tuple(groups),
+                username=f"{self.provider_name}_{subject}",
+                expected_roles=roles,
+                refused_at_idp=refused_at_idp,
+            )
+        return users
+
+    def users_of(self, *kinds: str) -> list[E2eUser]:
+        """The users of these kinds."""
+        return [user for user in self.users.values() if user.kind in kinds]
+
+    @property
+    def admin(self) -> E2eUser:
+        """A mapped user the spec makes Admin (reads users through Airflow's API)."""
+        for user in self.users_of("mapped"):
+            if "Admin" in user.expected_roles:
+                return user
+        raise HarnessError("the stack maps no group to Admin: no user can read roles through Airflow's API")
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Capture, then start everything (independent parts in parallel)."""
+        started = time.monotonic()
+        self.capture = run_capture(self.stack_file, self.run.path / "capture.json")
+        self.timings["capture"] = time.monotonic() - started
+        idp = self.idp
+        self.users = self.make_users()
+
+        declared = urlsplit(idp["issuer"])
+        if declared.path.rstrip("/") != idp["issuer_path"]:
+            raise HarnessError(f"issuer {idp['issuer']} does not end with the declared path {idp['issuer_path']!r}")
+        # A loopback issuer (the local stack's) is served as is; any other keeps its path only.
+        if declared.scheme == "http" and declared.hostname == "127.0.0.1" and declared.port:
+            provider_port = declared.port
+            _require_free(provider_port, "the OpenID provider (the stack's issuer)")
+        else:
+            provider_port = free_port()
+        _require_free(self.https_port, f"nginx for {self.base_url}")
+        if self.https_port < 1024 and os.geteuid() != 0:
+            raise HarnessError(f"{self.base_url} needs port {self.https_port}, which only root can bind")
+        local_issuer = f"http://127.0.0.1:{provider_port}{idp['issuer_path']}"
+
+        self.client = OidcClient(
+            client_id=idp["client_id"],
+            client_secret=idp["client_secret_at_idp"],
+            redirect_uris=list(idp["redirect_uris"]),
+            post_logout_redirect_uris=list(idp["post_logout_redirect_uris"]),
+        )
+        self.postgres = Postgres(self.run.sub("postgres"))
+        self.provider = OidcProvider(
+            self.run.sub("provider"),
+            self.client,
+            {account: _claims(account, user.groups) for account, user in self.users.items()},
+            issuer_path=idp["issuer_path"],
+            claims=self.provider_claims(),
+            port=provider_port,
+            idp_groups=self.idp_groups,
+        )
+        try:
+            start_in_parallel(self._stack, [self.postgres, self.provider])
+            self.timings["postgres+provider"] = time.monotonic() - started
+            if self.provider.issuer != local_issuer:
+                raise HarnessError(f"the provider's issuer is {self.provider.issuer}, expected {local_issuer}")
+            self._check_scopes_supported()
+
+            values = self.values
+            api_server = values["apiServer"]
+            self.declared_env = airflow_env(values, self.capture["airflow"]["secrets"])
+            self.airflow = AirflowApiServers(
+                self.run.sub("airflow"),
+                with_local_issuer(api_server["apiServerConfig"], idp["issuer"], local_issuer),
+                self.declared_env,
+                self.postgres.url,
+                # At least two: every sign-in starts on one api-server and finishes on the other.
+                count=max(2, int(api_server.get("replicas") or 1)),
+                extra_args=api_server_extra_args(api_server.get("args") or []),
+            )
+            self.nginx = Nginx(
+                self.run.sub("nginx"),
+                self.hostname,
+                self.airflow.upstreams,
+                listen_port=self.https_port,
+                pin_paths=SPLIT_OAUTH_FLOW,
+            )
+            self.browser = Browser(map_hosts=[self.hostname], artifacts_dir=ARTIFACTS_ROOT / self.run.path.name)
+            start_in_parallel(self._stack, [self.airflow, self.nginx], here=[self.browser] if self.with_browser else [])
+        except BaseException:
+            self._stack.close()
+            raise
+        self.timings["ready"] = time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop everything that was started (in reverse order)."""
+        self._stack.close()
+
+    def _check_scopes_supported(self) -> None:
+        response = requests.get(self.provider.discovery_url, timeout=5)
+        supported = set(response.json().get("scopes_supported", []))
+        missing = set(self.idp["scopes"]) - supported
+        if missing:
+            raise HarnessError(f"the provider does not accept the declared scopes {sorted(missing)}")
+
+    # --- what tests do ---------------------------------------------------------------------------
+
+    def login(
+        self,
+        user: E2eUser | str,
+        *,
+        label: str | None = None,
+        settle: bool = False,
+        context: BrowserContext | None = None,
+        keep_context: bool = False,
+    ) -> LoginResult:
+        """A browser sign-in at the public URL (fresh cookie jar unless `context`).
+
+        The cookie jar is closed afterwards unless `keep_context`: Airflow's UI keeps polling the
+        API from an open page, which would only add noise (and requests during a restart).
+        """
+        account = user if isinstance(user, str) else user.account_id
+        result = self.browser.login(
+            self.base_url,
+            self.provider_name,
+            account,
+            label=f"{self.capture['stack']}-{label or account}",
+            settle=settle,
+            context=context,
+        )
+        if not keep_context and result.context is not None:
+            result.context.close()
+            result.context = None
+        return result
+
+    def admin_token(self) -> str:
+        """The `_token` of the Admin user (signed in once per api-server environment)."""
+        if self._admin_token is None:
+            result = self.login(self.admin, label="admin-token")
+            if not result.token:
+                raise HarnessError(f"the Admin user could not sign in: {result.final_url} {result.page_text[:300]}")
+            self._admin_token = result.token
+        return self._admin_token
+
+    def roles(self, username: str, *, server: int = 0) -> set[str] | None:
+        """The user's roles through Airflow's API (`GET /auth/fab/v1/users/<username>`); None: no such user."""
+        response = self.airflow.fab_user(self.admin_token(), username, server=server)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise HarnessError(f"GET /auth/fab/v1/users/{username}: {response.status_code} {response.text[:300]}")
+        return {role["name"] for role in response.json()["roles"]}
+
+    def has_user_row(self, username: str) -> bool:
+        """Whether FAB's ab_user holds `username` (read from the database: valid whatever the keys)."""
+        return self.airflow.user_exists(username)
+
+    def use_airflow(
+        self, *, env: Mapping[str, str] | None = None, per_process_env: Sequence[Mapping[str, str]] | None = None
+    ) -> None:
+        """Run the api-servers with these overrides of the declared environment (none: as declared).
+
+        Restarts them only when the overrides change; tests that need the declared state call this
+        with none, so a negative control's restart is undone only when someone needs it undone.
+        """
+        wanted = AirflowState(dict(env or {}), [dict(extra) for extra in per_process_env or []])
+        if wanted == self._airflow_state:
+            return
+        self._airflow_state = wanted
+        self._admin_token = None
+        self.airflow.restart_servers(
+            env={**self.declared_env, **wanted.env},
+            per_process_env=wanted.per_process_env or [{}] * self.airflow.count,
+        )
+
+    @contextmanager
+    def provider_registered_with(self, **changes: Any) -> Iterator[None]:
+        """Restart only the provider with the client registered otherwise, e.g. `redirect_uris=[...]`."""
+        registered = OidcClient(**{**self.client.__dict__, **changes})
+        self.provider.restart(registered)
+        try:
+            yield
+        finally:
+            self.provider.restart(self.client)
+
+    def per_process_keys(self) -> list[dict[str, str]]:
+        """Each api-server its own [api] secret_key and [api_auth] jwt_secret (what an unpinned chart does)."""
+        return [
+            {
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            }
+            for _ in range(self.airflow.count)
+        ]
+
+    def airflow_log_since(self, marks: Sequence[int]) -> str:
+        """Everything the api-servers logged after `marks` (from `airflow_log_marks()`)."""
+        return "".join(_read_from(path, mark) for path, mark in zip(self.airflow.log_paths, marks, strict=True))
+
+    def airflow_log_marks(self) -> list[int]:
+        """Current sizes of the api-server logs."""
+        return [path.stat().st_size if path.exists() else 0 for path in self.airflow.log_paths]
+
+    def provider_log_since(self, mark: int) -> str:
+        """What the provider logged after `mark` (a size of its log)."""
+        return _read_from(self.provider.log_path, mark)
+
+    def provider_log_mark(self) -> int:
+        """Current size of the provider's log."""
+        return self.provider.log_path.stat().st_size
+
+
+def _require_free(port: int, what: str) -> None:
+    if not port_is_free(port):
+        raise HarnessError(
+            f"port {port} on 127.0.0.1 is taken, but {what} must listen there: "
+            "stop whatever uses it (another `make demo`?) and run again"
+        )
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def stack_file(name: str) -> Path:
+    """`stacks/Pulumi.<name>.yaml`."""
+    return STACKS / f"Pulumi.{name}.yaml"

@@ -1,0 +1,52 @@
+"""`make demo` is tested: `python -m tests.e2e.demo --check` brings the local stack up on its fixed
+ports, signs in once through the browser, tears everything down and exits 0."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
+pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
+
+from tests.e2e.demo import HTTPS_PORT, PROVIDER_PORT
+from tests.e2e.harness.process import REPO_ROOT, port_is_free
+
+pytestmark = pytest.mark.e2e
+
+
+def _secret_values(capture: dict[str, object]) -> set[str]:
+    airflow = capture["airflow"]
+    assert isinstance(airflow, dict)
+    return {value for data in airflow["secrets"].values() for value in data.values()}
+
+
+def test_demo_check_signs_in_and_stops_everything(e2e_prerequisites: None) -> None:
+    """The demo's own login succeeds; it prints the URL, users and redirect URI, no secret; ports are freed."""
+    assert port_is_free(PROVIDER_PORT) and port_is_free(HTTPS_PORT), "ports 9400/8443 are taken: stop `make demo`"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.demo", "--check"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "demo check: OK" in output, output[-4000:]
+    assert f"https://localhost:{HTTPS_PORT}/auth/oauth-authorized/oidc" in output
+    assert re.search(r"^\s+admin\s+airflow-admins.*Admin$", output, re.MULTILINE), output
+    assert re.search(r"^\s+outsider\s.*refused", output, re.MULTILINE), output
+
+    logs = re.search(r"logs: (\S+)", output)
+    assert logs, output
+    capture = json.loads((Path(logs.group(1)) / "capture.json").read_text())
+    leaked = {secret for secret in _secret_values(capture) if secret in output}
+    assert not leaked, "the demo printed a secret"
+    assert port_is_free(PROVIDER_PORT) and port_is_free(HTTPS_PORT), "the demo left a process listening"
