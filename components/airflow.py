@@ -77,7 +77,7 @@ class AirflowDeployment(pulumi.ComponentResource):
         url_safe = fernet.base64.apply(lambda text: text.replace("+", "-").replace("/", "_"))
         secret("fernet-key", names.fernet_key, SecretNames.FERNET_KEY_KEY, url_safe, protect=True)
 
-        rendered = render_webserver_config(contract, secure_cookies=spec.public_url.startswith("https://"))
+        rendered = render_webserver_config(contract)
         version = pulumi.Output.from_input(client_id).apply(
             lambda cid: config_version(rendered, cid, secret_generation)
         )

@@ -64,7 +64,7 @@ def _escape_braces_in_strings(value: Any) -> str:
     return repr(value)
 
 
-def render_webserver_config(contract: ClientContract, *, secure_cookies: bool = True) -> str:
+def render_webserver_config(contract: ClientContract) -> str:
     """The api-server's webserver_config.py: the template with this contract's constants."""
     constants = {
         "PROVIDER": contract.provider,
@@ -76,7 +76,7 @@ def render_webserver_config(contract: ClientContract, *, secure_cookies: bool = 
         "DEFAULT_ROLE": contract.default_role,
         "DEFAULT_ROLE_GROUPS": list(contract.default_role_groups),
         "DEFAULT_ROLE_EVERYONE": contract.default_role_everyone,
-        "SECURE_COOKIES": secure_cookies,
+        "SECURE_COOKIES": contract.secure_cookies,
         "CLIENT_ID_ENV": CLIENT_ID_ENV,
         "CLIENT_SECRET_ENV": CLIENT_SECRET_ENV,
     }
@@ -139,11 +139,7 @@ def helm_values(
     `client_id` and `version` may be plain strings or Pulumi outputs (the chart receives them resolved).
     """
     names = secret_names(spec)
-    rendered = (
-        rendered_config
-        if rendered_config is not None
-        else render_webserver_config(contract, secure_cookies=spec.public_url.startswith("https://"))
-    )
+    rendered = rendered_config if rendered_config is not None else render_webserver_config(contract)
     database = spec.airflow.database
     bundled = database is None or database.bundled
     tag = spec.airflow.image.tag

@@ -47,6 +47,11 @@ class ClientContract:
     """Every signed-in user matching no `access` group gets `default_role`."""
 
     @property
+    def secure_cookies(self) -> bool:
+        """Airflow's cookies are `Secure` when the UI is served over https (every host but loopback http)."""
+        return all(uri.startswith("https://") for uri in self.redirect_uris)
+
+    @property
     def claimed_groups(self) -> tuple[str, ...]:
         """The groups the IdP must put in the groups claim: mapped ones, then default-role ones."""
         return tuple(self.role_by_group) + self.default_role_groups

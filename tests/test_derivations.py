@@ -98,3 +98,12 @@ def test_config_version_changes_with_config_client_and_secret_generation() -> No
         )
         == 4
     )
+
+
+@pytest.mark.parametrize(
+    ("hostname", "secure"),
+    [("airflow.example.com", True), ("https://localhost:8443", True), ("http://localhost:8080", False)],
+)
+def test_cookies_are_secure_exactly_when_the_ui_is_https(hostname: str, secure: bool) -> None:
+    text = render_webserver_config(client_contract(spec(hostname=hostname), stack="dev"))
+    assert f"SECURE_COOKIES = {secure}\n" in text

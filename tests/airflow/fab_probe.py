@@ -32,7 +32,7 @@ def main() -> None:
     contract = client_contract(spec, stack=request["stack"], okta_org=request.get("okta_org"))
     home = Path(request["home"])
     config_file = home / f"webserver_config_{request['stack']}.py"
-    config_file.write_text(render_webserver_config(contract, secure_cookies=spec.public_url.startswith("https")))
+    config_file.write_text(render_webserver_config(contract))
     os.environ.update(
         {
             "AIRFLOW__FAB__CONFIG_FILE": str(config_file),
