@@ -59,16 +59,17 @@ class AirflowOidc(pulumi.ComponentResource):
         super().__init__("airflow-oidc:index:AirflowOidc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         contract = client_contract(spec, stack=stack, okta_org=okta_org)
-        generation = secret_generation(today or datetime.date.today(), spec.clientSecret.rotationDays)
         idp = spec.idp
         outputs: dict[str, Any] = {}
+        # Only a secret the program also sets at the IdP rotates: one registered by hand would lock
+        # everyone out if it changed silently.
+        rotates = isinstance(idp, OktaIdp)
+        today = today or datetime.date.today()
+        generation = secret_generation(today, spec.clientSecret.rotationDays) if rotates else 0
         if isinstance(idp, OidcIdp) and idp.clientSecret is not None:
-            generation = 0  # set by hand: rotated by hand
             client_secret = pulumi.Output.secret(idp.clientSecret.get_secret_value())
         else:
-            keepers = {"generation": str(generation)} if isinstance(idp, OktaIdp) else None
-            if keepers is None:
-                generation = 0  # registered by hand: a silent rotation would lock everyone out
+            keepers = {"generation": str(generation)} if rotates else None
             password = random.RandomPassword(
                 f"{name}-client-secret", length=64, special=False, keepers=keepers, opts=child
             )

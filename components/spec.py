@@ -22,7 +22,6 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 CONFIG_KEY = "airflow-oidc:spec"
-ROLES = ("Admin", "Op", "User", "Viewer")
 Role = Literal["Admin", "Op", "User", "Viewer"]
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
