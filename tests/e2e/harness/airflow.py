@@ -6,7 +6,6 @@ import base64
 import os
 import re
 import secrets
-import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,7 +79,6 @@ class AirflowApiServers(Service):
         per_process_env: Sequence[Mapping[str, str]] | None = None,
         workers: int = 1,
         extra_args: Sequence[str] = (),
-        async_conn: str | None = None,
         startup_timeout: float = 180,
         airflow_bin: Path = AIRFLOW_BIN,
     ) -> None:
@@ -98,7 +96,6 @@ class AirflowApiServers(Service):
         self.per_process_env = [dict(extra) for extra in per_process_env] if per_process_env else [{}] * count
         self.workers = workers
         self.extra_args = list(extra_args)
-        self.async_conn = async_conn
         self.startup_timeout = startup_timeout
         self.airflow_bin = airflow_bin
         # Chosen now, so a proxy can be configured before the servers are up.
@@ -126,9 +123,6 @@ class AirflowApiServers(Service):
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.sql_alchemy_conn,
             AIRFLOW__FAB__CONFIG_FILE=str(self.config_file),
         )
-        async_conn = self._async_conn()
-        if async_conn is not None:
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = async_conn
         env.update(self.env)
         env.update(self.per_process_env[index])
         return env
@@ -216,17 +210,6 @@ class AirflowApiServers(Service):
             interval=0.25,
         )
 
-    def _async_conn(self) -> str | None:
-        if self.async_conn is not None:
-            return self.async_conn
-        # Airflow derives postgresql+asyncpg from the sync URL and fails at import when asyncpg is
-        # missing; an empty value turns its async engine off (the routes the login needs are sync).
-        if make_url(self.sql_alchemy_conn).get_backend_name() == "postgresql" and not _venv_has(
-            "asyncpg", self.airflow_bin
-        ):
-            return ""
-        return None
-
     # --- the metadata database, read directly -------------------------------------------------
 
     def _connect(self) -> Any:
@@ -274,13 +257,3 @@ class AirflowApiServers(Service):
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         )
-
-
-def _venv_has(module: str, airflow_bin: Path) -> bool:
-    python = airflow_bin.parent / "python"
-    result = subprocess.run(
-        [str(python), "-c", f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"],
-        capture_output=True,
-        check=False,
-    )
-    return result.returncode == 0
