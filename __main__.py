@@ -6,7 +6,7 @@ from components.airflow_oidc import AirflowOidc
 from components.stack_config import read_program_inputs
 
 inputs = read_program_inputs()  # a bad spec stops here: file and key path named, nothing created
-sso = AirflowOidc("airflow-oidc", spec=inputs.spec, stack=inputs.stack, okta_org=inputs.okta_org)
+sso = AirflowOidc("airflow-oidc", spec=inputs.spec, stack=inputs.stack, provider=inputs.provider)
 
 pulumi.export("url", sso.url)
 pulumi.export("clientId", sso.client_id)
@@ -16,5 +16,5 @@ pulumi.export("postLogoutRedirectUris", sso.post_logout_redirect_uris)
 pulumi.export("access", sso.access)
 pulumi.export("configVersion", sso.config_version)
 pulumi.export("clientSecret", sso.client_secret)  # a Pulumi secret: `pulumi stack output --show-secrets`
-if sso.registration is not None:
-    pulumi.export("registration", sso.registration)
+for key, value in sso.idp_outputs.items():  # the kind's own: `registration` (what to register by hand), ...
+    pulumi.export(key, value)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from components.airflow_values import helm_values, render_webserver_config  # noqa: E402
 from components.contract import client_contract  # noqa: E402
-from components.stack_config import spec_from_stack_file  # noqa: E402
+from components.stack_config import provider_from_stack_file, spec_from_stack_file  # noqa: E402
 from tests.mock_engine import run_stack_file  # noqa: E402
 
 STACKS = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -40,10 +40,9 @@ def measure(label: str, repeat: int, work: Callable[[], object]) -> None:
 def main() -> None:
     for path in STACKS:
         stack = path.name.split(".")[1]
-        org = "https://bench.okta.com"
         measure(f"validate spec ({stack})", 200, lambda path=path: spec_from_stack_file(path))
         spec = spec_from_stack_file(path)
-        contract = client_contract(spec, stack=stack, okta_org=org)
+        contract = client_contract(spec, stack=stack, provider=provider_from_stack_file(path, spec))
         measure(f"render webserver_config.py ({stack})", 200, lambda c=contract: render_webserver_config(c))
         measure(
             f"helm values ({stack})",

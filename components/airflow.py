@@ -34,7 +34,7 @@ class AirflowDeployment(pulumi.ComponentResource):
         contract: ClientContract,
         client_id: pulumi.Input[str],
         client_secret: pulumi.Output[str],
-        secret_generation: int,
+        secret_version: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("airflow-oidc:airflow:Deployment", name, None, opts)
@@ -78,8 +78,8 @@ class AirflowDeployment(pulumi.ComponentResource):
         secret("fernet-key", names.fernet_key, SecretNames.FERNET_KEY_KEY, url_safe, protect=True)
 
         rendered = render_webserver_config(contract)
-        version = pulumi.Output.from_input(client_id).apply(
-            lambda cid: config_version(rendered, cid, secret_generation)
+        version = pulumi.Output.all(client_id, secret_version).apply(
+            lambda args: config_version(rendered, str(args[0]), str(args[1]))
         )
         values = helm_values(spec, contract, client_id=client_id, version=version, rendered_config=rendered)
         release = k8s.helm.v3.Release(

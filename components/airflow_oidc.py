@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-import pulumi_random as random
 
 from components.airflow import AirflowDeployment
 from components.contract import ClientContract, client_contract
-from components.oidc_client import ExternalOidcClient
-from components.okta import OktaApplication
-from components.spec import OidcIdp, OktaIdp, Spec
-
-ROTATION_EPOCH = datetime.date(2024, 1, 1)
-
-
-def secret_generation(today: datetime.date, rotation_days: int) -> int:
-    """Which rotation period `today` falls in: the client secret is replaced when this changes."""
-    return (today - ROTATION_EPOCH).days // rotation_days
+from components.spec import Spec
 
 
 def access_output(spec: Spec) -> list[dict[str, str]]:
@@ -28,8 +19,9 @@ def access_output(spec: Spec) -> list[dict[str, str]]:
 
 
 class AirflowOidc(pulumi.ComponentResource):
-    """Airflow 3 with single sign-on: the IdP application and the Airflow deployment, both derived
-    from one `ClientContract` so the redirect URI, claims and groups can never drift apart."""
+    """Airflow 3 with single sign-on: the IdP side (the spec's kind, `components/idp/`) and the Airflow
+    deployment, both derived from one `ClientContract` so the redirect URI, claims and role mapping can
+    never drift apart."""
 
     url: pulumi.Output[str]
     """The UI's public URL."""
@@ -44,6 +36,8 @@ class AirflowOidc(pulumi.ComponentResource):
     """IdP group -> Airflow role."""
     client_secret: pulumi.Output[str]
     """The client secret (a Pulumi secret)."""
+    idp_outputs: dict[str, pulumi.Output[Any]]
+    """The kind's own outputs (e.g. `registration`: what to register by hand)."""
     contract: ClientContract
 
     def __init__(
@@ -52,59 +46,40 @@ class AirflowOidc(pulumi.ComponentResource):
         *,
         spec: Spec,
         stack: str,
-        okta_org: str | None = None,
+        provider: Mapping[str, str] | None = None,
         today: datetime.date | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("airflow-oidc:index:AirflowOidc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        contract = client_contract(spec, stack=stack, okta_org=okta_org)
-        idp = spec.idp
-        outputs: dict[str, Any] = {}
-        # Only a secret the program also sets at the IdP rotates: one registered by hand would lock
-        # everyone out if it changed silently.
-        rotates = isinstance(idp, OktaIdp)
-        today = today or datetime.date.today()
-        generation = secret_generation(today, spec.clientSecret.rotationDays) if rotates else 0
-        if isinstance(idp, OidcIdp) and idp.clientSecret is not None:
-            client_secret = pulumi.Output.secret(idp.clientSecret.get_secret_value())
-        else:
-            keepers = {"generation": str(generation)} if rotates else None
-            password = random.RandomPassword(
-                f"{name}-client-secret", length=64, special=False, keepers=keepers, opts=child
-            )
-            client_secret = pulumi.Output.secret(password.result)
-
-        client_id: pulumi.Output[str]
-        if isinstance(idp, OktaIdp):
-            app = OktaApplication(
-                f"{name}-okta", spec=spec, contract=contract, client_secret=client_secret, stack=stack, opts=child
-            )
-            client_id = app.client_id
-        else:
-            external = ExternalOidcClient(f"{name}-oidc", client_id=idp.clientId, contract=contract, opts=child)
-            client_id = external.client_id
-            outputs["registration"] = external.registration
-
+        contract = client_contract(spec, stack=stack, provider=provider)
+        client = spec.idp.provision(
+            f"{name}-{contract.provider}",
+            spec=spec,
+            contract=contract,
+            stack=stack,
+            today=today or datetime.date.today(),
+            opts=child,
+        )
         deployment = AirflowDeployment(
             f"{name}-airflow",
             spec=spec,
             contract=contract,
-            client_id=client_id,
-            client_secret=client_secret,
-            secret_generation=generation,
+            client_id=client.client_id,
+            client_secret=client.client_secret,
+            secret_version=client.secret_version,
             opts=child,
         )
         self.contract = contract
         self.url = pulumi.Output.from_input(spec.public_url)
-        self.client_id = client_id
+        self.client_id = client.client_id
         self.issuer = pulumi.Output.from_input(contract.issuer)
         self.redirect_uris = pulumi.Output.from_input(list(contract.redirect_uris))
         self.post_logout_redirect_uris = pulumi.Output.from_input(list(contract.post_logout_redirect_uris))
         self.access = pulumi.Output.from_input(access_output(spec))
-        self.client_secret = client_secret
+        self.client_secret = client.client_secret
         self.config_version = deployment.config_version
-        self.registration = outputs.get("registration")
+        self.idp_outputs = dict(client.outputs)
         self.register_outputs(
             {
                 "url": self.url,
@@ -114,6 +89,6 @@ class AirflowOidc(pulumi.ComponentResource):
                 "post_logout_redirect_uris": self.post_logout_redirect_uris,
                 "access": self.access,
                 "config_version": self.config_version,
-                **outputs,
+                **self.idp_outputs,
             }
         )

@@ -70,12 +70,13 @@ def render_webserver_config(contract: ClientContract) -> str:
         "PROVIDER": contract.provider,
         "ISSUER": contract.issuer,
         "SCOPES": list(contract.scopes),
-        "GROUPS_CLAIM": contract.groups_claim,
+        "ROLE_CLAIM": contract.role_claim,
         "USERNAME_CLAIM": contract.username_claim,
-        "ROLE_BY_GROUP": dict(contract.role_by_group),
+        "ROLE_BY_CLAIM_VALUE": dict(contract.role_by_claim_value),
         "DEFAULT_ROLE": contract.default_role,
-        "DEFAULT_ROLE_GROUPS": list(contract.default_role_groups),
+        "DEFAULT_ROLE_CLAIM_VALUES": list(contract.default_role_claim_values),
         "DEFAULT_ROLE_EVERYONE": contract.default_role_everyone,
+        "REQUIRED_CLAIMS": dict(contract.required_claims),
         "SECURE_COOKIES": contract.secure_cookies,
         "CLIENT_ID_ENV": CLIENT_ID_ENV,
         "CLIENT_SECRET_ENV": CLIENT_SECRET_ENV,
@@ -90,13 +91,13 @@ def render_webserver_config(contract: ClientContract) -> str:
     return rendered
 
 
-def config_version(rendered_config: str, client_id: str, secret_generation: int) -> str:
-    """A non-secret fingerprint that changes with the config, the client or the secret's generation.
+def config_version(rendered_config: str, client_id: str, secret_version: str | int) -> str:
+    """A non-secret fingerprint that changes with the config, the client or the secret's version.
 
     On `apiServer.podAnnotations` it rolls the api-server pods, which read env vars and
     webserver_config.py only at start (the chart does not roll them itself).
     """
-    digest = hashlib.sha256(f"{rendered_config}\0{client_id}\0{secret_generation}".encode())
+    digest = hashlib.sha256(f"{rendered_config}\0{client_id}\0{secret_version}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -8,22 +8,27 @@ typo is an error rather than a silently ignored setting. Defaults that depend on
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-CONFIG_KEY = "airflow-oidc:spec"
-Role = Literal["Admin", "Op", "User", "Viewer"]
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+from components.idp import KINDS, kind_names
+from components.idp.base import IdpModel
+from components.idp.oidc import OidcIdp
+from components.idp.okta import CustomAuthorizationServer, OktaIdp, OrgAuthorizationServer
+from components.model import CONFIG_KEY, LOOPBACK_HOSTS, LocatedError, Model, Role, at
+
+__all__ = [
+    "CONFIG_KEY",
+    "CustomAuthorizationServer",
+    "OidcIdp",
+    "OktaIdp",
+    "OrgAuthorizationServer",
+    "Role",
+    "Spec",
+    "SpecError",
+    "parse_spec",
+]
 
 # Keys of the chart's values that the program owns. Helm replaces lists and the program's maps carry
 # the SSO wiring, so an override here would silently drop it: refused, with the reason.
@@ -63,17 +68,6 @@ OWNED_VALUE_PATHS: dict[str, str] = {
     "airflowVersion": "derived from airflow.image.tag",
     "defaultAirflowTag": "derived from airflow.image.tag",
 }
-
-
-class Model(BaseModel):
-    """Base of every spec model: camelCase keys, unknown keys refused, values immutable."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-    )
 
 
 class AccessRule(Model):
@@ -142,79 +136,11 @@ class ClientSecret(Model):
     rotationDays: int = Field(default=90, ge=1, le=3650, description="Replace the secret every N days.")  # noqa: N815
 
 
-class OrgAuthorizationServer(Model):
-    """Okta's org authorization server: no paid add-on; Okta's fixed token lifetimes."""
-
-    mode: Literal["org"]
-
-
-class CustomAuthorizationServer(Model):
-    """An Okta custom authorization server (needs Okta API Access Management)."""
-
-    mode: Literal["custom"]
-    id: str = Field(
-        default="default", min_length=1, description="Authorization server id, e.g. `default` or `aus1a2b3c`."
-    )
-
-
-class OktaIdp(Model):
-    """Okta: the program creates the OIDC app, the groups claim and the group assignments."""
-
-    kind: Literal["okta"]
-    authorizationServer: Annotated[  # noqa: N815
-        OrgAuthorizationServer | CustomAuthorizationServer, Field(discriminator="mode")
-    ] = Field(default_factory=lambda: OrgAuthorizationServer(mode="org"), description="`org` or `custom`.")
-    createGroups: bool = Field(  # noqa: N815
-        default=True, description="Create the `access` groups; false binds to existing groups by name."
-    )
-    orgUrl: str | None = Field(  # noqa: N815
-        default=None,
-        description="Okta org URL (a custom domain, say); default from `okta:orgName` and `okta:baseUrl`.",
-    )
-
-    @field_validator("orgUrl")
-    @classmethod
-    def _org_url_https(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?", value):
-            raise ValueError(f"{value!r} is not an https origin such as https://example.okta.com")
-        return value
-
-
-class OidcIdp(Model):
-    """Any standards-compliant OpenID provider, registered by hand: no IdP-side resources."""
-
-    kind: Literal["oidc"]
-    issuer: str = Field(description="Issuer URL; discovery is read from `<issuer>/.well-known/openid-configuration`.")
-    clientId: str = Field(min_length=1, description="Client id registered at the provider.")  # noqa: N815
-    clientSecret: SecretStr | None = Field(  # noqa: N815
-        default=None,
-        description="Client secret (set it with `pulumi config set --secret --path`); "
-        "unset: the program generates one, to register at the provider (secret output `clientSecret`).",
-    )
-    groupsClaim: str = Field(default="groups", min_length=1, description="Claim that carries the user's groups.")  # noqa: N815
-    usernameClaim: str = Field(  # noqa: N815
-        default="sub", min_length=1, description="Stable claim that names the Airflow user (never the email)."
-    )
-    scopes: list[str] = Field(
-        default_factory=lambda: ["openid", "email", "profile"],
-        description="Scopes to request; must include `openid`.",
-    )
-
-    @field_validator("issuer")
-    @classmethod
-    def _issuer_url(cls, value: str) -> str:
-        _require_url(value, what="issuer")
-        return value.rstrip("/")
-
-    @field_validator("scopes")
-    @classmethod
-    def _scopes_have_openid(cls, value: list[str]) -> list[str]:
-        if "openid" not in value:
-            raise ValueError("scopes must include 'openid'")
-        return value
-
-
-Idp = Annotated[OktaIdp | OidcIdp, Field(discriminator="kind")]
+if TYPE_CHECKING:
+    Idp = IdpModel
+else:
+    # A discriminated union of every registered kind's `idp` model (components/idp/__init__.py).
+    Idp = Annotated[Union[KINDS], Field(discriminator="kind")]  # noqa: UP007 - built from a tuple
 
 
 class Image(Model):
@@ -309,7 +235,9 @@ class Spec(Model):
     hostname: str = Field(
         description="Public host of the UI (https). `host[:port]`; `http://` only for localhost/127.0.0.1."
     )
-    idp: Idp = Field(description="The identity provider: `kind` okta or oidc, then its own keys.")
+    idp: Idp = Field(
+        description="The identity provider: `kind` (" + ", ".join(kind_names()) + "), then that kind's own keys."
+    )
     access: list[AccessRule] = Field(min_length=1, description="IdP group -> Airflow role. Required, non-empty.")
     defaultRole: Role | None = Field(  # noqa: N815
         default=None,
@@ -338,7 +266,7 @@ class Spec(Model):
         seen: dict[str, int] = {}
         for index, rule in enumerate(value):
             if rule.group in seen:
-                raise _at(
+                raise at(
                     (index, "group"),
                     f"{rule.group!r} is mapped twice (also access[{seen[rule.group]}]); "
                     "a group gives one role: keep one entry",
@@ -350,32 +278,24 @@ class Spec(Model):
     def _cross_checks(self) -> Spec:
         mapped = {rule.group for rule in self.access}
         if self.defaultRole and not (self.signIn.everyone or self.signIn.extraGroups):
-            raise _at(
+            raise at(
                 ("defaultRole",),
                 f"{self.defaultRole!r} would apply to no one: only members of `access` groups may sign in; "
                 "set signIn.everyone: true or list signIn.extraGroups",
             )
         if (self.signIn.everyone or self.signIn.extraGroups) and not self.defaultRole:
-            raise _at(("signIn",), "users beyond `access` may sign in but defaultRole is null: set defaultRole")
+            raise at(("signIn",), "users beyond `access` may sign in but defaultRole is null: set defaultRole")
         for index, group in enumerate(self.signIn.extraGroups):
             if group in mapped:
-                raise _at(("signIn", "extraGroups", index), f"{group!r} is already an `access` group")
+                raise at(("signIn", "extraGroups", index), f"{group!r} is already an `access` group")
         if self.is_prod:
             if self.airflow.database is not None and self.airflow.database.bundled:
-                raise _at(("airflow", "database", "bundled"), "prod refuses the bundled Postgres; set secretName")
+                raise at(("airflow", "database", "bundled"), "prod refuses the bundled Postgres; set secretName")
             if self.airflow.database is None:
-                raise _at(("airflow", "database"), "prod needs an external database: set secretName")
+                raise at(("airflow", "database"), "prod needs an external database: set secretName")
         if self.airflow.tls is None and not self.is_loopback:
-            raise _at(("airflow", "tls"), f"{self.hostname!r} is served over https: set secretName or issuer")
-        okta_org_server = isinstance(self.idp, OktaIdp) and isinstance(
-            self.idp.authorizationServer, OrgAuthorizationServer
-        )
-        if okta_org_server and self.tokens.accessTokenMinutes is not None:
-            raise _at(
-                ("tokens", "accessTokenMinutes"),
-                "Okta's org authorization server has a fixed 60-minute access token; "
-                "use idp.authorizationServer.mode: custom to set it",
-            )
+            raise at(("airflow", "tls"), f"{self.hostname!r} is served over https: set secretName or issuer")
+        self.idp.check_spec(self)
         return self
 
     # Derived values: properties, so a default never lives in two places.
@@ -430,15 +350,6 @@ def split_hostname(value: str) -> tuple[str, str, int | None]:
     return (scheme or "https"), host, (int(port) if port else None)
 
 
-def _require_url(value: str, *, what: str) -> None:
-    match = re.fullmatch(r"(https?)://([^/:]+)(:\d+)?(/[^?#]*)?", value)
-    if not match:
-        raise ValueError(f"{what} {value!r} is not an http(s) URL")
-    scheme, host = match.group(1), match.group(2)
-    if scheme == "http" and host not in LOOPBACK_HOSTS:
-        raise ValueError(f"{what} {value!r}: http is allowed only for localhost or 127.0.0.1; use https")
-
-
 def _dotted_paths(value: Any, prefix: str = "") -> list[str]:
     """Every key path in a nested mapping, parents included: {'a': {'b': 1}} -> ['a', 'a.b']."""
     paths: list[str] = []
@@ -448,19 +359,6 @@ def _dotted_paths(value: Any, prefix: str = "") -> list[str]:
             paths.append(path)
             paths.extend(_dotted_paths(child, path))
     return paths
-
-
-class _LocatedError(ValueError):
-    """A model-level error that knows which key it is about."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
-
-
-def _at(loc: tuple[str | int, ...], message: str) -> _LocatedError:
-    return _LocatedError(loc, message)
 
 
 class SpecError(Exception):
@@ -481,7 +379,7 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
 
 
 # A discriminated union puts the chosen tag in the error path (idp.okta.orgUrl): it is not a key.
-_UNION_TAGS = {"idp": ("okta", "oidc"), "authorizationServer": ("org", "custom")}
+_UNION_TAGS = {"idp": kind_names(), "authorizationServer": ("org", "custom")}
 
 
 def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -504,7 +402,7 @@ def _message(error: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
     ctx = error.get("ctx") or {}
     loc = _without_union_tags(loc)
     original = ctx.get("error")
-    if isinstance(original, _LocatedError):
+    if isinstance(original, LocatedError):
         return tuple(loc) + original.loc, original.message
     value = error.get("input")
     if kind == "literal_error":

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.contract import okta_org_url
-from components.spec import CONFIG_KEY, OktaIdp, Spec, SpecError, parse_spec
+from components.idp.base import ProviderConfigError
+from components.spec import CONFIG_KEY, Spec, SpecError, parse_spec
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 
@@ -23,11 +24,12 @@ def stack_file(stack: str) -> str:
 
 @dataclass(frozen=True)
 class ProgramInputs:
-    """What the program deploys from: the validated spec, the stack, and the Okta org (if any)."""
+    """What the program deploys from: the validated spec, the stack, and its kind's provider settings."""
 
     spec: Spec
     stack: str
-    okta_org: str | None
+    provider: dict[str, str]
+    """The provider config keys the kind reads (`okta:orgName`, ...), from the stack or the environment."""
 
 
 def read_program_inputs() -> ProgramInputs:
@@ -50,17 +52,30 @@ def read_program_inputs() -> ProgramInputs:
         spec = parse_spec(raw, source)
     except SpecError as error:
         raise pulumi.RunError(str(error)) from None
-    okta = pulumi.Config("okta")
-    org = okta_org_url(
-        okta.get("orgName") or os.environ.get("OKTA_ORG_NAME"),
-        okta.get("baseUrl") or os.environ.get("OKTA_BASE_URL"),
-    )
-    if isinstance(spec.idp, OktaIdp) and not (spec.idp.orgUrl or org):
-        raise pulumi.RunError(
-            f"{source}: okta:orgName is not set: set it (`pulumi config set okta:orgName <org>`), "
-            f"or OKTA_ORG_NAME, or {CONFIG_KEY}.idp.orgUrl"
-        )
-    return ProgramInputs(spec=spec, stack=stack, okta_org=org)
+    provider = provider_settings(spec, pulumi_config_value)
+    try:
+        spec.idp.check_provider(provider)
+    except ProviderConfigError as error:
+        raise pulumi.RunError(f"{source}: {error}") from None
+    return ProgramInputs(spec=spec, stack=stack, provider=provider)
+
+
+def pulumi_config_value(key: str) -> str | None:
+    """A config value of the running program by full key (`okta:orgName`)."""
+    import pulumi
+
+    namespace, _, name = key.partition(":")
+    return pulumi.Config(namespace).get(name)
+
+
+def provider_settings(spec: Spec, read: Callable[[str], str | None]) -> dict[str, str]:
+    """The provider config keys the spec's kind reads, each from `read` or else its environment variable."""
+    settings: dict[str, str] = {}
+    for key, env in type(spec.idp).PROVIDER_CONFIG.items():
+        value = read(key) or os.environ.get(env)
+        if value:
+            settings[key] = value
+    return settings
 
 
 def load_stack_file(path: Path) -> dict[str, Any]:
@@ -96,3 +111,9 @@ def spec_from_stack_file(path: Path) -> Spec:
     config = load_stack_file(path)
     raw, _ = replace_secure_values(config.get(CONFIG_KEY))
     return parse_spec(raw, f"stacks/{path.name}" if path.parent.name == "stacks" else str(path))
+
+
+def provider_from_stack_file(path: Path, spec: Spec) -> dict[str, str]:
+    """The provider settings the stack file gives the spec's kind (environment variables as fallback)."""
+    config = load_stack_file(path)
+    return provider_settings(spec, lambda key: str(config[key]) if isinstance(config.get(key), str) else None)

@@ -15,12 +15,13 @@ from flask_appbuilder.security.manager import AUTH_OAUTH
 PROVIDER = "oidc"
 ISSUER = "https://idp.example.com"
 SCOPES = ["openid", "email", "profile", "groups"]
-GROUPS_CLAIM = "groups"
+ROLE_CLAIM = "groups"
 USERNAME_CLAIM = "sub"
-ROLE_BY_GROUP = {"airflow-admins": "Admin"}
+ROLE_BY_CLAIM_VALUE = {"airflow-admins": "Admin"}
 DEFAULT_ROLE = None
-DEFAULT_ROLE_GROUPS: list[str] = []
+DEFAULT_ROLE_CLAIM_VALUES: list[str] = []
 DEFAULT_ROLE_EVERYONE = False
+REQUIRED_CLAIMS: dict[str, Any] = {}
 SECURE_COOKIES = True
 CLIENT_ID_ENV = "AIRFLOW_OIDC_CLIENT_ID"
 CLIENT_SECRET_ENV = "AIRFLOW_OIDC_CLIENT_SECRET"
@@ -28,8 +29,8 @@ CLIENT_SECRET_ENV = "AIRFLOW_OIDC_CLIENT_SECRET"
 
 log = logging.getLogger("airflow_oidc")
 
-# A role key no IdP group can carry (group names never contain a newline): members of the
-# default-role audience get it, and only when they match no `access` group.
+# A role key no IdP claim value can carry (names never contain a newline): members of the
+# default-role audience get it, and only when they match no mapped claim value.
 DEFAULT_ROLE_KEY = "\nairflow-oidc:default-role"
 
 
@@ -43,7 +44,7 @@ def _env(name: str) -> str:
 AUTH_TYPE = AUTH_OAUTH
 AUTH_USER_REGISTRATION = True  # users come from the IdP; who may sign in is decided below
 AUTH_ROLES_SYNC_AT_LOGIN = True  # a user moved to another group loses the old role at next login
-AUTH_ROLES_MAPPING = {group: [role] for group, role in ROLE_BY_GROUP.items()}
+AUTH_ROLES_MAPPING = {value: [role] for value, role in ROLE_BY_CLAIM_VALUE.items()}
 if DEFAULT_ROLE:
     AUTH_ROLES_MAPPING[DEFAULT_ROLE_KEY] = [DEFAULT_ROLE]
 
@@ -91,7 +92,12 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
         if client_id not in audience or (len(audience) > 1 and claims.get("azp") != client_id):
             log.warning("airflow-oidc: refused an ID token issued to another audience: %s", audience)
             return {}
-        if GROUPS_CLAIM not in claims or USERNAME_CLAIM not in claims:
+        for name, expected in REQUIRED_CLAIMS.items():
+            # E.g. Entra's tenant (`tid`): a token another tenant issued is refused, whatever it carries.
+            if claims.get(name) != expected:
+                log.warning("airflow-oidc: refused: claim %r is %r, not %r", name, claims.get(name), expected)
+                return {}
+        if ROLE_CLAIM not in claims or USERNAME_CLAIM not in claims:
             # Some IdPs emit group claims only at the userinfo endpoint.
             extra = dict(self.oauth_remotes[provider].userinfo(token=resp))
             if extra.get("sub") != claims["sub"]:
@@ -103,13 +109,18 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
             log.warning("airflow-oidc: refused: claim %r is missing", USERNAME_CLAIM)
             return {}
         username = f"{PROVIDER}_{subject}"
-        groups = _as_list(claims.get(GROUPS_CLAIM))
-        role_keys = [group for group in groups if group in ROLE_BY_GROUP]
-        in_default_audience = DEFAULT_ROLE_EVERYONE or any(group in DEFAULT_ROLE_GROUPS for group in groups)
+        values = _as_list(claims.get(ROLE_CLAIM))
+        role_keys = [value for value in values if value in ROLE_BY_CLAIM_VALUE]
+        in_default_audience = DEFAULT_ROLE_EVERYONE or any(value in DEFAULT_ROLE_CLAIM_VALUES for value in values)
         if not role_keys and DEFAULT_ROLE and in_default_audience:
             role_keys = [DEFAULT_ROLE_KEY]
         if not role_keys:
-            log.warning("airflow-oidc: refused %s: no group of theirs is mapped to an Airflow role", username)
+            log.warning(
+                "airflow-oidc: refused %s: no group of theirs is mapped to an Airflow role (%s: %s)",
+                username,
+                ROLE_CLAIM,
+                values,
+            )
             return {}
         return {
             "username": username,

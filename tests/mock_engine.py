@@ -22,7 +22,11 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.stack import massage
 
+from components.idp import KINDS
+from components.mock_values import fake, fake_secret
 from components.stack_config import load_stack_file, replace_secure_values
+
+__all__ = ["Run", "fake", "fake_secret", "run_program", "run_stack_file"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -30,23 +34,14 @@ SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
-def fake(name: str, kind: str) -> str:
-    """A deterministic stand-in for a provider-generated value."""
-    return f"{kind}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
-
-
-def fake_secret(name: str) -> str:
-    """What the mock RandomPassword 'generates': recognisable, so tests can hunt for leaks."""
-    return "MOCKSECRET" + hashlib.sha256(name.encode()).hexdigest()[:40]
-
-
 class ProgramMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
-        if args.typ == "okta:app/oAuth:OAuth":
-            outputs["clientId"] = fake(args.name, "0oa")
-            outputs["clientSecret"] = fake_secret(args.name + "/okta-secret")
-        elif args.typ == "random:index/randomPassword:RandomPassword":
+        for kind in KINDS:
+            computed = kind.mock_outputs(args.typ, args.name, args.inputs)
+            if computed is not None:
+                outputs.update(computed)
+        if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = fake_secret(args.name)
         elif args.typ == "random:index/randomBytes:RandomBytes":
             raw = hashlib.sha256(("bytes" + args.name).encode()).digest()
@@ -57,9 +52,10 @@ class ProgramMocks(Mocks):
         return fake(args.name, "id"), outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token == "okta:group/getGroup:getGroup":
-            name = args.args.get("name", "")
-            return {"id": fake(name, "00g"), "name": name, "type": args.args.get("type")}, []
+        for kind in KINDS:
+            result = kind.mock_call(args.token, args.args)
+            if result is not None:
+                return result, []
         return {}, []
 
 

@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from components.airflow_oidc import secret_generation
 from components.airflow_values import config_version, render_webserver_config
-from components.contract import client_contract, okta_group_filter, okta_scope_and_claim
+from components.contract import client_contract
+from components.idp.base import secret_generation
+from components.idp.okta import okta_group_filter, okta_scope_and_claim
 from components.spec import parse_spec
 
 
@@ -39,7 +40,7 @@ def spec(**overrides: object) -> object:
     ],
 )
 def test_redirect_uri_is_airflow_3_callback(hostname: str, idp: dict[str, str], expected: str) -> None:
-    contract = client_contract(spec(hostname=hostname, idp=idp), stack="dev", okta_org="https://o.okta.com")
+    contract = client_contract(spec(hostname=hostname, idp=idp), stack="dev", provider={"okta:orgName": "o"})
     assert contract.redirect_uris == (expected,)
 
 
@@ -72,7 +73,7 @@ def test_rendered_config_is_python_without_template_braces() -> None:
                 constants[node.targets[0].id] = ast.literal_eval(node.value)
             except ValueError:  # not a literal (a call, a comprehension): not a rendered constant
                 continue
-    assert constants["ROLE_BY_GROUP"] == {"team-{{ .Values.x }}": "Admin", 'it\'s "q"': "User"}
+    assert constants["ROLE_BY_CLAIM_VALUE"] == {"team-{{ .Values.x }}": "Admin", 'it\'s "q"': "User"}
     assert constants["ISSUER"] == "https://login.example.com/realms/x"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.airflow_values import VERSION_ANNOTATION
-from components.contract import okta_group_filter
+from components.idp.okta import okta_group_filter
 from components.spec import parse_spec
 from components.stack_config import load_stack_file
 from tests.conftest import ROOT, STACK_FILES, stack_name
@@ -17,9 +17,9 @@ from tests.mock_engine import Run, fake, fake_secret, is_secret, plain_occurrenc
 OKTA_APP = "okta:app/oAuth:OAuth"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
-CLIENT_SECRET_RESOURCE = "airflow-oidc-client-secret"
 GENERATED_SECRETS = [
-    "airflow-oidc-client-secret",
+    "airflow-oidc-okta-client-secret",
+    "airflow-oidc-oidc-client-secret",
     "airflow-oidc-airflow-api-secret-key",
     "airflow-oidc-airflow-jwt-secret",
 ]
@@ -28,6 +28,16 @@ GENERATED_SECRETS = [
 def spec_of(stack: str) -> Any:
     path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
     return parse_spec(load_stack_file(path)["airflow-oidc:spec"], str(path))
+
+
+def client_secret_resource(run: Run) -> str:
+    """The RandomPassword the kind declares as the client secret (`airflow-oidc-<kind>-client-secret`)."""
+    (name,) = [
+        r.name
+        for r in run.of_type("random:index/randomPassword:RandomPassword")
+        if r.name.endswith("-client-secret") and not r.name.startswith("airflow-oidc-airflow-")
+    ]
+    return name
 
 
 def release_values(run: Run) -> dict[str, Any]:
@@ -67,7 +77,7 @@ def test_generated_secrets_never_travel_in_plaintext(runs: dict[str, Run], path:
         for secret in secrets:
             assert plain_occurrences(outputs, secret) == [], f"secret in plaintext in the outputs of {urn}"
     # The client secret reaches Secret data and secret-marked IdP inputs, and nothing else.
-    client_secret = fake_secret(CLIENT_SECRET_RESOURCE)
+    client_secret = fake_secret(client_secret_resource(run))
     holders = {r.type for r in run.resources if client_secret in json.dumps(r.inputs)}
     assert holders <= {SECRET, OKTA_APP}, holders
     assert client_secret not in release_values(run)["apiServer"]["apiServerConfig"]
@@ -86,7 +96,7 @@ def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None
         assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
         secret = run.named("airflow-oidc-airflow-secret-oidc-client-secret")
         assert is_secret(secret.raw_inputs["stringData"])
-        assert secret.inputs["stringData"] == {"client-secret": fake_secret(CLIENT_SECRET_RESOURCE)}
+        assert secret.inputs["stringData"] == {"client-secret": fake_secret(client_secret_resource(run))}
 
 
 def test_okta_org_server_groups_assignments_and_claim_match_access(runs: dict[str, Run]) -> None:
@@ -157,7 +167,7 @@ def test_custom_server_names_are_unique_per_stack() -> None:
         )
         # Airflow requests the scope and reads the claim that this stack declared.
         rendered = release_values(run)["apiServer"]["apiServerConfig"]
-        assert f'GROUPS_CLAIM = "{names[stack][0]}"' in rendered
+        assert f'ROLE_CLAIM = "{names[stack][0]}"' in rendered
         assert f'"{names[stack][1]}"' in rendered.split("SCOPES = ", 1)[1].split("\n", 1)[0]
     assert set(names["payments-prod"]).isdisjoint(names["risk-prod"])
 

@@ -2,7 +2,7 @@
 
 Run by tests/airflow/test_webserver_config_fab.py with .venv-airflow's Python, one process per stack
 (Airflow's configuration and auth manager are process-wide). Reads a JSON request on stdin:
-`{"stack_file", "stack", "okta_org", "home", "out", "steps": [...]}` and writes one JSON result per step to `out`.
+`{"stack_file", "stack", "provider", "home", "out", "steps": [...]}` and writes one JSON result per step to `out`.
 Steps: `{"op": "callback", "headers": {...}}` (where /auth/login/<provider> redirects the browser)
 and `{"op": "login", "claims": {...}, "userinfo": {...}|null}` (the ID token's verified claims as
 Authlib hands them to the security manager, and what the userinfo endpoint would answer).
@@ -29,7 +29,7 @@ from components.stack_config import spec_from_stack_file  # noqa: E402
 def main() -> None:
     request = json.load(sys.stdin)
     spec = spec_from_stack_file(Path(request["stack_file"]))
-    contract = client_contract(spec, stack=request["stack"], okta_org=request.get("okta_org"))
+    contract = client_contract(spec, stack=request["stack"], provider=request.get("provider") or {})
     home = Path(request["home"])
     config_file = home / f"webserver_config_{request['stack']}.py"
     config_file.write_text(render_webserver_config(contract))

@@ -22,7 +22,7 @@ from components.stack_config import spec_from_stack_file
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("fab_probe.py")
 CLIENT_ID = "0oaid4BxXw6I6TV4m0g3"  # the client id in Okta's documented example
-OKTA_ORGS = {"dev": "https://dev-123456.okta.com", "prod": "https://acme.okta.com"}
+OKTA_ORGS = {"dev": {"okta:orgName": "dev-123456"}, "prod": {"okta:orgName": "acme"}}
 
 pytestmark = pytest.mark.airflow
 
@@ -97,7 +97,7 @@ def probe(home: Path, stack: str, steps: list[dict[str, Any]]) -> dict[str, Any]
     request = {
         "stack_file": str(ROOT / "stacks" / f"Pulumi.{stack}.yaml"),
         "stack": stack,
-        "okta_org": OKTA_ORGS.get(stack),
+        "provider": OKTA_ORGS.get(stack, {}),
         "home": str(home),
         "client_id": CLIENT_ID,
         "out": str(home / f"probe-{stack}.json"),
@@ -121,7 +121,7 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"}
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
 def test_callback_url_equals_the_registered_redirect_uri(airflow_home: Path, stack: str) -> None:
     spec = spec_from_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
-    contract = client_contract(spec, stack=stack, okta_org=OKTA_ORGS.get(stack))
+    contract = client_contract(spec, stack=stack, provider=OKTA_ORGS.get(stack, {}))
     port = spec.public_url.rsplit(":", 1)[1] if spec.public_url.count(":") == 2 else "443"
     behind_proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": spec.host, "X-Forwarded-Port": port}
     out = probe(airflow_home, stack, [{"op": "callback", "headers": behind_proxy}, {"op": "callback", "headers": {}}])

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from components.contract import client_contract, okta_org_url
+from components.contract import client_contract
+from components.idp.okta import okta_org_url
 from components.stack_config import spec_from_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,9 @@ def test_org_server_advertises_the_groups_scope_the_program_requests() -> None:
     env = require_env("OKTA_ORG_NAME")
     org = okta_org_url(env["OKTA_ORG_NAME"], os.environ.get("OKTA_BASE_URL"))
     spec = spec_from_stack_file(ROOT / "stacks" / "Pulumi.dev.yaml")
-    contract = client_contract(spec, stack="dev", okta_org=org)
+    provider = {"okta:orgName": env["OKTA_ORG_NAME"], "okta:baseUrl": os.environ.get("OKTA_BASE_URL") or "okta.com"}
+    contract = client_contract(spec, stack="dev", provider=provider)
+    assert contract.issuer == org
     document = discovery(contract.issuer)
     assert document["issuer"] == contract.issuer
     assert set(contract.scopes) <= set(document["scopes_supported"])

@@ -1,0 +1,134 @@
+"""What every IdP kind provides: its `idp` keys, its client contract, and its IdP-side component.
+
+A kind is one module under `components/idp/`, registered by one line in `components/idp/__init__.py`.
+Its model subclasses `IdpModel` and answers the composer's questions (the hooks below); its component
+subclasses `IdpClient`, so the Airflow side sees the same outputs whatever the kind. A kind module
+imports its provider SDK only inside its component, so a stack loads only its own kind's SDK.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pulumi
+
+from components.model import Model
+
+if TYPE_CHECKING:
+    from components.contract import ClientContract
+    from components.spec import Spec
+
+ProviderConfig = Mapping[str, str]
+"""The stack's provider settings by full config key (`okta:orgName`, `azuread:tenantId`, ...)."""
+
+ROTATION_EPOCH = datetime.date(2024, 1, 1)
+
+
+def secret_generation(today: datetime.date, rotation_days: int) -> int:
+    """Which rotation period `today` falls in: deterministic within a period, never `now()` per run."""
+    return (today - ROTATION_EPOCH).days // rotation_days
+
+
+class ProviderConfigError(Exception):
+    """A provider setting the kind needs is missing or malformed; the message names the config key."""
+
+
+class IdpModel(Model):
+    """Base of each kind's `idp` model. The hooks have kind-neutral defaults; a kind overrides them."""
+
+    SDK: ClassVar[str | None] = None
+    """The Python module of the kind's Pulumi provider (None: the kind declares no IdP resources)."""
+    PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {}
+    """Provider config keys the kind reads -> the environment variable the provider also honours."""
+
+    kind: str
+    """The `idp.kind` value; each kind narrows it to its own Literal."""
+
+    def check_spec(self, spec: Spec) -> None:
+        """Spec-wide checks of this kind (what the IdP cannot do): raise `components.model.at(...)`."""
+
+    def check_provider(self, provider: ProviderConfig) -> None:
+        """Refuse missing or malformed provider settings (`ProviderConfigError`, naming the key)."""
+
+    def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
+        """The client contract for this kind (pure)."""
+        raise NotImplementedError
+
+    def provision(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> IdpClient:
+        """The IdP side: declare the kind's resources and return them as an `IdpClient`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What the provider would compute for one of this kind's resources, for the mock engine
+        (`plan`, tests): None for types the kind does not know."""
+        return None
+
+    @staticmethod
+    def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What one of this kind's data sources (lookups) would return, for the mock engine: None for
+        tokens the kind does not know."""
+        return None
+
+
+class IdpClient(pulumi.ComponentResource):
+    """The IdP side of one OIDC client, as the Airflow side uses it (the same for every kind)."""
+
+    client_id: pulumi.Output[str]
+    """The OAuth client id Airflow presents."""
+    client_secret: pulumi.Output[str]
+    """The client secret Airflow presents (a Pulumi secret)."""
+    secret_version: pulumi.Output[str]
+    """Non-secret: changes whenever the secret Airflow must read changes (rolls the api-server)."""
+    outputs: dict[str, pulumi.Output[Any]]
+    """Further stack outputs of this kind (e.g. `registration`: what to register by hand)."""
+
+    def finish(
+        self,
+        *,
+        client_id: pulumi.Input[str],
+        client_secret: pulumi.Input[str],
+        secret_version: pulumi.Input[str],
+        outputs: Mapping[str, pulumi.Input[Any]] | None = None,
+    ) -> None:
+        """Set the outputs and register them (the last call of a kind's constructor)."""
+        self.client_id = pulumi.Output.from_input(client_id)
+        self.client_secret = pulumi.Output.secret(client_secret)
+        self.secret_version = pulumi.Output.from_input(secret_version)
+        self.outputs = {key: pulumi.Output.from_input(value) for key, value in (outputs or {}).items()}
+        self.register_outputs({"client_id": self.client_id, "secret_version": self.secret_version, **self.outputs})
+
+
+def program_secret(
+    owner: pulumi.Resource,
+    name: str,
+    *,
+    generation: int | None,
+    aliases: list[pulumi.Input[pulumi.Alias]] | None = None,
+) -> pulumi.Output[str]:
+    """A client secret the program generates (and sets at the IdP): 64 letters and digits.
+
+    `generation` (see `secret_generation`) replaces it when it changes; None never rotates it (a
+    secret registered by hand must not change under the person who registered it).
+    """
+    import pulumi_random as random
+
+    password = random.RandomPassword(
+        name,
+        length=64,
+        special=False,
+        keepers={"generation": str(generation)} if generation is not None else None,
+        opts=pulumi.ResourceOptions(parent=owner, aliases=aliases),
+    )
+    return pulumi.Output.secret(password.result)

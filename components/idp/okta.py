@@ -1,0 +1,362 @@
+"""Okta (`idp.kind: okta`): the OIDC web app, its groups and assignments, and the groups claim.
+
+The claim values are Okta group names. The org authorization server reads the groups claim from the
+app; a custom authorization server gets a scope, a claim and an access policy of this stack's own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+import pulumi
+from pydantic import Field, field_validator
+
+from components.contract import ClientContract, common_contract, slug
+from components.idp.base import (
+    IdpClient,
+    IdpModel,
+    ProviderConfig,
+    ProviderConfigError,
+    program_secret,
+    secret_generation,
+)
+from components.model import Model, at
+
+if TYPE_CHECKING:
+    from components.spec import Spec
+
+
+class OrgAuthorizationServer(Model):
+    """Okta's org authorization server: no paid add-on; Okta's fixed token lifetimes."""
+
+    mode: Literal["org"]
+
+
+class CustomAuthorizationServer(Model):
+    """An Okta custom authorization server (needs Okta API Access Management)."""
+
+    mode: Literal["custom"]
+    id: str = Field(
+        default="default", min_length=1, description="Authorization server id, e.g. `default` or `aus1a2b3c`."
+    )
+
+
+class OktaIdp(IdpModel):
+    """Okta: the program creates the OIDC app, the groups claim and the group assignments."""
+
+    SDK: ClassVar[str | None] = "pulumi_okta"
+    PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"okta:orgName": "OKTA_ORG_NAME", "okta:baseUrl": "OKTA_BASE_URL"}
+
+    kind: Literal["okta"]
+    authorizationServer: Annotated[  # noqa: N815
+        OrgAuthorizationServer | CustomAuthorizationServer, Field(discriminator="mode")
+    ] = Field(default_factory=lambda: OrgAuthorizationServer(mode="org"), description="`org` or `custom`.")
+    createGroups: bool = Field(  # noqa: N815
+        default=True, description="Create the `access` groups; false binds to existing groups by name."
+    )
+    orgUrl: str | None = Field(  # noqa: N815
+        default=None,
+        description="Okta org URL (a custom domain, say); default from `okta:orgName` and `okta:baseUrl`.",
+    )
+
+    @field_validator("orgUrl")
+    @classmethod
+    def _org_url_https(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?", value):
+            raise ValueError(f"{value!r} is not an https origin such as https://example.okta.com")
+        return value
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def check_spec(self, spec: Spec) -> None:
+        if isinstance(self.authorizationServer, OrgAuthorizationServer) and spec.tokens.accessTokenMinutes is not None:
+            raise at(
+                ("tokens", "accessTokenMinutes"),
+                "Okta's org authorization server has a fixed 60-minute access token; "
+                "use idp.authorizationServer.mode: custom to set it",
+            )
+
+    def check_provider(self, provider: ProviderConfig) -> None:
+        if not (self.orgUrl or provider.get("okta:orgName")):
+            raise ProviderConfigError(
+                "okta:orgName is not set: set it (`pulumi config set okta:orgName <org>`), "
+                "or OKTA_ORG_NAME, or airflow-oidc:spec.idp.orgUrl"
+            )
+
+    def org_url(self, provider: ProviderConfig) -> str | None:
+        """The org the provider talks to: `idp.orgUrl`, else from `okta:orgName` + `okta:baseUrl`."""
+        return self.orgUrl or okta_org_url(provider.get("okta:orgName"), provider.get("okta:baseUrl"))
+
+    def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
+        org = self.org_url(provider)
+        if not org:
+            raise ValueError("the Okta org URL is unknown: set okta:orgName (and okta:baseUrl) or idp.orgUrl")
+        server = self.authorizationServer
+        if isinstance(server, CustomAuthorizationServer):
+            scope, claim = okta_scope_and_claim(stack)
+            issuer = f"{org}/oauth2/{server.id}"
+        else:
+            # The org server emits the app's groups claim when the `groups` scope is requested.
+            scope, claim = "groups", "groups"
+            issuer = org
+        return ClientContract(
+            issuer=issuer,
+            scopes=("openid", "email", "profile", scope),
+            role_claim=claim,
+            role_claim_scope=scope,
+            username_claim="sub",  # Okta's user id: stable across email changes and app replacement
+            **common_contract(spec, provider="okta"),
+        )
+
+    def provision(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> IdpClient:
+        return OktaApplication(name, spec=spec, contract=contract, stack=stack, today=today, opts=opts)
+
+    @staticmethod
+    def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        from components.mock_values import fake
+
+        if type_ == "okta:app/oAuth:OAuth":
+            # Okta reports the secret it holds as an output (marked secret by the SDK, not by mocks).
+            return {"clientId": fake(name, "0oa"), "clientSecret": inputs.get("clientBasicSecret")}
+        return None
+
+    @staticmethod
+    def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
+        from components.mock_values import fake
+
+        if token == "okta:group/getGroup:getGroup":
+            name = str(args.get("name", ""))
+            return {"id": fake(name, "00g"), "name": name, "type": args.get("type")}
+        return None
+
+
+def okta_org_url(org_name: str | None, base_url: str | None) -> str | None:
+    """The Okta org URL the provider talks to (`okta:orgName` + `okta:baseUrl`)."""
+    if not org_name:
+        return None
+    return f"https://{org_name}.{base_url or 'okta.com'}"
+
+
+def okta_scope_and_claim(stack: str) -> tuple[str, str]:
+    """Per-stack names on a custom authorization server, so team stacks on one server never collide."""
+    name = slug(f"airflow_{stack}")
+    return f"{name}_groups", f"{name}_groups"
+
+
+def okta_group_filter(groups: tuple[str, ...]) -> str:
+    """An anchored regex matching exactly these group names (Okta evaluates Java regexes)."""
+    return "^(" + "|".join(_java_regex_escape(group) for group in groups) + ")$"
+
+
+def _java_regex_escape(text: str) -> str:
+    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\1", text)
+
+
+@dataclass(frozen=True)
+class OktaAppSettings:
+    """The app's settings, derived from the spec and the contract (pure, testable without Pulumi)."""
+
+    label: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    login_uri: str
+    group_filter: str
+    custom_server: str | None
+    """Custom authorization server id, or None for the org server."""
+    scope: str
+    claim: str
+    access_token_minutes: int
+
+
+def okta_app_settings(spec: Spec, contract: ClientContract) -> OktaAppSettings:
+    assert isinstance(spec.idp, OktaIdp)
+    server = spec.idp.authorizationServer
+    return OktaAppSettings(
+        label=f"Airflow ({spec.name})",
+        redirect_uris=list(contract.redirect_uris),
+        post_logout_redirect_uris=list(contract.post_logout_redirect_uris),
+        login_uri=f"{spec.public_url}/auth/login/{contract.provider}",
+        group_filter=okta_group_filter(contract.claim_values),
+        custom_server=server.id if isinstance(server, CustomAuthorizationServer) else None,
+        scope=contract.role_claim_scope or "groups",
+        claim=contract.role_claim,
+        access_token_minutes=spec.access_token_minutes,
+    )
+
+
+class OktaApplication(IdpClient):
+    """An Okta OIDC web app for Airflow: authorization code + PKCE, exactly Airflow's redirect URI,
+    the `access` groups (created or bound) assigned to it, and a groups claim filtered to them."""
+
+    app_id: pulumi.Output[str]
+    """The Okta app id."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        import pulumi_okta as okta
+
+        super().__init__("airflow-oidc:idp:OktaApplication", name, None, opts)
+        assert isinstance(spec.idp, OktaIdp)
+        settings = okta_app_settings(spec, contract)
+        child = pulumi.ResourceOptions(parent=self)
+        # Replacing an identity resource logs everyone out or loses memberships: protected in prod.
+        guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
+        # Okta has no second-secret resource: the program's secret is replaced in place every period.
+        generation = secret_generation(today, spec.clientSecret.rotationDays)
+        composer = opts.parent if opts else None
+        client_secret = program_secret(
+            self,
+            f"{name}-client-secret",
+            generation=generation,
+            # Declared by the composer before kinds were plug-ins: same resource, not a new secret.
+            aliases=[pulumi.Alias(name="airflow-oidc-client-secret", parent=composer)] if composer else None,
+        )
+
+        group_ids = self._groups(okta, name, spec, contract.claim_values, guarded)
+        groups_claim: Any = None
+        if settings.custom_server is None:
+            # The org server reads the claim from the app (works only with an API-token provider).
+            groups_claim = okta.app.OAuthGroupsClaimArgs(
+                type="FILTER", filter_type="REGEX", name=settings.claim, value=settings.group_filter
+            )
+        app = okta.app.OAuth(
+            f"{name}-app",
+            label=settings.label,
+            type="web",
+            grant_types=["authorization_code"],
+            response_types=["code"],
+            redirect_uris=settings.redirect_uris,
+            post_logout_redirect_uris=settings.post_logout_redirect_uris,
+            wildcard_redirect="DISABLED",
+            pkce_required=True,
+            token_endpoint_auth_method="client_secret_basic",
+            client_basic_secret=client_secret,
+            consent_method="TRUSTED",
+            implicit_assignment=False,
+            login_mode="SPEC",
+            login_uri=settings.login_uri,
+            login_scopes=list(contract.scopes),
+            groups_claim=groups_claim,
+            opts=pulumi.ResourceOptions.merge(
+                guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
+            ),
+        )
+        assigned = list(group_ids.values())
+        if spec.signIn.everyone:
+            everyone = okta.group.get_group_output(
+                name="Everyone", type="BUILT_IN", opts=pulumi.InvokeOptions(parent=self)
+            )
+            assigned.append(everyone.id)
+        okta.AppGroupAssignments(
+            f"{name}-assignments",
+            app_id=app.id,
+            groups=[
+                okta.AppGroupAssignmentsGroupArgs(id=group_id, priority=index, profile="{}")
+                for index, group_id in enumerate(assigned)
+            ],
+            opts=child,
+        )
+        if settings.custom_server is not None:
+            self._custom_server(okta, name, stack, settings, contract, app, child)
+
+        self.app_id = app.id
+        self.finish(client_id=app.client_id, client_secret=client_secret, secret_version=str(generation))
+
+    def _groups(
+        self, okta: Any, name: str, spec: Spec, groups: tuple[str, ...], opts: pulumi.ResourceOptions
+    ) -> dict[str, pulumi.Output[str]]:
+        assert isinstance(spec.idp, OktaIdp)
+        ids: dict[str, pulumi.Output[str]] = {}
+        for group in groups:
+            if spec.idp.createGroups:
+                created = okta.group.Group(
+                    f"{name}-group-{slug(group)}",
+                    name=group,
+                    description=f"Airflow {spec.name}: managed by airflow-oidc",
+                    opts=opts,
+                )
+                ids[group] = created.id
+            else:
+                found = okta.group.get_group_output(
+                    name=group, type="OKTA_GROUP", opts=pulumi.InvokeOptions(parent=self)
+                )
+                ids[group] = found.id
+        return ids
+
+    def _custom_server(
+        self,
+        okta: Any,
+        name: str,
+        stack: str,
+        settings: OktaAppSettings,
+        contract: ClientContract,
+        app: Any,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        server_id = settings.custom_server
+        assert server_id is not None
+        scope = okta.auth.ServerScope(
+            f"{name}-scope",
+            auth_server_id=server_id,
+            name=settings.scope,
+            description=f"Groups for Airflow ({stack})",
+            consent="IMPLICIT",
+            metadata_publish="NO_CLIENTS",
+            opts=opts,
+        )
+        okta.auth.ServerClaim(
+            f"{name}-claim",
+            auth_server_id=server_id,
+            name=settings.claim,
+            claim_type="IDENTITY",
+            value_type="GROUPS",
+            group_filter_type="REGEX",
+            value=settings.group_filter,
+            scopes=[scope.name],
+            always_include_in_token=True,
+            opts=opts,
+        )
+        policy = okta.auth.ServerPolicy(
+            f"{name}-policy",
+            auth_server_id=server_id,
+            name=f"airflow-{slug(stack)}",
+            description=f"Airflow ({stack}): this client only",
+            client_whitelists=[app.client_id],
+            priority=1,
+            status="ACTIVE",
+            opts=opts,
+        )
+        okta.auth.ServerPolicyRule(
+            f"{name}-policy-rule",
+            auth_server_id=server_id,
+            policy_id=policy.id,
+            name="authorization-code",
+            priority=1,
+            status="ACTIVE",
+            grant_type_whitelists=["authorization_code"],
+            group_whitelists=["EVERYONE"],
+            scope_whitelists=list(contract.scopes),
+            access_token_lifetime_minutes=settings.access_token_minutes,
+            opts=opts,
+        )
