@@ -1,0 +1,560 @@
+"""The guardrails (policy/): every rule passes on every example stack's mock run and fails, with its
+message, on a variant that breaks it; the pulumi_policy adapters are wired to the rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+
+from policy import pack, rules
+from policy.rules import Declared
+from tests.conftest import ROOT, STACK_FILES, stack_name
+from tests.mock_engine import SECRET_SIG, SECRET_SIG_KEY, Run, run_program, stack_config
+
+PACK_CONFIG: dict[str, dict[str, Any]] = json.loads((ROOT / "policy" / "config.json").read_text())
+ALL_POLICIES = [*rules.RESOURCE_RULES, *rules.STACK_RULES, "protected-in-prod"]
+
+
+def declared(run: Run) -> list[Declared]:
+    return [Declared.of(resource) for resource in run.resources]
+
+
+def verdict(resources: list[Declared], config: dict[str, dict[str, Any]] | None = None, stack: str = "") -> dict:
+    return rules.check_all(resources, PACK_CONFIG if config is None else config, stack or None)
+
+
+def failing(resources: list[Declared], config: dict[str, dict[str, Any]] | None = None) -> dict[str, list[str]]:
+    return {name: messages for name, messages in verdict(resources, config).items() if messages}
+
+
+def spec_variant(stack: str, change: Callable[[dict[str, Any]], None]) -> list[Declared]:
+    """The real program for a stack file whose spec `change` edited (as a stack-file edit would)."""
+    config, secret_keys = stack_config(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
+    spec = json.loads(config["airflow-oidc:spec"])
+    change(spec)
+    return declared(run_program(stack, {**config, "airflow-oidc:spec": json.dumps(spec)}, secret_keys))
+
+
+def edited(resources: list[Declared], type_: str, change: Callable[[dict[str, Any]], None]) -> list[Declared]:
+    """The same declarations with one resource's inputs edited (deep copy; the session's runs stay intact)."""
+    [target] = [r for r in resources if r.type == type_]
+    inputs = copy.deepcopy(dict(target.inputs))
+    change(inputs)
+    return [replace(r, inputs=inputs) if r is target else r for r in resources]
+
+
+def unprotected(resources: list[Declared], name: str) -> list[Declared]:
+    assert any(r.name == name for r in resources), name
+    return [replace(r, protect=False) if r.name == name else r for r in resources]
+
+
+# ---------------------------------------------------------------------------------------------- every stack passes
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=stack_name)
+@pytest.mark.parametrize("policy", ALL_POLICIES)
+def test_every_rule_passes_on_every_example_stack(runs: dict[str, Run], path: Path, policy: str) -> None:
+    run = runs[stack_name(path)]
+    assert verdict(declared(run), stack=run.stack)[policy] == []
+
+
+def test_the_example_stacks_exercise_the_rules(runs: dict[str, Run]) -> None:
+    """The pass above means something: each stack declares what the rules read."""
+    types = {r.type for run in runs.values() for r in run.resources}
+    assert {rules.HELM_RELEASE, rules.K8S_SECRET, rules.RANDOM_BYTES, rules.OKTA_APP, rules.OKTA_POLICY_RULE} <= types
+    for run in runs.values():
+        release = run.one(rules.HELM_RELEASE).inputs
+        mapping = rules.role_mapping(release["values"]["apiServer"]["apiServerConfig"])
+        assert mapping is not None and "Admin" in mapping.roles.values()
+    assert rules.environment_of(declared(runs["prod"])) == "prod"
+
+
+# ---------------------------------------------------------------------------------------------- each rule fails
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda app: app.update(redirectUris=["http://airflow.example.com/cb"]), "uses http"),
+        (lambda app: app.update(redirectUris=["https://*.example.com/auth/oauth-authorized/okta"]), "wildcard"),
+        (lambda app: app.update(postLogoutRedirectUris=["ftp://airflow.example.com/"]), "not an absolute https"),
+        (lambda app: app.update(wildcardRedirect="SUBDOMAIN"), "wildcardRedirect is `SUBDOMAIN`"),
+    ],
+    ids=["http", "wildcard", "scheme", "okta-wildcard-mode"],
+)
+def test_redirect_uris_fail_on_http_or_wildcard(runs: dict[str, Run], change: Callable, expected: str) -> None:
+    found = failing(edited(declared(runs["prod"]), rules.OKTA_APP, change))
+    assert list(found) == ["redirect-uris-https"]
+    assert expected in found["redirect-uris-https"][0]
+    assert found["redirect-uris-https"][0].startswith("airflow-oidc-okta-app: ")
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("https://airflow.example.com/auth/oauth-authorized/okta", None),
+        ("http://localhost:8080/auth/oauth-authorized/keycloak", None),
+        ("http://127.0.0.1:8443/cb", None),
+        ("http://[::1]:8443/cb", None),
+        ("http://localhost.evil.example/cb", "uses http"),
+        ("https://airflow.example.com/*", "wildcard"),
+        ("/auth/oauth-authorized/okta", "not an absolute https"),
+    ],
+)
+def test_uri_problem(uri: str, problem: str | None) -> None:
+    found = rules.uri_problem(uri)
+    assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_redirect_rules_read_entra_and_keycloak_inputs() -> None:
+    entra = Declared(
+        rules.ENTRA_APP,
+        "app",
+        {"web": {"redirectUris": ["https://a.example.com/cb"], "logoutUrl": "http://a.example.com/logout"}},
+    )
+    keycloak = Declared(
+        rules.KEYCLOAK_CLIENT,
+        "client",
+        {"validRedirectUris": ["https://a.example.com/*"], "accessType": "CONFIDENTIAL"},
+    )
+    assert rules.redirect_uris_https(entra) == ["app: web.logoutUrl `http://a.example.com/logout` " + _http()]
+    assert "validRedirectUris `https://a.example.com/*` contains a wildcard" in rules.redirect_uris_https(keycloak)[0]
+    assert rules.redirect_uris_https(Declared("aws:s3/bucket:Bucket", "b", {"redirectUris": ["http://x"]})) == []
+
+
+def _http() -> str:
+    return "uses http: only https is allowed (http only for localhost / 127.0.0.1)"
+
+
+def test_no_implicit_grant_fails_on_each_kind(runs: dict[str, Run]) -> None:
+    found = failing(edited(declared(runs["dev"]), rules.OKTA_APP, lambda app: app["grantTypes"].append("implicit")))
+    assert found == {"no-implicit-grant": ["airflow-oidc-okta-app: grantTypes contains `implicit`: use " + _code()]}
+    token = edited(declared(runs["dev"]), rules.OKTA_APP, lambda app: app.update(responseTypes=["code", "id_token"]))
+    assert "responseTypes ['id_token']" in failing(token)["no-implicit-grant"][0]
+    entra = Declared(rules.ENTRA_APP, "app", {"web": {"implicitGrant": {"idTokenIssuanceEnabled": True}}})
+    assert rules.no_implicit_grant(entra) == [
+        "app: web.implicitGrant.idTokenIssuanceEnabled is true: turn the implicit grant off"
+    ]
+    off = Declared(rules.ENTRA_APP, "app", {"web": {"implicitGrant": {"idTokenIssuanceEnabled": False}}})
+    assert rules.no_implicit_grant(off) == []
+    keycloak = Declared(rules.KEYCLOAK_CLIENT, "client", {"implicitFlowEnabled": True})
+    assert rules.no_implicit_grant(keycloak) == ["client: implicitFlowEnabled is true: turn the implicit flow off"]
+
+
+def _code() -> str:
+    return "authorization_code only"
+
+
+def test_admin_for_a_group_the_pack_does_not_allow_fails() -> None:
+    resources = spec_variant("dev", lambda spec: spec["access"].append({"group": "contractors", "role": "Admin"}))
+    found = failing(resources)
+    assert list(found) == ["admin-only-allowed-groups"]
+    [message] = found["admin-only-allowed-groups"]
+    assert "grants Admin to `contractors`, which allowedAdminGroups" in message
+    assert message.startswith("airflow-oidc-airflow-release: values.apiServer.apiServerConfig")
+
+
+def test_admin_rule_reads_the_pack_config(runs: dict[str, Run]) -> None:
+    resources = declared(runs["dev"])
+    assert failing(resources, {})["admin-only-allowed-groups"] == [
+        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig grants Admin to `payments-airflow-admins`, "
+        "which allowedAdminGroups (empty) does not list"
+    ]
+    allowed = {"admin-only-allowed-groups": {"allowedAdminGroups": ["payments-airflow-admins"]}}
+    assert failing(resources, allowed) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "roles", "default"),
+    [
+        ('ROLE_BY_CLAIM_VALUE = {"Airflow.Admin": "Admin"}\nDEFAULT_ROLE = None\n', {"Airflow.Admin": "Admin"}, None),
+        ('ROLE_BY_GROUP = {\n    "ops": "Op",\n}\nDEFAULT_ROLE = "Admin"\n', {"ops": "Op"}, "Admin"),
+        ('{{ not python }}\nROLE_BY_GROUP = {"a": "Admin"}\n', {"a": "Admin"}, None),
+    ],
+    ids=["claim-value", "group-multiline", "templated-fragment"],
+)
+def test_role_mapping_is_read_with_ast(text: str, roles: dict[str, str], default: str | None) -> None:
+    assert rules.role_mapping(text) == rules.RoleMapping(roles=roles, default_role=default)
+
+
+def test_default_role_admin_and_unreadable_mappings_fail() -> None:
+    def release(text: str) -> Declared:
+        return Declared(rules.HELM_RELEASE, "rel", {"values": {"apiServer": {"apiServerConfig": text}}})
+
+    config = {"allowedAdminGroups": ["admins"]}
+    default_admin = release('ROLE_BY_CLAIM_VALUE = {"admins": "Admin"}\nDEFAULT_ROLE = "Admin"\n')
+    assert rules.admin_only_allowed_groups(default_admin, config) == [
+        "rel: values.apiServer.apiServerConfig makes Admin the default role (users in no access group): "
+        "Admin only through an allowed group"
+    ]
+    computed = release("ROLE_BY_CLAIM_VALUE = load_roles()\n")
+    assert "the role mapping cannot be read" in rules.admin_only_allowed_groups(computed, config)[0]
+    assert rules.admin_only_allowed_groups(release("AUTH_TYPE = AUTH_OAUTH\n"), config) == []
+
+
+def test_access_token_lifetime_above_the_bound_fails() -> None:
+    resources = spec_variant("prod", lambda spec: spec["tokens"].update(accessTokenMinutes=120))
+    assert failing(resources) == {
+        "lifetimes-within-bounds": [
+            "airflow-oidc-okta-policy-rule: accessTokenLifetimeMinutes is 120 min, above the access-token bound 60 min"
+        ]
+    }
+
+
+def test_session_lifetime_above_the_bound_fails() -> None:
+    resources = spec_variant("dev", lambda spec: spec.setdefault("tokens", {}).update(sessionMinutes=2880))
+    messages = failing(resources)["lifetimes-within-bounds"]
+    assert (
+        "airflow-oidc-airflow-release: values.config.fab.session_max_lifetime_minutes is 2880 min, "
+        "above the session bound 1440 min"
+    ) in messages
+    assert any("jwt_expiration_time is 2880 min" in message for message in messages)
+
+
+def test_lifetime_bounds_come_from_the_pack_config(runs: dict[str, Run]) -> None:
+    tighter = {"lifetimes-within-bounds": {"maxSessionMinutes": 600, "maxAccessTokenMinutes": 10}}
+    messages = failing(declared(runs["prod"]), tighter)["lifetimes-within-bounds"]
+    assert messages == [
+        "airflow-oidc-okta-policy-rule: accessTokenLifetimeMinutes is 15 min, above the access-token bound 10 min"
+    ]
+    messages = failing(declared(runs["dev"]), tighter)["lifetimes-within-bounds"]
+    assert "airflow-oidc-airflow-release: values.config.fab.session_max_lifetime_minutes is 720 min" in messages[0]
+
+
+def test_idle_longer_than_the_session_fails(runs: dict[str, Run]) -> None:
+    def longer_idle(inputs: dict[str, Any]) -> None:
+        inputs["values"]["config"]["fab"]["session_lifetime_minutes"] = 600.0
+
+    messages = failing(edited(declared(runs["prod"]), rules.HELM_RELEASE, longer_idle))["lifetimes-within-bounds"]
+    assert messages == [
+        "airflow-oidc-airflow-release: values.config.fab.session_lifetime_minutes (idle, 600 min) is longer than "
+        "session_max_lifetime_minutes (480 min)"
+    ]
+
+
+def test_keycloak_lifetimes_are_seconds_as_strings_or_numbers() -> None:
+    client = Declared(
+        rules.KEYCLOAK_CLIENT,
+        "client",
+        {"accessTokenLifespan": "7200", "clientSessionIdleTimeout": 3600.0, "clientSessionMaxLifespan": "1800"},
+    )
+    assert rules.lifetimes_within_bounds(client) == [
+        "client: accessTokenLifespan is 120 min, above the access-token bound 60 min",
+        "client: clientSessionIdleTimeout is longer than clientSessionMaxLifespan",
+    ]
+    assert rules.lifetimes_within_bounds(replace(client, inputs={"accessTokenLifespan": "300"})) == []
+    assert (
+        "is not a number of seconds"
+        in rules.lifetimes_within_bounds(replace(client, inputs={"accessTokenLifespan": "5m"}))[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda r: r.update(version="^1.19.0"), "chart version `^1.19.0` is not pinned"),
+        (lambda r: r.update(version=None), "chart version `None` is not pinned"),
+        (lambda r: r["values"]["images"]["airflow"].update(tag="latest"), "tag `latest` is not pinned"),
+        (lambda r: r["values"]["images"]["airflow"].update(tag="3.3"), "tag `3.3` is not pinned"),
+        (lambda r: r["values"]["images"]["airflow"].update(digest="sha256:abc"), "is not a sha256 digest"),
+    ],
+    ids=["range", "unset", "latest", "floating-minor", "bad-digest"],
+)
+def test_unpinned_chart_or_image_fails(runs: dict[str, Run], change: Callable, expected: str) -> None:
+    found = failing(edited(declared(runs["prod"]), rules.HELM_RELEASE, change))
+    assert list(found) == ["chart-and-image-pinned"]
+    assert expected in found["chart-and-image-pinned"][0]
+
+
+def test_a_digest_pins_the_image_without_a_tag(runs: dict[str, Run]) -> None:
+    def digest_only(inputs: dict[str, Any]) -> None:
+        inputs["values"]["images"]["airflow"] = {"repository": "apache/airflow", "digest": "sha256:" + "a" * 64}
+
+    assert failing(edited(declared(runs["prod"]), rules.HELM_RELEASE, digest_only)) == {}
+
+
+def _configmap(data: dict[str, str]) -> Declared:
+    return Declared(rules.CONFIG_MAP, "extra-config", {"metadata": {"name": "extra"}, "data": data})
+
+
+@pytest.mark.parametrize("key", ["client-secret", "dbPassword", "api_token", "tls.key", "SIGNING_KEY"])
+def test_a_configmap_key_that_names_a_secret_fails(runs: dict[str, Run], key: str) -> None:
+    resources = [*declared(runs["local"]), _configmap({key: "x"})]
+    assert failing(resources) == {
+        "no-secret-in-configmap": [f"extra-config: data.{key} names a secret: put it in a Secret, not a ConfigMap"]
+    }
+
+
+def test_a_configmap_carrying_a_declared_secret_value_fails(runs: dict[str, Run]) -> None:
+    resources = declared(runs["local"])
+    [jwt] = [
+        r for r in resources if r.type == rules.K8S_SECRET and r.inputs["metadata"]["name"] == "airflow-jwt-secret"
+    ]
+    value = jwt.inputs["stringData"]["jwt-secret"]
+    found = failing([*resources, _configmap({"airflow.cfg": f"[api_auth]\njwt_secret = {value}\n"})])
+    assert found == {
+        "no-secret-in-configmap": [
+            "extra-config: data.airflow.cfg carries the value of airflow-oidc-airflow-secret-jwt-secret "
+            "stringData.jwt-secret: a ConfigMap is readable by anyone who can read the namespace"
+        ]
+    }
+    assert value not in json.dumps(found), "the message must not repeat the secret"
+    assert failing([*resources, _configmap({"webserver_config.py": "AUTH_TYPE = 4", "monkey": "x"})]) == {}
+
+
+def test_a_secret_in_plain_helm_values_fails() -> None:
+    def extra_values(spec: dict[str, Any]) -> None:
+        spec["airflow"]["values"] = {
+            "scheduler": {"env": [{"name": "DB_PASSWORD", "value": "hunter2hunter2"}, {"name": "TZ", "value": "UTC"}]},
+            "config": {"core": {"fernet_key": "not-in-airflow-cfg"}},
+        }
+
+    found = failing(spec_variant("prod", extra_values))
+    assert found == {
+        "no-secret-in-helm-values": [
+            "airflow-oidc-airflow-release: values.scheduler.env[0] `DB_PASSWORD` has a plain `value`: "
+            "use valueFrom.secretKeyRef",
+            "airflow-oidc-airflow-release: values.config.core.fernet_key holds a secret in airflow.cfg: "
+            "set it from a Secret",
+        ]
+    }
+    assert "hunter2" not in json.dumps(found)
+
+
+@pytest.mark.parametrize(
+    "path", [("fernetKey",), ("apiSecretKey",), ("jwtSecret",), ("webserverSecretKey",), ("data", "metadataConnection")]
+)
+def test_the_charts_secret_values_fail(runs: dict[str, Run], path: tuple[str, ...]) -> None:
+    def put(inputs: dict[str, Any]) -> None:
+        target = inputs["values"]
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = (
+            {"user": "airflow", "pass": "s3cret-s3cret"} if path[-1] == "metadataConnection" else "x" * 32
+        )
+
+    found = failing(edited(declared(runs["dev"]), rules.HELM_RELEASE, put))
+    [message] = found["no-secret-in-helm-values"]
+    assert "holds a secret in the Helm values" in message and (".".join(path)) in message
+
+
+def test_a_declared_secret_value_in_the_helm_values_fails(runs: dict[str, Run]) -> None:
+    """apiServerConfig becomes a ConfigMap: a Secret's value must not be rendered into it."""
+    resources = declared(runs["dev"])
+    [client] = [r for r in resources if r.type == rules.K8S_SECRET and r.name.endswith("oidc-client-secret")]
+    value = client.inputs["stringData"]["client-secret"]
+
+    def inline(inputs: dict[str, Any]) -> None:
+        inputs["values"]["apiServer"]["apiServerConfig"] += f'\nCLIENT_SECRET = "{value}"\n'
+
+    [message] = failing(edited(resources, rules.HELM_RELEASE, inline))["no-secret-in-helm-values"]
+    assert message == (
+        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig carries the value of "
+        "airflow-oidc-airflow-secret-oidc-client-secret stringData.client-secret"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("airflow-oidc-okta-app", "an IdP application in `prod` must be protected (replacing it logs everyone out)"),
+        ("airflow-oidc-airflow-fernet-key", "the Fernet key must be protected (replacing it loses data)"),
+        ("airflow-oidc-airflow-secret-fernet-key", "the Fernet key must be protected (replacing it loses data)"),
+    ],
+    ids=["okta-app", "fernet-random-bytes", "fernet-secret"],
+)
+def test_unprotected_idp_app_or_fernet_key_fails_in_prod(runs: dict[str, Run], name: str, expected: str) -> None:
+    assert failing(unprotected(declared(runs["prod"]), name)) == {"protected-in-prod": [f"{name}: {expected}"]}
+
+
+def test_the_fernet_key_is_protected_everywhere_idp_apps_only_in_prod(runs: dict[str, Run]) -> None:
+    dev = unprotected(declared(runs["dev"]), "airflow-oidc-okta-app")
+    assert failing(dev) == {}, "dev may leave its IdP app unprotected"
+    assert (
+        "Fernet key must be protected"
+        in failing(unprotected(declared(runs["local"]), "airflow-oidc-airflow-fernet-key"))["protected-in-prod"][0]
+    )
+    staging = {"protected-in-prod": {"protectedEnvironments": ["dev"]}}
+    assert "an IdP application in `dev` must be protected" in failing(dev, staging)["protected-in-prod"][0]
+
+
+@pytest.mark.parametrize(
+    ("labels", "stack", "environment"),
+    [
+        ({rules.STACK_NAME_LABEL: "payments-prod"}, None, "prod"),
+        ({rules.STACK_NAME_LABEL: "payments-prod", rules.ENVIRONMENT_LABEL: "staging"}, None, "staging"),
+        ({}, "team-a-dev", "dev"),
+        ({}, None, None),
+    ],
+)
+def test_environment_of(labels: dict[str, str], stack: str | None, environment: str | None) -> None:
+    release = Declared(rules.HELM_RELEASE, "rel", {"values": {"labels": labels}})
+    assert rules.environment_of([release], stack) == environment
+
+
+def test_unknown_types_pass_every_rule() -> None:
+    odd = Declared("aws:s3/bucket:Bucket", "b", {"redirectUris": ["http://x/*"], "grantTypes": ["implicit"]})
+    assert failing([odd]) == {}
+
+
+# ---------------------------------------------------------------------------------------------- the pack's adapters
+
+
+def _options(protect: bool) -> PolicyResourceOptions:
+    return PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def _as_analyzer_props(inputs: dict[str, Any]) -> Any:
+    """What the analyzer hands a policy: deserialised wire properties behind the unknown-checking proxy."""
+    return unknown_checking_proxy(deserialize_properties(json.loads(json.dumps(inputs))))
+
+
+def _policy(name: str) -> Any:
+    [found] = [policy for policy in pack.policies() if policy.name == name]
+    return found
+
+
+def _resource_args(resource: Declared, config: dict[str, Any] | None = None) -> ResourceValidationArgs:
+    urn = f"urn:pulumi:prod::airflow-oidc::{resource.type}::{resource.name}"
+    props = _as_analyzer_props(dict(resource.inputs))
+    return ResourceValidationArgs(resource.type, props, urn, resource.name, _options(resource.protect), None, config)
+
+
+def test_the_pack_has_one_policy_per_rule() -> None:
+    policies = pack.policies()
+    assert [p.name for p in policies] == ALL_POLICIES
+    assert {p.name for p in policies if isinstance(p, ResourceValidationPolicy)} == set(rules.RESOURCE_RULES)
+    assert {p.name for p in policies if isinstance(p, StackValidationPolicy)} == {
+        *rules.STACK_RULES,
+        "protected-in-prod",
+    }
+
+
+def test_the_shipped_pack_config_matches_the_policies_schemas() -> None:
+    schemas = {p.name: p.config_schema for p in pack.policies() if p.config_schema}
+    assert set(PACK_CONFIG) <= set(schemas)
+    for name, config in PACK_CONFIG.items():
+        jsonschema.validate(config, {"type": "object", "properties": schemas[name].properties})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"maxSessionMinutes": "long"},
+            {"type": "object", "properties": schemas["lifetimes-within-bounds"].properties},
+        )
+
+
+def test_a_resource_policy_reports_through_the_adapter(runs: dict[str, Run]) -> None:
+    [release] = [r for r in declared(runs["dev"]) if r.type == rules.HELM_RELEASE]
+    reported: list[tuple[str, str | None]] = []
+    policy = _policy("admin-only-allowed-groups")
+    policy.validate(_resource_args(release, {"allowedAdminGroups": []}), lambda m, urn=None: reported.append((m, urn)))
+    assert [m for m, _ in reported] == [
+        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig grants Admin to `payments-airflow-admins`, "
+        "which allowedAdminGroups (empty) does not list"
+    ]
+    reported.clear()
+    policy.validate(
+        _resource_args(release, PACK_CONFIG["admin-only-allowed-groups"]), lambda m, urn=None: reported.append(m)
+    )
+    assert reported == []
+
+
+def test_unknown_values_during_preview_do_not_abort_a_policy(runs: dict[str, Run]) -> None:
+    [app] = [r for r in declared(runs["prod"]) if r.type == rules.OKTA_APP]
+    inputs = {**app.inputs, "clientBasicSecret": UNKNOWN_STRING_VALUE, "redirectUris": ["http://a.example.com/cb"]}
+    reported: list[str] = []
+    args = _resource_args(replace(app, inputs=inputs))
+    with pytest.raises(UnknownValueError) as raised:
+        args.props["clientBasicSecret"]  # noqa: B018 - what the proxy does on its own
+    assert raised.value.message == "string value at .clientBasicSecret can't be known during preview"
+    _policy("redirect-uris-https").validate(args, lambda m, urn=None: reported.append(m))
+    assert reported == ["airflow-oidc-okta-app: redirectUris `http://a.example.com/cb` " + _http()]
+    assert pack.declared(args).inputs["clientBasicSecret"] is rules.UNKNOWN
+
+
+def test_secret_wrapped_props_are_unwrapped_for_the_rules(runs: dict[str, Run]) -> None:
+    wrapped = {"stringData": {SECRET_SIG_KEY: SECRET_SIG, "value": {"k": "v" * 16}}, "metadata": {"name": "s"}}
+    args = ResourceValidationArgs(rules.K8S_SECRET, _as_analyzer_props(wrapped), "urn", "s", _options(False), None)
+    assert pack.declared(args).inputs["stringData"] == {"k": "v" * 16}
+
+
+def test_a_stack_policy_reports_against_the_resources_urn(runs: dict[str, Run], monkeypatch: Any) -> None:
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    monkeypatch.delenv("PULUMI_STACK", raising=False)
+    resources = unprotected(declared(runs["prod"]), "airflow-oidc-okta-app")
+    policy_resources = [
+        PolicyResource(
+            r.type, _as_analyzer_props(dict(r.inputs)), r.urn, r.name, _options(r.protect), None, None, [], {}
+        )
+        for r in resources
+    ]
+    reported: list[tuple[str, str | None]] = []
+    _policy("protected-in-prod").validate(
+        StackValidationArgs(policy_resources, None), lambda m, urn=None: reported.append((m, urn))
+    )
+    [app] = [r for r in resources if r.type == rules.OKTA_APP]
+    assert reported == [
+        (
+            "airflow-oidc-okta-app: an IdP application in `prod` must be protected (replacing it logs everyone out)",
+            app.urn,
+        )
+    ]
+    assert app.urn.endswith("::airflow-oidc-okta-app")
+
+
+def test_the_stack_environment_comes_from_the_stack_config_first(monkeypatch: Any) -> None:
+    release = Declared(rules.HELM_RELEASE, "rel", {"values": {"labels": {rules.STACK_NAME_LABEL: "team-dev"}}})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"airflow-oidc:spec": json.dumps({"environment": "prod"})}))
+    assert pack.stack_environment([release]) == "prod"
+    monkeypatch.setenv("PULUMI_CONFIG", "{}")
+    assert pack.stack_environment([release]) == "dev"
+
+
+def test_the_entry_point_builds_a_mandatory_pack_from_inside_the_pack_directory(tmp_path: Path) -> None:
+    """Run policy/__main__.py as the CLI does (from policy/, repo not importable), with PolicyPack recorded."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import json, runpy, sys\n"
+        "import pulumi_policy\n"
+        "seen = {}\n"
+        "class FakePack:\n"
+        "    def __init__(self, name, policies, enforcement_level=None, **kwargs):\n"
+        "        seen.update(name=name, level=enforcement_level.value, policies=[p.name for p in policies])\n"
+        "pulumi_policy.PolicyPack = FakePack\n"
+        "sys.path = [p for p in sys.path if p not in ('', sys.argv[1])]\n"
+        "runpy.run_path('.', run_name='__main__')\n"
+        "print(json.dumps(seen))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, str(probe), str(ROOT)],
+        cwd=ROOT / "policy",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"name": "airflow-oidc", "level": EnforcementLevel.MANDATORY.value, "policies": ALL_POLICIES}
