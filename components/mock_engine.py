@@ -56,9 +56,13 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 class ProgramMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
+        resource_id = fake(args.name, "id")
         for kind in KINDS:
             computed = kind.mock_outputs(args.typ, args.name, args.inputs)
             if computed is not None:
+                computed = dict(computed)
+                # A kind may give the provider's id shape (Keycloak: GUIDs; a realm's id is its name).
+                resource_id = str(computed.pop("id", resource_id))
                 outputs.update(computed)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = fake_secret(args.name)
@@ -68,7 +72,7 @@ class ProgramMocks(Mocks):
             outputs["hex"] = raw.hex()
         elif args.typ == "kubernetes:helm.sh/v3:Release":
             outputs["status"] = {"status": "deployed"}
-        return fake(args.name, "id"), outputs
+        return resource_id, outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         for kind in KINDS:
