@@ -6,12 +6,14 @@ Importing this package loads no provider SDK: a kind imports its SDK inside its 
 from __future__ import annotations
 
 from components.idp.base import IdpModel
+from components.idp.keycloak import KeycloakIdp
 from components.idp.oidc import OidcIdp
 from components.idp.okta import OktaIdp
 
 KINDS: tuple[type[IdpModel], ...] = (
     OktaIdp,
     OidcIdp,
+    KeycloakIdp,
 )
 """The `idp` model of every kind, in the order the docs list them."""
 

@@ -1,0 +1,296 @@
+"""Keycloak (`idp.kind: keycloak`): the OpenID client, its groups mapper, the groups and (optionally) the realm.
+
+The claim values are top-level Keycloak group names: the mapper emits them without their path.
+Keycloak lets every user of a realm authenticate to every client of it, so who may sign in is
+decided by Airflow's security manager alone: a user in no mapped group is refused (no user row).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import pulumi
+from pydantic import Field, field_validator
+
+from components.contract import ClientContract, common_contract, slug
+from components.idp.base import (
+    IdpClient,
+    IdpModel,
+    ProviderConfig,
+    ProviderConfigError,
+    program_secret,
+    secret_generation,
+)
+from components.model import at, require_url
+
+if TYPE_CHECKING:
+    from components.spec import Spec
+
+CLIENT_TYPE = "keycloak:openid/client:Client"
+MAPPER_TYPE = "keycloak:openid/groupMembershipProtocolMapper:GroupMembershipProtocolMapper"
+GROUP_TYPE = "keycloak:index/group:Group"
+REALM_TYPE = "keycloak:index/realm:Realm"
+GET_GROUP = "keycloak:index/getGroup:getGroup"
+
+
+class KeycloakIdp(IdpModel):
+    """Keycloak: the program creates the OpenID client, the groups mapper and the `access` groups."""
+
+    SDK: ClassVar[str | None] = "pulumi_keycloak"
+    PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"keycloak:url": "KEYCLOAK_URL"}
+
+    kind: Literal["keycloak"]
+    realm: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Realm of the client, users and groups; the issuer is `<url>/realms/<realm>`.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="Keycloak server URL (https; http only on loopback). Default: `keycloak:url` (or KEYCLOAK_URL).",
+    )
+    createRealm: bool = Field(  # noqa: N815
+        default=False, description="Create the realm (brute-force protection on, SSL required for external)."
+    )
+    createGroups: bool = Field(  # noqa: N815
+        default=True, description="Create the `access` groups as top-level groups; false looks them up by name."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        require_url(value, what="url")
+        return value.rstrip("/")
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def check_spec(self, spec: Spec) -> None:
+        # The mapper emits group names without their path (full_path off): a path can never match.
+        groups: list[tuple[tuple[str | int, ...], str]] = [
+            (("access", index, "group"), rule.group) for index, rule in enumerate(spec.access)
+        ]
+        groups += [(("signIn", "extraGroups", index), group) for index, group in enumerate(spec.signIn.extraGroups)]
+        for loc, group in groups:
+            if "/" in group:
+                raise at(
+                    loc,
+                    f"{group!r} is a group path: Keycloak groups are named here by their top-level name "
+                    "(the claim carries names without a path); use a top-level group such as "
+                    f"{group.strip('/').split('/')[-1]!r}",
+                )
+
+    def check_provider(self, provider: ProviderConfig) -> None:
+        if self.url:
+            return
+        url = provider.get("keycloak:url")
+        if not url:
+            raise ProviderConfigError(
+                "keycloak:url is not set: set it (`pulumi config set keycloak:url https://sso.example.com`), "
+                "or KEYCLOAK_URL, or airflow-oidc:spec.idp.url"
+            )
+        try:
+            require_url(url, what="keycloak:url")
+        except ValueError as error:
+            raise ProviderConfigError(f"{error} (or set airflow-oidc:spec.idp.url)") from None
+
+    def server_url(self, provider: ProviderConfig) -> str:
+        """The Keycloak server: `idp.url`, else `keycloak:url`."""
+        url = self.url or provider.get("keycloak:url")
+        if not url:
+            raise ValueError("the Keycloak URL is unknown: set keycloak:url or idp.url")
+        return url.rstrip("/")
+
+    def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
+        return ClientContract(
+            issuer=f"{self.server_url(provider)}/realms/{self.realm}",
+            scopes=("openid", "email", "profile"),
+            role_claim="groups",
+            # The mapper is attached to this client: the claim comes with every token, no scope needed.
+            role_claim_scope=None,
+            username_claim="sub",  # Keycloak's user id: stable across renames and email changes
+            **common_contract(spec, provider="keycloak"),
+        )
+
+    def provision(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> IdpClient:
+        return KeycloakClient(name, spec=spec, contract=contract, stack=stack, today=today, opts=opts)
+
+    @staticmethod
+    def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        from components.mock_values import fake_guid
+
+        if type_ == CLIENT_TYPE:
+            # `id` is the client's internal id (a GUID), which the mapper takes; `clientId` is the OAuth one.
+            return {"id": fake_guid(name), "clientSecret": inputs.get("clientSecret")}
+        if type_ == MAPPER_TYPE:
+            return {"id": fake_guid(name)}
+        if type_ == GROUP_TYPE:
+            return {"id": fake_guid(name), "path": "/" + str(inputs.get("name", ""))}
+        if type_ == REALM_TYPE:
+            return {"id": inputs.get("realm")}  # Keycloak's realm id is its name
+        return None
+
+    @staticmethod
+    def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
+        if token == GET_GROUP:
+            realm, group = str(args.get("realmId", "")), str(args.get("name", ""))
+            return {"id": looked_up_group_id(realm, group), "name": group, "realmId": realm, "path": "/" + group}
+        return None
+
+
+def looked_up_group_id(realm: str, group: str) -> str:
+    """The id the mock engine gives an existing group (so a capture can name it)."""
+    from components.mock_values import fake_guid
+
+    return fake_guid(f"group:{realm}/{group}")
+
+
+def keycloak_client_id(stack: str) -> str:
+    """The OAuth client id: one per stack, so several stacks can share a realm."""
+    return "airflow-" + re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class KeycloakClientSettings:
+    """The client's settings, derived from the spec and the contract (pure, testable without Pulumi)."""
+
+    realm: str
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    access_token_lifespan: str
+    """Seconds, as a string (the provider's type)."""
+    claim: str
+    groups: tuple[str, ...]
+
+
+def keycloak_client_settings(spec: Spec, contract: ClientContract, stack: str) -> KeycloakClientSettings:
+    assert isinstance(spec.idp, KeycloakIdp)
+    return KeycloakClientSettings(
+        realm=spec.idp.realm,
+        client_id=keycloak_client_id(stack),
+        name=f"Airflow ({spec.name})",
+        redirect_uris=list(contract.redirect_uris),
+        post_logout_redirect_uris=list(contract.post_logout_redirect_uris),
+        access_token_lifespan=str(spec.access_token_minutes * 60),
+        claim=contract.role_claim,
+        groups=contract.claim_values,
+    )
+
+
+class KeycloakClient(IdpClient):
+    """A confidential Keycloak OpenID client for Airflow: authorization code + PKCE S256 only, exactly
+    Airflow's redirect URI, a group-membership mapper emitting top-level group names, the groups."""
+
+    client_internal_id: pulumi.Output[str]
+    """Keycloak's internal id of the client (not the OAuth client id)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        import pulumi_keycloak as keycloak
+
+        super().__init__("airflow-oidc:idp:KeycloakClient", name, None, opts)
+        assert isinstance(spec.idp, KeycloakIdp)
+        settings = keycloak_client_settings(spec, contract, stack)
+        # Replacing an identity resource logs everyone out or loses memberships: protected in prod.
+        guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
+        # Keycloak holds one secret per client: the program's secret is replaced in place every period
+        # (the client first, then the Kubernetes Secret and the api-server roll: logins fail in between).
+        generation = secret_generation(today, spec.clientSecret.rotationDays)
+        client_secret = program_secret(self, f"{name}-client-secret", generation=generation)
+
+        realm_id: pulumi.Input[str] = settings.realm
+        if spec.idp.createRealm:
+            realm = keycloak.Realm(
+                f"{name}-realm",
+                realm=settings.realm,
+                enabled=True,
+                ssl_required="external",
+                security_defenses=keycloak.RealmSecurityDefensesArgs(
+                    brute_force_detection=keycloak.RealmSecurityDefensesBruteForceDetectionArgs(
+                        permanent_lockout=False, max_login_failures=5
+                    )
+                ),
+                opts=guarded,
+            )
+            realm_id = realm.id
+        self._groups(keycloak, name, spec, realm_id, settings.groups, guarded)
+        client = keycloak.openid.Client(
+            f"{name}-client",
+            realm_id=realm_id,
+            client_id=settings.client_id,
+            name=settings.name,
+            enabled=True,
+            access_type="CONFIDENTIAL",
+            client_authenticator_type="client-secret",
+            client_secret=client_secret,
+            standard_flow_enabled=True,
+            implicit_flow_enabled=False,
+            direct_access_grants_enabled=False,
+            service_accounts_enabled=False,
+            pkce_code_challenge_method="S256",
+            valid_redirect_uris=settings.redirect_uris,
+            valid_post_logout_redirect_uris=settings.post_logout_redirect_uris,
+            web_origins=[],
+            access_token_lifespan=settings.access_token_lifespan,
+            opts=pulumi.ResourceOptions.merge(
+                guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
+            ),
+        )
+        keycloak.openid.GroupMembershipProtocolMapper(
+            f"{name}-groups-mapper",
+            realm_id=realm_id,
+            client_id=client.id,
+            name="airflow-groups",
+            claim_name=settings.claim,
+            # On, the claim would read "/group" and match no `access` group.
+            full_path=False,
+            add_to_id_token=True,
+            add_to_userinfo=True,
+            add_to_access_token=False,
+            opts=guarded,
+        )
+        self.client_internal_id = client.id
+        self.finish(client_id=client.client_id, client_secret=client_secret, secret_version=str(generation))
+
+    def _groups(
+        self,
+        keycloak: Any,
+        name: str,
+        spec: Spec,
+        realm_id: pulumi.Input[str],
+        groups: tuple[str, ...],
+        opts: pulumi.ResourceOptions,
+    ) -> dict[str, pulumi.Output[str]]:
+        assert isinstance(spec.idp, KeycloakIdp)
+        ids: dict[str, pulumi.Output[str]] = {}
+        for group in groups:
+            if spec.idp.createGroups:
+                created = keycloak.Group(f"{name}-group-{slug(group)}", realm_id=realm_id, name=group, opts=opts)
+                ids[group] = created.id
+            else:
+                found = keycloak.get_group_output(realm_id=realm_id, name=group, opts=pulumi.InvokeOptions(parent=self))
+                ids[group] = found.id
+        return ids
