@@ -11,7 +11,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
-CHART_DIR = ROOT.parent / "shared" / "airflow-chart"
 
 
 def stack_name(path: Path) -> str:
@@ -27,12 +26,24 @@ def runs() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def chart_schema() -> dict[str, Any]:
-    if not CHART_DIR.is_dir():
-        pytest.fail(f"the official chart's schema is missing: {CHART_DIR} (see shared/airflow-chart/SOURCE.md)")
-    return json.loads((CHART_DIR / "values.schema.json").read_text())
+def chart_dir() -> Path:
+    """The official chart's files (tests/chart_source.py: AIRFLOW_CHART_DIR, ../shared, or `make chart`'s cache)."""
+    from tests.chart_source import HOW_TO_GET, ChartError, default_cache_dir, locate_chart
+
+    try:
+        found = locate_chart()
+    except ChartError as error:
+        pytest.fail(f"the chart source is unusable: {error}")
+    if found is None:
+        pytest.skip(HOW_TO_GET.format(cache=default_cache_dir()))
+    return found.path
 
 
 @pytest.fixture(scope="session")
-def chart_defaults() -> dict[str, Any]:
-    return yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+def chart_schema(chart_dir: Path) -> dict[str, Any]:
+    return json.loads((chart_dir / "values.schema.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def chart_defaults(chart_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((chart_dir / "values.yaml").read_text())
