@@ -2,8 +2,14 @@
 
 A kind is one module under `components/idp/`, registered by one line in `components/idp/__init__.py`.
 Its model subclasses `IdpModel` and answers the composer's questions (the hooks below); its component
-subclasses `IdpClient`, so the Airflow side sees the same outputs whatever the kind. A kind module
-imports its provider SDK only inside its component, so a stack loads only its own kind's SDK.
+subclasses `IdpClient`, so the Airflow side sees the same outputs whatever the kind.
+
+Two import rules keep the pure derivations usable everywhere:
+- a kind module imports its provider SDK only inside its component, so a stack loads only its own
+  kind's SDK (tests assert it on `sys.modules`);
+- a kind module imports `pulumi` only under `TYPE_CHECKING` and inside functions: the spec, the
+  contract and the rendered webserver_config.py are also computed in the Airflow venv (the FAB
+  tier), which cannot install Pulumi (their protobuf pins conflict).
 """
 
 from __future__ import annotations
@@ -12,13 +18,18 @@ import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pulumi
-
 from components.model import Model
 
 if TYPE_CHECKING:
+    import pulumi
+
     from components.contract import ClientContract
     from components.spec import Spec
+
+try:
+    from pulumi import ComponentResource
+except ImportError:  # the Airflow venv: specs and contracts only, no resources are declared there
+    ComponentResource = object  # type: ignore[assignment,misc]
 
 ProviderConfig = Mapping[str, str]
 """The stack's provider settings by full config key (`okta:orgName`, `azuread:tenantId`, ...)."""
@@ -82,7 +93,7 @@ class IdpModel(Model):
         return None
 
 
-class IdpClient(pulumi.ComponentResource):
+class IdpClient(ComponentResource):
     """The IdP side of one OIDC client, as the Airflow side uses it (the same for every kind)."""
 
     client_id: pulumi.Output[str]
@@ -103,6 +114,8 @@ class IdpClient(pulumi.ComponentResource):
         outputs: Mapping[str, pulumi.Input[Any]] | None = None,
     ) -> None:
         """Set the outputs and register them (the last call of a kind's constructor)."""
+        import pulumi
+
         self.client_id = pulumi.Output.from_input(client_id)
         self.client_secret = pulumi.Output.secret(client_secret)
         self.secret_version = pulumi.Output.from_input(secret_version)
@@ -122,6 +135,7 @@ def program_secret(
     `generation` (see `secret_generation`) replaces it when it changes; None never rotates it (a
     secret registered by hand must not change under the person who registered it).
     """
+    import pulumi
     import pulumi_random as random
 
     password = random.RandomPassword(

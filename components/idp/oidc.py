@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import pulumi
 from pydantic import Field, SecretStr, field_validator
 
 from components.contract import ClientContract, common_contract
@@ -16,6 +15,8 @@ from components.idp.base import IdpClient, IdpModel, ProviderConfig, program_sec
 from components.model import require_url
 
 if TYPE_CHECKING:
+    import pulumi
+
     from components.spec import Spec
 
 
@@ -105,6 +106,8 @@ class ExternalOidcClient(IdpClient):
         contract: ClientContract,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        import pulumi
+
         super().__init__("airflow-oidc:idp:ExternalOidcClient", name, None, opts)
         if idp.clientSecret is not None:
             client_secret = pulumi.Output.secret(idp.clientSecret.get_secret_value())

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import pulumi
 from pydantic import Field, field_validator
 
 from components.contract import ClientContract, common_contract, slug
@@ -27,6 +26,8 @@ from components.idp.base import (
 from components.model import Model, at
 
 if TYPE_CHECKING:
+    import pulumi
+
     from components.spec import Spec
 
 
@@ -214,6 +215,7 @@ class OktaApplication(IdpClient):
         today: datetime.date,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        import pulumi
         import pulumi_okta as okta
 
         super().__init__("airflow-oidc:idp:OktaApplication", name, None, opts)
@@ -286,6 +288,8 @@ class OktaApplication(IdpClient):
     def _groups(
         self, okta: Any, name: str, spec: Spec, groups: tuple[str, ...], opts: pulumi.ResourceOptions
     ) -> dict[str, pulumi.Output[str]]:
+        import pulumi
+
         assert isinstance(spec.idp, OktaIdp)
         ids: dict[str, pulumi.Output[str]] = {}
         for group in groups:
