@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import pulumi
 from pydantic import Field, field_validator
 
 from components.contract import ClientContract, common_contract, slug
@@ -28,6 +27,8 @@ from components.idp.base import (
 from components.model import at, require_url
 
 if TYPE_CHECKING:
+    import pulumi
+
     from components.spec import Spec
 
 CLIENT_TYPE = "keycloak:openid/client:Client"
@@ -209,6 +210,7 @@ class KeycloakClient(IdpClient):
         today: datetime.date,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        import pulumi
         import pulumi_keycloak as keycloak
 
         super().__init__("airflow-oidc:idp:KeycloakClient", name, None, opts)
@@ -284,6 +286,8 @@ class KeycloakClient(IdpClient):
         groups: tuple[str, ...],
         opts: pulumi.ResourceOptions,
     ) -> dict[str, pulumi.Output[str]]:
+        import pulumi
+
         assert isinstance(spec.idp, KeycloakIdp)
         ids: dict[str, pulumi.Output[str]] = {}
         for group in groups:
