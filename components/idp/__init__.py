@@ -5,6 +5,7 @@ Importing this package loads no provider SDK: a kind imports its SDK inside its 
 
 from __future__ import annotations
 
+from components.idp.azuread import AzureadIdp
 from components.idp.base import IdpModel
 from components.idp.keycloak import KeycloakIdp
 from components.idp.oidc import OidcIdp
@@ -14,6 +15,7 @@ KINDS: tuple[type[IdpModel], ...] = (
     OktaIdp,
     OidcIdp,
     KeycloakIdp,
+    AzureadIdp,
 )
 """The `idp` model of every kind, in the order the docs list them."""
 
