@@ -1,4 +1,4 @@
-"""Install what the e2e tier needs, idempotently: Debian packages and the provider's npm packages.
+"""Install what the e2e tier needs, idempotently: Debian packages, the provider's npm packages, Keycloak.
 
 Run as `python -m tests.e2e.harness.install` (prints what it did), or call `ensure_prerequisites()`.
 Never runs `playwright install`: Playwright drives Debian's /usr/bin/chromium.
@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -86,10 +90,90 @@ def ensure_npm_packages(report: Callable[[str], None]) -> None:
     NPM_STAMP.write_text(lock_hash + "\n")
 
 
+def java_major() -> int | None:
+    """Major version of `java` on PATH (None when absent)."""
+    java = shutil.which("java")
+    if java is None:
+        return None
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major  # "1.8" is Java 8
+
+
+def ensure_keycloak(report: Callable[[str], None]) -> None:
+    """Keycloak's server distribution, fetched with Maven, extracted and augmented once in the user's cache.
+
+    `mvn dependency:copy` fetches org.keycloak:keycloak-quarkus-dist (tar.gz, pinned) from Maven
+    Central; the archive is extracted beside it and started once in dev mode, so Quarkus' build step
+    (about 25 s here) is cached in lib/quarkus and each test run's copy starts without it.
+    """
+    from tests.e2e.harness import keycloak
+
+    major = java_major()
+    if major is None:
+        raise PrerequisiteError(f"java is not on PATH: Keycloak {keycloak.KEYCLOAK_VERSION} needs OpenJDK 17+")
+    if major < keycloak.MIN_JAVA_MAJOR:
+        raise PrerequisiteError(f"Java {major} is too old: Keycloak needs OpenJDK {keycloak.MIN_JAVA_MAJOR}+")
+    root = keycloak.keycloak_cache_root()
+    stamp = keycloak.keycloak_stamp(root)
+    if stamp.exists() and stamp.read_text() == keycloak.stamp_text():
+        report(f"keycloak: {keycloak.keycloak_dist(root)} ready")
+        return
+    if shutil.which("mvn") is None:
+        raise PrerequisiteError("mvn is not on PATH: Keycloak is fetched with Maven (apt-get install maven)")
+    with keycloak.cache_lock(root):
+        if stamp.exists() and stamp.read_text() == keycloak.stamp_text():
+            report(f"keycloak: {keycloak.keycloak_dist(root)} ready (another process installed it)")
+            return
+        archive = root / f"keycloak-quarkus-dist-{keycloak.KEYCLOAK_VERSION}.tar.gz"
+        if not archive.exists():
+            report(f"keycloak: mvn dependency:copy {keycloak.KEYCLOAK_ARTIFACT}")
+            started = time.monotonic()
+            _run(
+                [
+                    "mvn",
+                    "-q",
+                    "-B",
+                    "dependency:copy",
+                    f"-Dartifact={keycloak.KEYCLOAK_ARTIFACT}",
+                    f"-DoutputDirectory={root}",
+                ],
+                what="mvn dependency:copy (Keycloak)",
+            )
+            if not archive.exists():
+                raise PrerequisiteError(f"mvn dependency:copy finished but {archive} is missing")
+            report(f"keycloak: fetched in {time.monotonic() - started:.1f} s")
+        dist = keycloak.keycloak_dist(root)
+        if dist.exists():
+            shutil.rmtree(dist)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".extract-") as scratch:
+            with tarfile.open(archive) as tar:
+                tar.extractall(scratch, filter="tar")
+            extracted = Path(scratch) / dist.name
+            if not (extracted / "bin" / "kc.sh").exists():
+                raise PrerequisiteError(f"{archive} holds no {dist.name}/bin/kc.sh")
+            extracted.rename(dist)
+        report(f"keycloak: extracted to {dist}; warming up (Quarkus build step, once)")
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="airflow-oidc-keycloak-warmup-") as logs:
+            server = keycloak.KeycloakServer(Path(logs), dist=dist, in_place=True)
+            try:
+                with server:
+                    pass
+            except keycloak.HarnessError as exc:
+                raise PrerequisiteError(f"Keycloak's warm-up start failed: {exc}") from exc
+        report(f"keycloak: warm-up start took {time.monotonic() - started:.1f} s")
+        stamp.write_text(keycloak.stamp_text())
+
+
 def ensure_prerequisites(report: Callable[[str], None] = print) -> None:
     """Everything the e2e tier needs besides .venv-airflow (built from requirements/airflow.lock)."""
     ensure_apt_packages(report)
     ensure_npm_packages(report)
+    ensure_keycloak(report)
 
 
 def _run(argv: Sequence[str], *, what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
