@@ -197,9 +197,6 @@ class KeycloakClient(IdpClient):
     """A confidential Keycloak OpenID client for Airflow: authorization code + PKCE S256 only, exactly
     Airflow's redirect URI, a group-membership mapper emitting top-level group names, the groups."""
 
-    client_internal_id: pulumi.Output[str]
-    """Keycloak's internal id of the client (not the OAuth client id)."""
-
     def __init__(
         self,
         name: str,
@@ -274,7 +271,10 @@ class KeycloakClient(IdpClient):
             add_to_access_token=False,
             opts=guarded,
         )
-        self.client_internal_id = client.id
+        # Annotated here, not on the class: Pulumi evaluates class annotations, and this module has
+        # no `pulumi` at import time (the Airflow venv imports it without Pulumi).
+        self.client_internal_id: pulumi.Output[str] = client.id
+        """Keycloak's internal id of the client (not the OAuth client id)."""
         self.finish(client_id=client.client_id, client_secret=client_secret, secret_version=str(generation))
 
     def _groups(

@@ -202,9 +202,6 @@ class OktaApplication(IdpClient):
     """An Okta OIDC web app for Airflow: authorization code + PKCE, exactly Airflow's redirect URI,
     the `access` groups (created or bound) assigned to it, and a groups claim filtered to them."""
 
-    app_id: pulumi.Output[str]
-    """The Okta app id."""
-
     def __init__(
         self,
         name: str,
@@ -282,7 +279,10 @@ class OktaApplication(IdpClient):
         if settings.custom_server is not None:
             self._custom_server(okta, name, stack, settings, contract, app, child)
 
-        self.app_id = app.id
+        # Annotated here, not on the class: Pulumi evaluates class annotations, and this module has
+        # no `pulumi` at import time (the Airflow venv imports it without Pulumi).
+        self.app_id: pulumi.Output[str] = app.id
+        """The Okta app id."""
         self.finish(client_id=app.client_id, client_secret=client_secret, secret_version=str(generation))
 
     def _groups(
