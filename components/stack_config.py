@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
+from components.env_defaults import Resolved, resolve_spec
 from components.idp.base import ProviderConfigError
-from components.spec import CONFIG_KEY, Spec, SpecError, parse_spec
+from components.spec import CONFIG_KEY, Spec, SpecError
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 
@@ -49,7 +50,8 @@ def read_program_inputs() -> ProgramInputs:
         # Pulumi's own message repeats the value, which may be a secret.
         raise pulumi.RunError(f"{source}: {CONFIG_KEY}: must be a mapping (YAML object)") from None
     try:
-        spec = parse_spec(raw, source)
+        # The same resolution as `airflow-oidc validate`: the stack's values over stacks/defaults/<env>.yaml.
+        spec = resolve_spec(raw, source, STACKS_DIR).spec
     except SpecError as error:
         raise pulumi.RunError(str(error)) from None
     provider = provider_settings(spec, pulumi_config_value)
@@ -108,9 +110,15 @@ def replace_secure_values(value: Any, placeholder: str = "ciphertext-placeholder
 
 def spec_from_stack_file(path: Path) -> Spec:
     """Validate a stack file's spec, naming the file in every error (as `pulumi up` would)."""
+    return resolved_from_stack_file(path).spec
+
+
+def resolved_from_stack_file(path: Path) -> Resolved:
+    """The stack file's spec over its environment's defaults (`<dir>/defaults/<env>.yaml`), as the
+    program resolves it, with what was inherited."""
     config = load_stack_file(path)
     raw, _ = replace_secure_values(config.get(CONFIG_KEY))
-    return parse_spec(raw, f"stacks/{path.name}" if path.parent.name == "stacks" else str(path))
+    return resolve_spec(raw, f"stacks/{path.name}" if path.parent.name == "stacks" else str(path), path.parent)
 
 
 def provider_from_stack_file(path: Path, spec: Spec) -> dict[str, str]:

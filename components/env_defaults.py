@@ -1,0 +1,239 @@
+"""Environment defaults: `stacks/defaults/<environment>.yaml`, owned by the platform team.
+
+A team stack inherits the values its environment's defaults file sets (lifetimes, rotation, chart and
+image, replicas) and may set another value only for keys the file lists in `teamMayOverride`;
+`allowedAdminGroups` limits which groups may get Admin. How a value resolves, first match wins:
+
+1. the stack file's value, when the defaults file does not set the key, or lists it in `teamMayOverride`
+   (a stack repeating the default's own value overrides nothing and is always accepted);
+2. the defaults file's value;
+3. the spec model's default (which may depend on the environment: `prod` gets the strictest).
+
+A stack whose environment has no defaults file resolves as before (the model's defaults). The program
+(`components.stack_config.read_program_inputs`) and `airflow-oidc validate` both resolve through
+`resolve_spec`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.model import CONFIG_KEY
+from components.spec import Spec, SpecError, parse_spec
+
+DEFAULTS_DIR = "defaults"
+"""Under the stack config directory (`stacks/`, Pulumi.yaml's `stackConfigDir`)."""
+
+INHERITABLE: dict[str, str] = {
+    "tokens.accessTokenMinutes": "IdP access-token lifetime (minutes)",
+    "tokens.sessionMinutes": "Airflow session lifetime from login (minutes)",
+    "tokens.idleMinutes": "Airflow idle timeout (minutes)",
+    "clientSecret.store": "where the client secret lives",
+    "clientSecret.rotationDays": "client secret rotation period (days)",
+    "airflow.chartVersion": "official chart version",
+    "airflow.image.repository": "Airflow image repository",
+    "airflow.image.tag": "Airflow image tag",
+    "airflow.image.digest": "Airflow image digest",
+    "airflow.apiServerReplicas": "api-server replicas",
+}
+"""Spec keys (dotted, below `airflow-oidc:spec`) an environment defaults file may set."""
+
+_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_TOP_KEYS = ("defaults", "teamMayOverride", "allowedAdminGroups")
+
+
+@dataclass(frozen=True)
+class EnvDefaults:
+    """One environment's defaults file, checked."""
+
+    source: str
+    """The file as errors name it (`stacks/defaults/prod.yaml`)."""
+    values: dict[str, Any]
+    """Dotted spec key -> the default value (keys from `INHERITABLE`)."""
+    team_may_override: tuple[str, ...] = ()
+    """Dotted keys (or their parents, `airflow.image`) a team stack may set to another value."""
+    allowed_admin_groups: tuple[str, ...] | None = None
+    """Groups that may be mapped to Admin (shell-style patterns, `*-airflow-admins`); None: any group."""
+
+    def may_override(self, key: str) -> bool:
+        return any(key == allowed or key.startswith(allowed + ".") for allowed in self.team_may_override)
+
+    def admin_allowed(self, group: str) -> bool:
+        patterns = self.allowed_admin_groups
+        return patterns is None or any(fnmatch.fnmatchcase(group, pattern) for pattern in patterns)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A stack's spec after its environment's defaults, and where each inherited value came from."""
+
+    spec: Spec
+    defaults: EnvDefaults | None
+    inherited: dict[str, Any] = field(default_factory=dict)
+    """Dotted spec key -> the value taken from the defaults file (the stack did not set it)."""
+
+
+class DefaultsFileError(Exception):
+    """A defaults file that cannot be used; the message names the file and the key."""
+
+
+def shown_path(path: Path) -> str:
+    """`stacks/defaults/<env>.yaml` when under a `stacks/` directory, as errors name stack files."""
+    if path.parent.name == DEFAULTS_DIR and path.parent.parent.name == "stacks":
+        return f"stacks/{DEFAULTS_DIR}/{path.name}"
+    return str(path)
+
+
+def defaults_path(stacks_dir: Path, environment: str) -> Path:
+    return stacks_dir / DEFAULTS_DIR / f"{environment}.yaml"
+
+
+def load_env_defaults(stacks_dir: Path, environment: Any) -> EnvDefaults | None:
+    """The defaults file of `environment` under `stacks_dir`, or None when there is none."""
+    if not isinstance(environment, str) or not _ENVIRONMENT.match(environment):
+        return None  # the spec refuses the environment itself, naming the stack file
+    path = defaults_path(stacks_dir, environment)
+    if not path.is_file():
+        return None
+    source = shown_path(path)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise DefaultsFileError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(document, dict):
+        raise DefaultsFileError(f"{source}: must be a mapping with `defaults:` (and `teamMayOverride:`)")
+    for key in document:
+        if key not in _TOP_KEYS:
+            raise DefaultsFileError(f"{source}: {key}: unknown key (expected one of {', '.join(_TOP_KEYS)})")
+    raw_defaults = document.get("defaults") or {}
+    if not isinstance(raw_defaults, dict):
+        raise DefaultsFileError(f"{source}: defaults: must be a mapping of spec keys")
+    values: dict[str, Any] = {}
+    for key, value in _leaves(raw_defaults):
+        if key not in INHERITABLE:
+            raise DefaultsFileError(
+                f"{source}: defaults.{key}: not a key environment defaults may set "
+                f"(one of {', '.join(sorted(INHERITABLE))})"
+            )
+        values[key] = value
+    overridable = document.get("teamMayOverride") or []
+    if not isinstance(overridable, list) or not all(isinstance(key, str) for key in overridable):
+        raise DefaultsFileError(f"{source}: teamMayOverride: must be a list of spec keys")
+    for index, key in enumerate(overridable):
+        if not any(known == key or known.startswith(key + ".") for known in INHERITABLE):
+            raise DefaultsFileError(f"{source}: teamMayOverride[{index}]: {key!r} is not a key defaults may set")
+    admins = document.get("allowedAdminGroups")
+    if admins is not None and (not isinstance(admins, list) or not all(isinstance(g, str) and g for g in admins)):
+        raise DefaultsFileError(f"{source}: allowedAdminGroups: must be a list of group names (or patterns)")
+    return EnvDefaults(
+        source=source,
+        values=values,
+        team_may_override=tuple(overridable),
+        allowed_admin_groups=tuple(admins) if admins is not None else None,
+    )
+
+
+def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
+    """The stack's spec with its environment's defaults applied, validated.
+
+    `source` names the stack file in errors; `stacks_dir` holds `defaults/`. Raises `SpecError` naming
+    the stack file (and the defaults file, for an inherited value or a refused override).
+    """
+    if not isinstance(raw, dict):
+        return Resolved(parse_spec(raw, source), None)  # parse_spec names what is wrong
+    try:
+        env_defaults = load_env_defaults(stacks_dir, raw.get("environment"))
+    except DefaultsFileError as error:
+        raise SpecError(source, [f"{CONFIG_KEY}.environment: its defaults cannot be read: {error}"]) from None
+    if env_defaults is None:
+        return Resolved(parse_spec(raw, source), None)
+    merged = copy.deepcopy(raw)
+    problems: list[str] = []
+    inherited: dict[str, Any] = {}
+    for key, default in env_defaults.values.items():
+        present, value = _lookup(raw, key)
+        if not present:
+            _assign(merged, key, default)
+            inherited[key] = default
+        elif value != default and not env_defaults.may_override(key):
+            problems.append(
+                f"{CONFIG_KEY}.{key}: {value!r} overrides {default!r} from {env_defaults.source}, which does not "
+                f"let team stacks override it (add {key!r} to its teamMayOverride, or remove the key here)"
+            )
+    problems.extend(_admin_problems(raw, env_defaults))
+    if problems:
+        raise SpecError(source, problems)
+    try:
+        spec = parse_spec(merged, source)
+    except SpecError as error:
+        marked = [_mark_inherited(problem, inherited, env_defaults) for problem in error.problems]
+        raise SpecError(source, marked) from None
+    return Resolved(spec, env_defaults, inherited)
+
+
+def _admin_problems(raw: dict[str, Any], env_defaults: EnvDefaults) -> list[str]:
+    if env_defaults.allowed_admin_groups is None:
+        return []
+    allowed = ", ".join(env_defaults.allowed_admin_groups) or "none"
+    problems = []
+    access = raw.get("access")
+    for index, rule in enumerate(access if isinstance(access, list) else []):
+        group = rule.get("group") if isinstance(rule, dict) and rule.get("role") == "Admin" else None
+        if isinstance(group, str) and not env_defaults.admin_allowed(group):
+            problems.append(
+                f"{CONFIG_KEY}.access[{index}].role: Admin for {group!r}, which "
+                f"{env_defaults.source} does not allow (allowedAdminGroups: {allowed})"
+            )
+    if raw.get("defaultRole") == "Admin":
+        problems.append(
+            f"{CONFIG_KEY}.defaultRole: Admin for users in no group, but {env_defaults.source} "
+            f"allows Admin only for allowedAdminGroups ({allowed})"
+        )
+    return problems
+
+
+def _mark_inherited(problem: str, inherited: dict[str, Any], env_defaults: EnvDefaults) -> str:
+    """A spec problem about an inherited value names the defaults file too."""
+    for key in inherited:
+        if problem.startswith(f"{CONFIG_KEY}.{key}:"):
+            return f"{problem} (inherited from {env_defaults.source}: defaults.{key})"
+    return problem
+
+
+def _leaves(value: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Dotted key -> value for every leaf; a mapping under a known key (`airflow.image`) is walked too."""
+    leaves: list[tuple[str, Any]] = []
+    for key, child in value.items():
+        path = f"{prefix}{key}"
+        if isinstance(child, dict) and path not in INHERITABLE:
+            leaves.extend(_leaves(child, path + "."))
+        else:
+            leaves.append((path, child))
+    return leaves
+
+
+def _lookup(value: Any, key: str) -> tuple[bool, Any]:
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _assign(value: dict[str, Any], key: str, new: Any) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        child = value.get(part)
+        if not isinstance(child, dict):
+            if child is not None:
+                return  # not a mapping: the spec reports it at the stack file's key
+            child = value[part] = {}
+        value = child
+    value[last] = copy.deepcopy(new)
