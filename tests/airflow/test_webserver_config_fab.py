@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 
 from components.contract import client_contract
-from components.stack_config import spec_from_stack_file
+from components.stack_config import provider_from_stack_file, spec_from_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("fab_probe.py")
 CLIENT_ID = "0oaid4BxXw6I6TV4m0g3"  # the client id in Okta's documented example
-OKTA_ORGS = {"dev": {"okta:orgName": "dev-123456"}, "prod": {"okta:orgName": "acme"}}
 
 pytestmark = pytest.mark.airflow
 
@@ -93,11 +92,17 @@ def probe_env(home: Path) -> dict[str, str]:
     }
 
 
+def stack_provider(stack: str) -> dict[str, str]:
+    """The provider settings the stack file gives its kind (okta:orgName, keycloak:url, ...)."""
+    path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+    return provider_from_stack_file(path, spec_from_stack_file(path))
+
+
 def probe(home: Path, stack: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     request = {
         "stack_file": str(ROOT / "stacks" / f"Pulumi.{stack}.yaml"),
         "stack": stack,
-        "provider": OKTA_ORGS.get(stack, {}),
+        "provider": stack_provider(stack),
         "home": str(home),
         "client_id": CLIENT_ID,
         "out": str(home / f"probe-{stack}.json"),
@@ -118,10 +123,10 @@ def probe(home: Path, stack: str, steps: list[dict[str, Any]]) -> dict[str, Any]
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"}
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "local", "local-oidc", "search-prod"])
 def test_callback_url_equals_the_registered_redirect_uri(airflow_home: Path, stack: str) -> None:
     spec = spec_from_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
-    contract = client_contract(spec, stack=stack, provider=OKTA_ORGS.get(stack, {}))
+    contract = client_contract(spec, stack=stack, provider=stack_provider(stack))
     port = spec.public_url.rsplit(":", 1)[1] if spec.public_url.count(":") == 2 else "443"
     behind_proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": spec.host, "X-Forwarded-Port": port}
     out = probe(airflow_home, stack, [{"op": "callback", "headers": behind_proxy}, {"op": "callback", "headers": {}}])
@@ -212,7 +217,7 @@ def test_groups_fall_back_to_userinfo_for_the_same_subject_only(airflow_home: Pa
         # Keycloak-style full-path groups ("/airflow-admins") are not the mapped names: refused.
         {"op": "login", "claims": oidc_claims("248289761004", ["/airflow-admins"]), "userinfo": None},
     ]
-    fallback, direct, mismatch, full_path = probe(airflow_home, "local", steps)["results"]
+    fallback, direct, mismatch, full_path = probe(airflow_home, "local-oidc", steps)["results"]
     assert fallback["userinfo_calls"] == ["userinfo"]
     assert fallback["user"]["roles"] == ["Op"]
     assert fallback["user"]["username"] == "oidc_248289761001"
@@ -251,7 +256,7 @@ def test_id_tokens_for_another_audience_are_refused(airflow_home: Path) -> None:
             "userinfo": None,
         },
     ]
-    other, multi_without_azp, multi_with_azp, azp_only = probe(airflow_home, "local", steps)["results"]
+    other, multi_without_azp, multi_with_azp, azp_only = probe(airflow_home, "local-oidc", steps)["results"]
     for refused in (other, multi_without_azp, azp_only):
         assert refused["info"] == {} and refused["user"] is None
     assert multi_with_azp["user"]["roles"] == ["Admin"]
