@@ -1,4 +1,4 @@
-"""End-to-end SSO for stacks/Pulumi.local.yaml (`idp.kind: oidc`, a hand-registered provider).
+"""End-to-end SSO for stacks/Pulumi.local-oidc.yaml (`idp.kind: oidc`, a hand-registered provider).
 
 The provider serves the stack's own issuer, http://127.0.0.1:9400 (no replacement in the
 webserver_config.py), and nginx the stack's URL, https://localhost:8443: both ports must be free.
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """stacks/Pulumi.local.yaml, deployed once for the module."""
-    yield from deployed(stack_file("local"))
+    """stacks/Pulumi.local-oidc.yaml, deployed once for the module."""
+    yield from deployed(stack_file("local-oidc"))
 
 
 class TestOidcLocalStack(SsoLoginCases):
