@@ -53,6 +53,10 @@ class IdpModel(Model):
     """The Python module of the kind's Pulumi provider (None: the kind declares no IdP resources)."""
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {}
     """Provider config keys the kind reads -> the environment variable the provider also honours."""
+    REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Resource type token -> the inputs (camelCase, as the engine sees them) the provider cannot update
+    in place: changing one replaces the resource. `airflow-oidc plan` flags such a change as the IdP app
+    or client being replaced (a new client id logs everyone out)."""
 
     kind: str
     """The `idp.kind` value; each kind narrows it to its own Literal."""
@@ -62,6 +66,12 @@ class IdpModel(Model):
 
     def check_provider(self, provider: ProviderConfig) -> None:
         """Refuse missing or malformed provider settings (`ProviderConfigError`, naming the key)."""
+
+    def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
+        """Names this stack takes at the IdP that no other stack may take too: what (scoped to the IdP
+        instance, e.g. `Okta app label at https://acme.okta.com`) -> name. `airflow-oidc validate`
+        refuses a fleet where two stacks take the same one."""
+        return {}
 
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
         """The client contract for this kind (pure)."""

@@ -6,6 +6,7 @@ The claim values are whatever the provider puts in `groupsClaim` (group names, a
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -52,6 +53,9 @@ class OidcIdp(IdpModel):
         if "openid" not in value:
             raise ValueError("scopes must include 'openid'")
         return value
+
+    def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
+        return {f"client id at {self.issuer}": self.clientId}
 
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
         return ClientContract(

@@ -51,6 +51,12 @@ class OktaIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_okta"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"okta:orgName": "OKTA_ORG_NAME", "okta:baseUrl": "OKTA_BASE_URL"}
+    # ForceNew in the Okta provider's schema (okta_app_oauth: type, client_id; okta_app_group_assignments:
+    # app_id). Scopes, claims, policies and their rules update in place; groups too.
+    REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "okta:app/oAuth:OAuth": ("type", "clientId"),
+        "okta:index/appGroupAssignments:AppGroupAssignments": ("appId",),
+    }
 
     kind: Literal["okta"]
     authorizationServer: Annotated[  # noqa: N815
@@ -87,6 +93,14 @@ class OktaIdp(IdpModel):
                 "okta:orgName is not set: set it (`pulumi config set okta:orgName <org>`), "
                 "or OKTA_ORG_NAME, or airflow-oidc:spec.idp.orgUrl"
             )
+
+    def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
+        org = self.org_url(provider) or "the Okta org"
+        names = {f"Okta app label at {org}": okta_app_label(spec)}
+        server = self.authorizationServer
+        if isinstance(server, CustomAuthorizationServer):
+            names[f"Okta policy name on {org} authorization server {server.id}"] = okta_policy_name(stack)
+        return names
 
     def org_url(self, provider: ProviderConfig) -> str | None:
         """The org the provider talks to: `idp.orgUrl`, else from `okta:orgName` + `okta:baseUrl`."""
@@ -157,6 +171,16 @@ def okta_scope_and_claim(stack: str) -> tuple[str, str]:
     return f"{name}_groups", f"{name}_groups"
 
 
+def okta_app_label(spec: Spec) -> str:
+    """The app's label (Okta shows it to users; team stacks must not share one)."""
+    return f"Airflow ({spec.name})"
+
+
+def okta_policy_name(stack: str) -> str:
+    """The access policy's name on a custom authorization server (one per stack)."""
+    return f"airflow-{slug(stack)}"
+
+
 def okta_group_filter(groups: tuple[str, ...]) -> str:
     """An anchored regex matching exactly these group names (Okta evaluates Java regexes)."""
     return "^(" + "|".join(_java_regex_escape(group) for group in groups) + ")$"
@@ -186,7 +210,7 @@ def okta_app_settings(spec: Spec, contract: ClientContract) -> OktaAppSettings:
     assert isinstance(spec.idp, OktaIdp)
     server = spec.idp.authorizationServer
     return OktaAppSettings(
-        label=f"Airflow ({spec.name})",
+        label=okta_app_label(spec),
         redirect_uris=list(contract.redirect_uris),
         post_logout_redirect_uris=list(contract.post_logout_redirect_uris),
         login_uri=f"{spec.public_url}/auth/login/{contract.provider}",
@@ -344,7 +368,7 @@ class OktaApplication(IdpClient):
         policy = okta.auth.ServerPolicy(
             f"{name}-policy",
             auth_server_id=server_id,
-            name=f"airflow-{slug(stack)}",
+            name=okta_policy_name(stack),
             description=f"Airflow ({stack}): this client only",
             client_whitelists=[app.client_id],
             priority=1,
