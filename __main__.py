@@ -15,6 +15,7 @@ pulumi.export("redirectUris", sso.redirect_uris)
 pulumi.export("postLogoutRedirectUris", sso.post_logout_redirect_uris)
 pulumi.export("access", sso.access)
 pulumi.export("configVersion", sso.config_version)
-pulumi.export("clientSecret", sso.client_secret)  # a Pulumi secret: `pulumi stack output --show-secrets`
+if inputs.spec.clientSecret.store == "kubernetes":  # a cloud store keeps it out of the outputs too
+    pulumi.export("clientSecret", sso.client_secret)  # a Pulumi secret: `pulumi stack output --show-secrets`
 for key, value in sso.idp_outputs.items():  # the kind's own: `registration` (what to register by hand), ...
     pulumi.export(key, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -35,6 +36,8 @@ class AirflowDeployment(pulumi.ComponentResource):
         client_id: pulumi.Input[str],
         client_secret: pulumi.Output[str],
         secret_version: pulumi.Input[str],
+        api_server_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+        provider: Mapping[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("airflow-oidc:airflow:Deployment", name, None, opts)
@@ -64,7 +67,22 @@ class AirflowDeployment(pulumi.ComponentResource):
                 )
             )
 
-        secret("oidc-client-secret", names.oidc_client, SecretNames.OIDC_CLIENT_KEY, client_secret)
+        if spec.clientSecret.store == "gcp-secret-manager":
+            # No Kubernetes Secret of the program's holds it: the operator writes the one the api-server reads.
+            from components.secret_store import GcpSecretManagerClientSecret
+
+            store = GcpSecretManagerClientSecret(
+                f"{name}-client-secret-store",
+                spec=spec,
+                project=(provider or {})["gcp:project"],
+                secret_name=names.oidc_client,
+                secret_key=SecretNames.OIDC_CLIENT_KEY,
+                value=client_secret,
+                opts=in_namespace,
+            )
+            depends.append(store)
+        else:
+            secret("oidc-client-secret", names.oidc_client, SecretNames.OIDC_CLIENT_KEY, client_secret)
         api_key = random.RandomPassword(f"{name}-api-secret-key", length=64, special=False, opts=child)
         secret("api-secret-key", names.api_secret_key, SecretNames.API_SECRET_KEY_KEY, api_key.result)
         jwt = random.RandomPassword(f"{name}-jwt-secret", length=64, special=False, opts=child)
@@ -81,7 +99,14 @@ class AirflowDeployment(pulumi.ComponentResource):
         version = pulumi.Output.all(client_id, secret_version).apply(
             lambda args: config_version(rendered, str(args[0]), str(args[1]))
         )
-        values = helm_values(spec, contract, client_id=client_id, version=version, rendered_config=rendered)
+        values = helm_values(
+            spec,
+            contract,
+            client_id=client_id,
+            version=version,
+            rendered_config=rendered,
+            service_account_annotations=dict(api_server_annotations or {}),
+        )
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=spec.airflow.releaseName,

@@ -68,6 +68,8 @@ class AirflowOidc(pulumi.ComponentResource):
             client_id=client.client_id,
             client_secret=client.client_secret,
             secret_version=client.secret_version,
+            api_server_annotations=client.api_server_annotations,
+            provider=provider,
             opts=child,
         )
         self.contract = contract

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.contract import CLIENT_ID_ENV, CLIENT_SECRET_ENV, ClientContract
+from components.contract import CLIENT_ID_ENV, CLIENT_SECRET_ENV, ClientContract, api_server_service_account
 from components.spec import Spec
 
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
@@ -77,6 +77,8 @@ def render_webserver_config(contract: ClientContract) -> str:
         "DEFAULT_ROLE_CLAIM_VALUES": list(contract.default_role_claim_values),
         "DEFAULT_ROLE_EVERYONE": contract.default_role_everyone,
         "REQUIRED_CLAIMS": dict(contract.required_claims),
+        "ROLE_SOURCE": contract.role_source,
+        "ROLE_LOOKUP": dict(contract.role_lookup),
         "SECURE_COOKIES": contract.secure_cookies,
         "CLIENT_ID_ENV": CLIENT_ID_ENV,
         "CLIENT_SECRET_ENV": CLIENT_SECRET_ENV,
@@ -134,10 +136,13 @@ def helm_values(
     client_id: Any,
     version: Any,
     rendered_config: str | None = None,
+    service_account_annotations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Values for the official chart: the program's own, with `airflow.values` merged last.
 
-    `client_id` and `version` may be plain strings or Pulumi outputs (the chart receives them resolved).
+    `client_id`, `version` and the annotation values may be plain strings or Pulumi outputs (the
+    chart receives them resolved). `service_account_annotations` go on the api-server's Kubernetes
+    service account (the IdP kind's, e.g. a GKE Workload Identity).
     """
     names = secret_names(spec)
     rendered = rendered_config if rendered_config is not None else render_webserver_config(contract)
@@ -175,6 +180,11 @@ def helm_values(
             "args": ["bash", "-c", "exec airflow api-server --proxy-headers"],
             "apiServerConfig": rendered,
             "podAnnotations": {VERSION_ANNOTATION: version},
+            # Named by the program, so an IdP-side binding (GKE Workload Identity) can name it too.
+            "serviceAccount": {
+                "name": api_server_service_account(spec),
+                "annotations": dict(service_account_annotations or {}),
+            },
             "env": [
                 {"name": CLIENT_ID_ENV, "value": client_id},
                 # Only the api-server gets the client secret: the chart's global `secret:` list

@@ -25,6 +25,10 @@ LOGIN_PATH = "/auth/login/"
 CLIENT_ID_ENV = "AIRFLOW_OIDC_CLIENT_ID"
 CLIENT_SECRET_ENV = "AIRFLOW_OIDC_CLIENT_SECRET"
 
+ROLE_SOURCES = ("token", "cloud-identity")
+"""Where the role claim values come from: the verified ID token (or userinfo), or Google's Cloud
+Identity Groups API asked at login (Google ID tokens carry no groups)."""
+
 
 @dataclass(frozen=True)
 class ClientContract:
@@ -52,6 +56,11 @@ class ClientContract:
     """Every signed-in user matching no mapped value gets `default_role`."""
     required_claims: dict[str, Any] = field(default_factory=dict)
     """Claims the verified ID token must carry with exactly these values (Entra: the tenant `tid`)."""
+    role_source: str = "token"
+    """One of `ROLE_SOURCES`: `token` reads `role_claim` from the ID token (or userinfo);
+    `cloud-identity` asks the Cloud Identity Groups API for the user's groups (by `role_lookup`)."""
+    role_lookup: dict[str, Any] = field(default_factory=dict)
+    """What a `role_source` other than `token` needs (API URL, the env var overriding it, member claim)."""
 
     @property
     def secure_cookies(self) -> bool:
@@ -82,6 +91,12 @@ def common_contract(spec: Spec, *, provider: str) -> dict[str, Any]:
 def client_contract(spec: Spec, *, stack: str, provider: Mapping[str, str] | None = None) -> ClientContract:
     """Derive the client contract from the spec, the stack name and the stack's provider settings."""
     return spec.idp.contract(spec, stack=stack, provider=provider or {})
+
+
+def api_server_service_account(spec: Spec) -> str:
+    """The Kubernetes service account the chart's api-server runs as (the chart's default name,
+    set explicitly so a Workload Identity binding can name it)."""
+    return f"{spec.airflow.releaseName}-api-server"
 
 
 def slug(value: str) -> str:

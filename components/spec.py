@@ -38,6 +38,8 @@ OWNED_VALUE_PATHS: dict[str, str] = {
     "apiServer.env": "a list: Helm would replace the OIDC client id/secret and FORWARDED_ALLOW_IPS",
     "apiServer.podAnnotations": "it carries the config-version annotation that rolls the pods",
     "apiServer.replicas": "set airflow.apiServerReplicas instead",
+    "apiServer.serviceAccount.name": "named by the program: an IdP-side Workload Identity binding names it",
+    "apiServer.serviceAccount.annotations": "set by the IdP kind (e.g. the GKE Workload Identity of kind: google)",
     "apiServer.args": "it carries --proxy-headers, without which FORWARDED_ALLOW_IPS is ignored",
     "apiServer.command": "the program runs the chart's api-server command with --proxy-headers",
     "config.core.auth_manager": "the FAB auth manager is what the SSO wiring targets",
@@ -130,8 +132,10 @@ class Tokens(Model):
 class ClientSecret(Model):
     """Where the OIDC client secret lives and how often it is replaced."""
 
-    store: Literal["kubernetes"] = Field(
-        default="kubernetes", description="Secret store: `kubernetes` (a Secret read only by the api-server)."
+    store: Literal["kubernetes", "gcp-secret-manager"] = Field(
+        default="kubernetes",
+        description="Secret store: `kubernetes` (a Secret read only by the api-server) or `gcp-secret-manager` "
+        "(Google Secret Manager, synced by External Secrets Operator; needs `gcp:project`).",
     )
     rotationDays: int = Field(default=90, ge=1, le=3650, description="Replace the secret every N days.")  # noqa: N815
 

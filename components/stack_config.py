@@ -13,6 +13,7 @@ import yaml
 
 from components.env_defaults import Resolved, resolve_spec
 from components.idp.base import ProviderConfigError
+from components.secret_store import STORE_PROVIDER_CONFIG, check_store_provider
 from components.spec import CONFIG_KEY, Spec, SpecError
 
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -57,6 +58,7 @@ def read_program_inputs() -> ProgramInputs:
     provider = provider_settings(spec, pulumi_config_value)
     try:
         spec.idp.check_provider(provider)
+        check_store_provider(spec, provider)
     except ProviderConfigError as error:
         raise pulumi.RunError(f"{source}: {error}") from None
     return ProgramInputs(spec=spec, stack=stack, provider=provider)
@@ -71,9 +73,10 @@ def pulumi_config_value(key: str) -> str | None:
 
 
 def provider_settings(spec: Spec, read: Callable[[str], str | None]) -> dict[str, str]:
-    """The provider config keys the spec's kind reads, each from `read` or else its environment variable."""
+    """The provider config keys the spec's kind and secret store read, each from `read` or else its env var."""
     settings: dict[str, str] = {}
-    for key, env in type(spec.idp).PROVIDER_CONFIG.items():
+    wanted = {**type(spec.idp).PROVIDER_CONFIG, **STORE_PROVIDER_CONFIG[spec.clientSecret.store]}
+    for key, env in wanted.items():
         value = read(key) or os.environ.get(env)
         if value:
             settings[key] = value

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from airflow.providers.fab.auth_manager.security_manager.override import FabAirflowSecurityManagerOverride
@@ -22,6 +23,8 @@ DEFAULT_ROLE = None
 DEFAULT_ROLE_CLAIM_VALUES: list[str] = []
 DEFAULT_ROLE_EVERYONE = False
 REQUIRED_CLAIMS: dict[str, Any] = {}
+ROLE_SOURCE = "token"
+ROLE_LOOKUP: dict[str, Any] = {}
 SECURE_COOKIES = True
 CLIENT_ID_ENV = "AIRFLOW_OIDC_CLIENT_ID"
 CLIENT_SECRET_ENV = "AIRFLOW_OIDC_CLIENT_SECRET"
@@ -68,6 +71,75 @@ OAUTH_PROVIDERS = [
 ]
 
 
+def _cloud_identity_groups(claims: dict[str, Any]) -> list[str] | None:
+    """The verified user's groups (emails), direct and nested, from the Cloud Identity Groups API
+    (`searchTransitiveGroups`), asked as the api-server's Google identity (application default
+    credentials: GKE Workload Identity). None when the lookup fails: the caller refuses the login."""
+    member = claims.get(ROLE_LOOKUP["member_claim"])
+    # The email goes into a CEL string literal: refuse anything that could end it.
+    if not isinstance(member, str) or not re.fullmatch(r"[^'\\\s@]+@[^'\\\s@]+", member):
+        log.warning("airflow-oidc: refused: claim %r is not an email address", ROLE_LOOKUP["member_claim"])
+        return None
+    base = (os.environ.get(ROLE_LOOKUP["url_env"]) or ROLE_LOOKUP["url"]).rstrip("/")
+    query = f"member_key_id == '{member}' && 'cloudidentity.googleapis.com/groups.discussion_forum' in labels"
+    groups: list[str] = []
+    page_token = ""
+    try:
+        session = _google_session()
+        for _ in range(ROLE_LOOKUP["max_pages"]):
+            params = {"query": query, "pageSize": 1000}
+            if page_token:
+                params["pageToken"] = page_token
+            response = session.get(
+                base + "/v1/groups/-/memberships:searchTransitiveGroups",
+                params=params,
+                timeout=ROLE_LOOKUP["timeout_seconds"],
+            )
+            if response.status_code != 200:
+                log.warning(
+                    "airflow-oidc: refused %s: the Cloud Identity lookup answered HTTP %s: %s",
+                    member,
+                    response.status_code,
+                    response.text[:300],
+                )
+                return None
+            body = response.json()
+            for relation in body.get("memberships") or []:
+                group = (relation.get("groupKey") or {}).get("id")
+                if isinstance(group, str):
+                    groups.append(group)
+            page_token = body.get("nextPageToken") or ""
+            if not page_token:
+                return groups
+    except Exception as error:  # credentials, network, timeout, a malformed answer: never a default role
+        log.warning(
+            "airflow-oidc: refused %s: the Cloud Identity lookup failed: %s: %s", member, type(error).__name__, error
+        )
+        return None
+    log.warning("airflow-oidc: refused %s: more than %s pages of groups", member, ROLE_LOOKUP["max_pages"])
+    return None
+
+
+_google_sessions: list[Any] = []
+
+
+def _google_session() -> Any:
+    """One authorized HTTP session per process (it refreshes its access token itself)."""
+    if not _google_sessions:
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials, _project = google.auth.default(scopes=ROLE_LOOKUP["scopes"])
+        _google_sessions.append(AuthorizedSession(credentials, refresh_timeout=ROLE_LOOKUP["timeout_seconds"]))
+    return _google_sessions[0]
+
+
+def _mapped_values(found: list[str]) -> list[str]:
+    """Group emails as the spec spells them (email addresses compare case-insensitively)."""
+    known = {value.lower(): value for value in [*ROLE_BY_CLAIM_VALUE, *DEFAULT_ROLE_CLAIM_VALUES]}
+    return [known.get(value.lower(), value) for value in found]
+
+
 def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
@@ -97,7 +169,7 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
             if claims.get(name) != expected:
                 log.warning("airflow-oidc: refused: claim %r is %r, not %r", name, claims.get(name), expected)
                 return {}
-        if ROLE_CLAIM not in claims or USERNAME_CLAIM not in claims:
+        if (ROLE_SOURCE == "token" and ROLE_CLAIM not in claims) or USERNAME_CLAIM not in claims:
             # Some IdPs emit group claims only at the userinfo endpoint.
             extra = dict(self.oauth_remotes[provider].userinfo(token=resp))
             if extra.get("sub") != claims["sub"]:
@@ -109,7 +181,14 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
             log.warning("airflow-oidc: refused: claim %r is missing", USERNAME_CLAIM)
             return {}
         username = f"{PROVIDER}_{subject}"
-        values = _as_list(claims.get(ROLE_CLAIM))
+        if ROLE_SOURCE == "cloud-identity":
+            # Google's ID token carries no groups: ask Cloud Identity, after the claims above passed.
+            found = _cloud_identity_groups(claims)
+            if found is None:
+                return {}
+            values = _mapped_values(found)
+        else:
+            values = _as_list(claims.get(ROLE_CLAIM))
         role_keys = [value for value in values if value in ROLE_BY_CLAIM_VALUE]
         in_default_audience = DEFAULT_ROLE_EVERYONE or any(value in DEFAULT_ROLE_CLAIM_VALUES for value in values)
         if not role_keys and DEFAULT_ROLE and in_default_audience:

@@ -9,35 +9,73 @@ import pytest
 
 from components.airflow_values import VERSION_ANNOTATION
 from components.idp.okta import okta_group_filter
-from components.spec import parse_spec
-from components.stack_config import load_stack_file
+from components.stack_config import spec_from_stack_file
 from tests.conftest import ROOT, STACK_FILES, stack_name
-from tests.mock_engine import Run, fake, fake_secret, is_secret, plain_occurrences, run_program, stack_config
+from tests.mock_engine import (
+    Registration,
+    Run,
+    fake,
+    fake_secret,
+    is_secret,
+    plain_occurrences,
+    run_program,
+    stack_config,
+)
 
 OKTA_APP = "okta:app/oAuth:OAuth"
+KEYCLOAK_CLIENT = "keycloak:openid/client:Client"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
+SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
+ENTRA_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
 GENERATED_SECRETS = [
     "airflow-oidc-okta-client-secret",
     "airflow-oidc-oidc-client-secret",
+    "airflow-oidc-keycloak-client-secret",
     "airflow-oidc-airflow-api-secret-key",
     "airflow-oidc-airflow-jwt-secret",
 ]
 
 
 def spec_of(stack: str) -> Any:
-    path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
-    return parse_spec(load_stack_file(path)["airflow-oidc:spec"], str(path))
+    # `secure:` values (kind google's clientSecret) become placeholders, as `pulumi up` would decrypt them.
+    return spec_from_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
 
 
-def client_secret_resource(run: Run) -> str:
+def in_secret_manager(run: Run) -> bool:
+    """The stack keeps the client secret in Google Secret Manager (`clientSecret.store: gcp-secret-manager`)."""
+    return spec_of(run.stack).clientSecret.store == "gcp-secret-manager"
+
+
+def client_secret_resource(run: Run) -> str | None:
     """The RandomPassword the kind declares as the client secret (`airflow-oidc-<kind>-client-secret`)."""
-    (name,) = [
+    names = [
         r.name
         for r in run.of_type("random:index/randomPassword:RandomPassword")
         if r.name.endswith("-client-secret") and not r.name.startswith("airflow-oidc-airflow-")
     ]
-    return name
+    assert len(names) <= 1, names
+    return names[0] if names else None
+
+
+def client_secret_value(run: Run) -> str:
+    """The client secret Airflow must get: the kind's RandomPassword, or Entra's newest password slot."""
+    slots = run.of_type(ENTRA_PASSWORD)
+    if slots:
+        return entra_password_value(max(slots, key=lambda slot: int(slot.inputs["rotateWhenChanged"]["period"])))
+    generated = client_secret_resource(run)
+    # Otherwise it comes from the stack config (kind google: `idp.clientSecret: {secure: ...}`).
+    return fake_secret(generated) if generated else fake_secret("secure:airflow-oidc:spec")
+
+
+def entra_password_value(password: Registration) -> str:
+    """The value Entra generated for an ApplicationPassword (as the mocks generate it)."""
+    from components.idp.azuread import AzureadIdp
+
+    computed = AzureadIdp.mock_outputs(ENTRA_PASSWORD, password.name, password.inputs)
+    assert computed is not None
+    return str(computed["value"])
 
 
 def release_values(run: Run) -> dict[str, Any]:
@@ -51,14 +89,17 @@ def test_every_stack_file_declares_one_release_and_its_secrets(runs: dict[str, R
     assert release.inputs["chart"] == "airflow"
     assert release.inputs["repositoryOpts"] == {"repo": "https://airflow.apache.org"}
     assert release.inputs["version"] == spec_of(run.stack).airflow.chartVersion
-    assert sorted(secret.inputs["metadata"]["name"] for secret in run.of_type(SECRET)) == [
-        "airflow-api-secret-key",
-        "airflow-fernet-key",
-        "airflow-jwt-secret",
-        "airflow-oidc-client",
-    ]
-    # The release waits for the Secrets it references.
-    secret_urns = {secret.urn for secret in run.of_type(SECRET)}
+    declared = sorted(secret.inputs["metadata"]["name"] for secret in run.of_type(SECRET))
+    synced = sorted(e.inputs["spec"]["target"]["name"] for e in run.of_type(EXTERNAL_SECRET))
+    if in_secret_manager(run):
+        # The operator writes the client secret's Secret: the program declares none holding it.
+        assert declared == ["airflow-api-secret-key", "airflow-fernet-key", "airflow-jwt-secret"]
+        assert synced == ["airflow-oidc-client"]
+    else:
+        assert declared == ["airflow-api-secret-key", "airflow-fernet-key", "airflow-jwt-secret", "airflow-oidc-client"]
+        assert synced == []
+    # The release waits for the Secrets it references (and for the ExternalSecret that writes one).
+    secret_urns = {secret.urn for secret in run.of_type(SECRET) + run.of_type(EXTERNAL_SECRET)}
     assert secret_urns <= set(release.dependencies)
     assert not run.of_type("kubernetes:core/v1:ConfigMap")
 
@@ -67,6 +108,7 @@ def test_every_stack_file_declares_one_release_and_its_secrets(runs: dict[str, R
 def test_generated_secrets_never_travel_in_plaintext(runs: dict[str, Run], path: Any) -> None:
     run = runs[stack_name(path)]
     secrets = [fake_secret(name) for name in GENERATED_SECRETS if any(r.name == name for r in run.resources)]
+    secrets += [entra_password_value(password) for password in run.of_type(ENTRA_PASSWORD)]
     fernet = run.named("airflow-oidc-airflow-fernet-key")
     assert fernet.type == "random:index/randomBytes:RandomBytes"
     assert secrets, "the mock secrets were not generated"
@@ -77,11 +119,17 @@ def test_generated_secrets_never_travel_in_plaintext(runs: dict[str, Run], path:
         for secret in secrets:
             assert plain_occurrences(outputs, secret) == [], f"secret in plaintext in the outputs of {urn}"
     # The client secret reaches Secret data and secret-marked IdP inputs, and nothing else.
-    client_secret = fake_secret(client_secret_resource(run))
+    client_secret = client_secret_value(run)
     holders = {r.type for r in run.resources if client_secret in json.dumps(r.inputs)}
-    assert holders <= {SECRET, OKTA_APP}, holders
+    assert holders <= {SECRET, OKTA_APP, KEYCLOAK_CLIENT, SECRET_VERSION}, holders
     assert client_secret not in release_values(run)["apiServer"]["apiServerConfig"]
-    assert is_secret(run.stack_outputs["clientSecret"])
+    if in_secret_manager(run):
+        # Only the secret-marked Secret Manager version holds it; no output at all carries it.
+        assert holders == {SECRET_VERSION}, holders
+        assert "clientSecret" not in run.stack_outputs
+        assert all(client_secret not in json.dumps(outputs) for outputs in run.outputs.values())
+    else:
+        assert is_secret(run.stack_outputs["clientSecret"])
 
 
 def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None:
@@ -94,9 +142,14 @@ def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None
             "valueFrom": {"secretKeyRef": {"name": "airflow-oidc-client", "key": "client-secret"}},
         }
         assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
+        if in_secret_manager(run):
+            version = run.one(SECRET_VERSION)
+            assert is_secret(version.raw_inputs["secretData"])
+            assert version.inputs["secretData"] == client_secret_value(run)
+            continue
         secret = run.named("airflow-oidc-airflow-secret-oidc-client-secret")
         assert is_secret(secret.raw_inputs["stringData"])
-        assert secret.inputs["stringData"] == {"client-secret": fake_secret(client_secret_resource(run))}
+        assert secret.inputs["stringData"] == {"client-secret": client_secret_value(run)}
 
 
 def test_okta_org_server_groups_assignments_and_claim_match_access(runs: dict[str, Run]) -> None:
@@ -256,7 +309,7 @@ def test_structured_outputs_expose_access_redirects_and_client(runs: dict[str, R
     assert outputs["redirectUris"] == ["https://airflow.payments.example.com/auth/oauth-authorized/okta"]
     assert outputs["issuer"] == "https://acme.okta.com/oauth2/default"
     assert outputs["clientId"].startswith("0oa-")
-    local = runs["local"].stack_outputs
+    local = runs["local-oidc"].stack_outputs
     assert local["registration"]["redirectUris"] == ["https://localhost:8443/auth/oauth-authorized/oidc"]
     assert local["registration"]["groupsClaimMustContain"] == [
         "airflow-admins",

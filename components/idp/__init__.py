@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from components.idp.azuread import AzureadIdp
 from components.idp.base import IdpModel
+from components.idp.google import GoogleIdp
 from components.idp.keycloak import KeycloakIdp
 from components.idp.oidc import OidcIdp
 from components.idp.okta import OktaIdp
@@ -16,6 +17,7 @@ KINDS: tuple[type[IdpModel], ...] = (
     OidcIdp,
     KeycloakIdp,
     AzureadIdp,
+    GoogleIdp,
 )
 """The `idp` model of every kind, in the order the docs list them."""
 

@@ -114,6 +114,8 @@ class IdpClient(ComponentResource):
     """Non-secret: changes whenever the secret Airflow must read changes (rolls the api-server)."""
     outputs: dict[str, pulumi.Output[Any]]
     """Further stack outputs of this kind (e.g. `registration`: what to register by hand)."""
+    api_server_annotations: dict[str, pulumi.Output[str]]
+    """Annotations the api-server's Kubernetes service account needs (e.g. a GKE Workload Identity)."""
 
     def finish(
         self,
@@ -122,6 +124,7 @@ class IdpClient(ComponentResource):
         client_secret: pulumi.Input[str],
         secret_version: pulumi.Input[str],
         outputs: Mapping[str, pulumi.Input[Any]] | None = None,
+        api_server_annotations: Mapping[str, pulumi.Input[str]] | None = None,
     ) -> None:
         """Set the outputs and register them (the last call of a kind's constructor)."""
         import pulumi
@@ -130,6 +133,9 @@ class IdpClient(ComponentResource):
         self.client_secret = pulumi.Output.secret(client_secret)
         self.secret_version = pulumi.Output.from_input(secret_version)
         self.outputs = {key: pulumi.Output.from_input(value) for key, value in (outputs or {}).items()}
+        self.api_server_annotations = {
+            key: pulumi.Output.from_input(value) for key, value in (api_server_annotations or {}).items()
+        }
         self.register_outputs({"client_id": self.client_id, "secret_version": self.secret_version, **self.outputs})
 
 
