@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+from components.fleet import fleet_clashes, fleet_of
 from components.spec import CONFIG_KEY, Spec, SpecError, json_schema
 from components.stack_config import STACKS_DIR, spec_from_stack_file
 
@@ -39,7 +40,12 @@ def shown_name(path: Path) -> str:
 
 
 def validate(paths: Sequence[Path]) -> int:
-    """Validate each stack file's spec: `ok` lines on stdout, problems on stderr; 1 if any file is bad."""
+    """Validate each stack file's spec: `ok` lines on stdout, problems on stderr; 1 if any file is bad.
+
+    Then the fleet (components/fleet.py): the files and the other stack files beside them must not
+    share a hostname, a kube context + namespace + release, or a name at the IdP.
+    """
+    given = list(paths)
     if not paths:
         paths = sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
         if not paths:
@@ -50,7 +56,10 @@ def validate(paths: Sequence[Path]) -> int:
         ok, text = check_stack_file(path)
         print(text, file=sys.stdout if ok else sys.stderr)
         failed += not ok
-    return 1 if failed else 0
+    clashes = fleet_clashes(fleet_of(paths), only=given or None)
+    for clash in clashes:
+        print(clash, file=sys.stderr)
+    return 1 if failed or clashes else 0
 
 
 def check_stack_file(path: Path) -> tuple[bool, str]:
