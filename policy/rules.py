@@ -18,6 +18,7 @@ an empty list is a pass. A resource of a type a rule does not know passes it.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -321,10 +322,13 @@ def _webserver_configs(values: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def admin_only_allowed_groups(resource: Declared, config: Mapping[str, Any] | None = None) -> list[str]:
-    """Airflow's Admin role only for claim values (groups, app roles) listed in `allowedAdminGroups`."""
+    """Airflow's Admin role only for claim values (groups, app roles) that `allowedAdminGroups` lists.
+
+    Entries are exact names or shell-style patterns (`*-airflow-admins`), as in `stacks/defaults/<env>.yaml`.
+    """
     if resource.type != HELM_RELEASE:
         return []
-    allowed = set(_strings((config or {}).get("allowedAdminGroups")))
+    allowed = _strings((config or {}).get("allowedAdminGroups"))
     values = resource.inputs.get("values")
     if not isinstance(values, Mapping):
         return []
@@ -340,10 +344,10 @@ def admin_only_allowed_groups(resource: Declared, config: Mapping[str, Any] | No
         if mapping is None:
             continue
         for claim, role in mapping.roles.items():
-            if role == "Admin" and claim not in allowed:
+            if role == "Admin" and not any(fnmatch.fnmatchcase(claim, pattern) for pattern in allowed):
                 messages.append(
                     f"{resource.name}: values.{path} grants Admin to `{claim}`, which allowedAdminGroups "
-                    f"({sorted(allowed) or 'empty'}) does not list"
+                    f"({allowed or 'empty'}) does not list"
                 )
         if mapping.default_role == "Admin":
             messages.append(

@@ -168,12 +168,45 @@ def _code() -> str:
 
 
 def test_admin_for_a_group_the_pack_does_not_allow_fails() -> None:
-    resources = spec_variant("dev", lambda spec: spec["access"].append({"group": "contractors", "role": "Admin"}))
-    found = failing(resources)
+    """stacks/defaults/dev.yaml allows `*-airflow-admins`; a pack configured tighter still refuses the new group."""
+    resources = spec_variant(
+        "dev", lambda spec: spec["access"].append({"group": "contractors-airflow-admins", "role": "Admin"})
+    )
+    tight = {**PACK_CONFIG, "admin-only-allowed-groups": {"allowedAdminGroups": ["payments-airflow-admins"]}}
+    found = failing(resources, tight)
     assert list(found) == ["admin-only-allowed-groups"]
     [message] = found["admin-only-allowed-groups"]
-    assert "grants Admin to `contractors`, which allowedAdminGroups" in message
-    assert message.startswith("airflow-oidc-airflow-release: values.apiServer.apiServerConfig")
+    assert message == (
+        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig grants Admin to `contractors-airflow-admins`, "
+        "which allowedAdminGroups (['payments-airflow-admins']) does not list"
+    )
+
+
+def test_admin_escalation_in_the_rendered_config_alone_fails(runs: dict[str, Run]) -> None:
+    """A change only in code (the rendered mapping), no stack file touched, is caught too."""
+
+    def escalate(inputs: dict[str, Any]) -> None:
+        text = inputs["values"]["apiServer"]["apiServerConfig"]
+        inputs["values"]["apiServer"]["apiServerConfig"] = text.replace(
+            '"payments-engineers": "User"', '"payments-engineers": "Admin"'
+        )
+
+    [message] = failing(edited(declared(runs["dev"]), rules.HELM_RELEASE, escalate))["admin-only-allowed-groups"]
+    assert "grants Admin to `payments-engineers`" in message
+
+
+def test_allowed_admin_groups_take_shell_patterns() -> None:
+    release = Declared(
+        rules.HELM_RELEASE,
+        "rel",
+        {
+            "values": {
+                "apiServer": {"apiServerConfig": 'ROLE_BY_CLAIM_VALUE = {"a-airflow-admins": "Admin", "x": "Admin"}'}
+            }
+        },
+    )
+    messages = rules.admin_only_allowed_groups(release, {"allowedAdminGroups": ["*-airflow-admins"]})
+    assert len(messages) == 1 and "grants Admin to `x`" in messages[0]
 
 
 def test_admin_rule_reads_the_pack_config(runs: dict[str, Run]) -> None:
