@@ -40,6 +40,7 @@ BASE: dict[str, Any] = {
 OKTA_CONFIG = {"okta:orgName": "acme", "okta:baseUrl": "okta.com"}
 """Beside the spec, so a run of BASE deploys and each case differs from a deploying run by its change."""
 OIDC_IDP: dict[str, Any] = {"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "airflow"}
+KEYCLOAK_IDP: dict[str, Any] = {"kind": "keycloak", "url": "https://sso.example.com", "realm": "corp"}
 
 
 def changed(*edits: tuple[str, Any]) -> dict[str, Any]:
@@ -155,6 +156,30 @@ CASES = [
         key("idp.scopes"),
         "scopes must include 'openid'",
         id="oidc-scopes-without-openid",
+    ),
+    pytest.param(
+        changed(("idp", {"kind": "keycloak", "url": "https://sso.example.com"})),
+        key("idp.realm"),
+        "required key is missing",
+        id="keycloak-realm-missing",
+    ),
+    pytest.param(
+        changed(("idp", KEYCLOAK_IDP), ("access[1].group", "/corp/airflow-users")),
+        key("access[1].group"),
+        "'/corp/airflow-users' is a group path",
+        id="keycloak-group-path",
+    ),
+    pytest.param(
+        changed(("idp", KEYCLOAK_IDP), ("defaultRole", "Viewer"), ("signIn.extraGroups", ["corp/stakeholders"])),
+        key("signIn.extraGroups[0]"),
+        "'corp/stakeholders' is a group path",
+        id="keycloak-extra-group-path",
+    ),
+    pytest.param(
+        changed(("idp", {**KEYCLOAK_IDP, "url": "http://sso.example.com"})),
+        key("idp.url"),
+        "http is allowed only for localhost or 127.0.0.1",
+        id="keycloak-url-http-public-host",
     ),
     # tokens
     pytest.param(
