@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from components.cli import REFERENCE_BEGIN, REFERENCE_END, main, render_reference
+from components.idp import kind_names
 from components.spec import CONFIG_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,8 @@ def test_validate_all_stacks_in_process(capsys: pytest.CaptureFixture[str]) -> N
     lines = out.splitlines()
     assert [line.split()[1] for line in lines] == [f"stacks/{path.name}" for path in STACK_FILES]
     for line in lines:
-        assert re.fullmatch(r"ok  stacks/Pulumi\.[\w-]+\.yaml \((okta|oidc), \d+ groups?\)", line), line
+        kinds = "|".join(kind_names())
+        assert re.fullmatch(rf"ok  stacks/Pulumi\.[\w-]+\.yaml \(({kinds}), \d+ groups?\)", line), line
 
 
 def test_validate_all_stacks_subprocess_from_any_directory(tmp_path: Path) -> None:

@@ -70,6 +70,26 @@ class AzureadIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_azuread"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"azuread:tenantId": "ARM_TENANT_ID"}
+    # "Changing this forces a new resource" in the azuread provider's schema (a service principal
+    # belongs to one application). The application itself updates in place: its client id never changes.
+    REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "azuread:index/servicePrincipal:ServicePrincipal": ("clientId",),
+        "azuread:index/applicationPassword:ApplicationPassword": (
+            "applicationId",
+            "displayName",
+            "endDate",
+            "endDateRelative",
+            "rotateWhenChanged",
+            "startDate",
+        ),
+        "azuread:index/appRoleAssignment:AppRoleAssignment": ("appRoleId", "principalObjectId", "resourceObjectId"),
+        "azuread:index/servicePrincipalDelegatedPermissionGrant:ServicePrincipalDelegatedPermissionGrant": (
+            "servicePrincipalObjectId",
+            "resourceServicePrincipalObjectId",
+            "userObjectId",
+        ),
+        "azuread:index/group:Group": ("assignableToRole", "behaviors", "mailNickname", "provisioningOptions", "types"),
+    }
 
     kind: Literal["azuread"]
     tenantId: str | None = Field(  # noqa: N815
@@ -117,6 +137,16 @@ class AzureadIdp(IdpModel):
             )
         if not is_guid(configured):
             raise ProviderConfigError(f"azuread:tenantId: {configured!r} is not a tenant id (a GUID)")
+
+    def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
+        tenant = self.tenantId or provider.get("azuread:tenantId") or "the Entra tenant"
+        names = {f"Entra app display name in tenant {tenant}": entra_app_display_name(spec)}
+        if self.createGroups:
+            # Display names are not unique in Entra: two stacks creating one would make it ambiguous.
+            for binding in group_bindings(spec):
+                if not is_guid(binding.group):
+                    names[f"Entra group created in tenant {tenant}: {binding.group}"] = binding.group
+        return names
 
     def tenant(self, provider: ProviderConfig) -> str:
         """The tenant: `idp.tenantId`, else `azuread:tenantId`."""
@@ -214,6 +244,11 @@ def mock_group_id(display_name: str, index: int = 0) -> str:
     from components.mock_values import fake_guid
 
     return fake_guid(f"group:{display_name}#{index}")
+
+
+def entra_app_display_name(spec: Spec) -> str:
+    """The app registration's display name (users see it at sign-in; team stacks must not share one)."""
+    return f"Airflow ({spec.name})"
 
 
 def app_role_value(role: str) -> str:
@@ -378,7 +413,7 @@ class EntraApplication(IdpClient):
 
         app = azuread.Application(
             f"{name}-app",
-            display_name=f"Airflow ({spec.name})",
+            display_name=entra_app_display_name(spec),
             sign_in_audience="AzureADMyOrg",
             web=azuread.ApplicationWebArgs(
                 redirect_uris=list(contract.redirect_uris),
