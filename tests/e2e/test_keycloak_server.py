@@ -8,8 +8,13 @@ then plain HTTP (no browser) shows the behaviours the e2e tier relies on.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -26,11 +31,13 @@ from tests.e2e.harness.keycloak import (
     Pkce,
     apply_declared,
     authorization_url,
+    check_known,
+    declared_from_capture,
     jwt_claims,
     login_form_action,
     password_login,
 )
-from tests.e2e.harness.process import HarnessError, RunDir
+from tests.e2e.harness.process import REPO_ROOT, HarnessError, RunDir
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +49,29 @@ LOGOUT_URI = "https://airflow.corp-example.net/auth/login/"
 ADMINS = "search-airflow-admins"
 VIEWERS = "search-airflow-viewers"
 USER, PASSWORD = "alice", "alice-Passw0rd!"
+
+
+PULUMI_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+# Runs in the Pulumi venv: the real program under the mock engine, its keycloak resources as JSON (0600).
+CAPTURE_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+from tests.mock_engine import run_stack_file
+from tests.e2e.harness.keycloak import capture_declared
+data = {Path(p).name: capture_declared(run_stack_file(Path(p))) for p in sys.argv[2:]}
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as handle:
+    json.dump(data, handle)
+"""
+
+
+def keycloak_stack_files() -> list[Path]:
+    """The stack files whose IdP is Keycloak."""
+    return [
+        path
+        for path in sorted((REPO_ROOT / "stacks").glob("Pulumi.*.yaml"))
+        if re.search(r"^\s+kind:\s*keycloak\s*$", path.read_text(), re.MULTILINE)
+    ]
 
 
 def fake_id(name: str) -> str:
@@ -136,6 +166,27 @@ def keycloak() -> Iterator[Deployed]:
             groups=[ADMINS],
         )
         yield Deployed(server, applied)
+
+
+@pytest.fixture(scope="module")
+def program_captures(keycloak: Deployed) -> dict[str, Any]:
+    """What the real program declares for every Keycloak stack (captured in the Pulumi venv)."""
+    stacks = keycloak_stack_files()
+    assert stacks, "no stack file in stacks/ has idp.kind: keycloak"
+    if not PULUMI_PYTHON.exists():
+        raise HarnessError(f"{PULUMI_PYTHON} not found: the capture runs the program in the Pulumi venv (make venvs)")
+    out = keycloak.server.log_dir / "program-captures.json"
+    result = subprocess.run(
+        [str(PULUMI_PYTHON), "-c", CAPTURE_SCRIPT, str(out), *map(str, stacks)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise HarnessError(f"capture failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return dict(json.loads(out.read_text()))
 
 
 def login_groups(keycloak: Deployed, secret: str = CLIENT_SECRET) -> object:
@@ -252,3 +303,47 @@ def test_a_fractional_lifespan_raises_without_echoing_values(keycloak: Deployed)
     with pytest.raises(HarnessError, match="accessTokenLifespan.*cannot be translated") as raised:
         apply_declared(keycloak.server.admin(), resources, {})
     assert "900.5" not in str(raised.value)
+
+
+def test_every_input_the_program_declares_is_in_the_tables(program_captures: dict[str, Any]) -> None:
+    for stack, capture in program_captures.items():
+        resources, _ = declared_from_capture(capture)
+        types = {resource.type for resource in resources}
+        assert {OPENID_CLIENT, GROUP_MAPPER} <= types, stack
+        for resource in resources:
+            check_known(resource)
+
+
+def test_the_program_as_declared_signs_a_user_in(keycloak: Deployed, program_captures: dict[str, Any]) -> None:
+    """A stack that creates its realm, applied exactly as captured: a member of a created group signs in."""
+    with_realm = [
+        capture for capture in program_captures.values() if any(r["type"] == REALM for r in capture["resources"])
+    ]
+    if not with_realm:
+        pytest.skip("no Keycloak stack creates its realm")
+    resources, ids = declared_from_capture(with_realm[0])
+    admin = keycloak.server.admin()
+    applied = apply_declared(admin, resources, ids)
+    client = next(r.inputs for r in resources if r.type == OPENID_CLIENT)
+    group = next(r.inputs["name"] for r in resources if r.type == GROUP)
+    realm = next(iter(applied.realms.values()))
+    admin.create_user(
+        realm, "bob", PASSWORD, email="bob@corp-example.net", first_name="Bob", last_name="B", groups=[group]
+    )
+    tokens = password_login(
+        keycloak.server.issuer(realm),
+        client["clientId"],
+        client["clientSecret"],
+        client["validRedirectUris"][0],
+        "bob",
+        PASSWORD,
+    )
+    assert jwt_claims(tokens["id_token"])["groups"] == [group]
+
+
+def test_a_failing_start_raises_with_the_log_tail(keycloak: Deployed, tmp_path: Path) -> None:
+    server = KeycloakServer(tmp_path / "broken", extra_args=["--no-such-option=1"])
+    with pytest.raises(HarnessError, match="exited before it was ready") as raised, server:
+        pass
+    assert "no-such-option" in str(raised.value).split("--- last", 1)[1]
+    assert server._admin_password not in str(raised.value)

@@ -119,6 +119,7 @@ class KeycloakServer(Service):
         dist: Path | None = None,
         start_timeout: float = 180.0,
         in_place: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.log_dir = log_dir
         self.log_path = log_dir / "keycloak.log"
@@ -128,6 +129,8 @@ class KeycloakServer(Service):
         self.home = self.dist if in_place else log_dir / "keycloak-home"
         self.start_timeout = start_timeout
         self.in_place = in_place
+        self.extra_args = list(extra_args)
+        """More `kc.sh start-dev` options (runtime ones; a build option re-runs the ~20 s augmentation)."""
         self.admin_username = ADMIN_USERNAME
         self._admin_password = secrets.token_urlsafe(24)
         self._process: ManagedProcess | None = None
@@ -174,6 +177,7 @@ class KeycloakServer(Service):
             "--http-host=127.0.0.1",
             f"--http-port={self.port}",
             f"--http-management-port={self.management_port}",
+            *self.extra_args,
         ]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         started = time.monotonic()
@@ -932,6 +936,37 @@ def apply_declared(
                 GROUP_MAPPER: applied.mappers,
             }[type_][resource.name] = real_id
     return applied
+
+
+def capture_declared(run: Any) -> dict[str, Any]:
+    """Pulumi venv only: a mock-engine Run's `keycloak:` resources, JSON-able, with the ids the mocks gave them.
+
+    Returns `{"resources": [{"name", "type", "inputs"}], "ids": {mock id: resource name}}` (secrets in
+    the clear: write it 0600). The ids come from the mock engine's own `new_resource` (each IdP kind
+    decides its id shape: GUIDs, a realm's name), so references resolve exactly as the program wired them.
+    """
+    from pulumi.runtime.mocks import MockResourceArgs
+
+    from components.mock_engine import ProgramMocks
+
+    mocks = ProgramMocks()
+    resources = [resource for resource in run.resources if str(resource.type).startswith("keycloak:")]
+    ids: dict[str, str] = {}
+    for resource in resources:
+        resource_id, _ = mocks.new_resource(
+            MockResourceArgs(resource.type, resource.name, resource.inputs, custom=True)
+        )
+        ids[str(resource_id)] = resource.name
+    return {
+        "resources": [{"name": r.name, "type": r.type, "inputs": r.inputs} for r in resources],
+        "ids": ids,
+    }
+
+
+def declared_from_capture(data: Mapping[str, Any]) -> tuple[list[DeclaredResource], dict[str, str]]:
+    """`capture_declared`'s JSON back as (resources, declared ids) for `apply_declared`."""
+    resources = [DeclaredResource(str(r["name"]), str(r["type"]), dict(r["inputs"])) for r in data["resources"]]
+    return resources, {str(key): str(value) for key, value in data["ids"].items()}
 
 
 def _create(admin: KeycloakAdmin, draft: _Draft) -> str:
