@@ -1,0 +1,165 @@
+"""The process `airflow-oidc plan` runs per side (the working tree, and the `--base` revision).
+
+Run as a script, never imported by the program: it puts the side's checkout first on `sys.path`, so
+`components` (the spec, the kinds, `__main__.py`) is THAT revision's code, while the mock engine and
+the policy rules are loaded by path from the revision running `plan`. Every stack file runs through
+the side's own `__main__.py` under the mock engine, all in this one process (SDKs loaded once).
+
+It prints one JSON document on stdout: per stack the resources (type, logical name, parent, protect,
+inputs with every secret value replaced by `[secret]`, the paths that were secret), the stack outputs
+(secrets replaced too), the resolved spec and what it inherited from the environment defaults, and the
+policy rules' verdict on the unredacted run. Secret values never leave this process.
+
+    python components/plan_worker.py --root DIR --engine FILE --rules FILE [--policy-config FILE] STACK_FILE...
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REDACTED = "[secret]"
+
+
+def load_by_path(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+def redact(engine: ModuleType, value: Any, path: str, secret_paths: list[str]) -> Any:
+    """`value` with every secret-wrapped part replaced by `[secret]`; the paths replaced are collected."""
+    if engine.is_secret(value):
+        secret_paths.append(path or ".")
+        return REDACTED
+    if isinstance(value, dict):
+        return {
+            key: redact(engine, child, f"{path}.{key}" if path else str(key), secret_paths)
+            for key, child in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(engine, child, f"{path}[{index}]", secret_paths) for index, child in enumerate(value)]
+    return value
+
+
+def error_text(error: BaseException) -> str:
+    """The program's own refusal (it names the stack file and key path), else the exception's type and text."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ == "RunError":
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return f"{type(error).__name__}: {error}"
+
+
+def resolved_spec(path: Path) -> dict[str, Any]:
+    """The side's resolved spec for the stack file and what came from its environment defaults."""
+    try:
+        from components import stack_config
+    except Exception:  # noqa: BLE001 - an old revision: no resolved values to show
+        return {}
+    resolve = getattr(stack_config, "resolved_from_stack_file", None)
+    try:
+        if resolve is not None:
+            resolved = resolve(path)
+            spec, inherited = resolved.spec, dict(resolved.inherited)
+            source = resolved.defaults.source if resolved.defaults is not None else None
+        else:
+            spec, inherited, source = stack_config.spec_from_stack_file(path), {}, None
+    except Exception:  # noqa: BLE001 - the program run reports the problem itself
+        return {}
+    return {"spec": spec.model_dump(mode="json", by_alias=True), "inherited": inherited, "defaultsFile": source}
+
+
+def kind_tables() -> dict[str, Any]:
+    """What the side's kinds say about their resources: the provider packages and REPLACE_ON_CHANGE."""
+    try:
+        from components.idp import KINDS
+    except Exception:  # noqa: BLE001
+        return {"idpPackages": [], "replaceOnChange": {}}
+    packages = sorted({str(kind.SDK).removeprefix("pulumi_") for kind in KINDS if getattr(kind, "SDK", None)})
+    replace: dict[str, list[str]] = {}
+    for kind in KINDS:
+        for type_, inputs in dict(getattr(kind, "REPLACE_ON_CHANGE", {}) or {}).items():
+            replace.setdefault(type_, [])
+            replace[type_].extend(name for name in inputs if name not in replace[type_])
+    return {"idpPackages": packages, "replaceOnChange": replace}
+
+
+def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any, root: Path, file: str) -> dict:
+    path = root / file
+    stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    result: dict[str, Any] = {"stack": stack, "file": file}
+    run = engine.Run(stack=stack)
+    started = time.perf_counter()
+    try:
+        engine.run_stack_file(path, run=run, main=root / "__main__.py")
+    except Exception as error:  # noqa: BLE001 - reported as the stack's error (exit status 2)
+        result["error"] = error_text(error)
+        return result
+    result["seconds"] = round(time.perf_counter() - started, 4)
+    resources = []
+    for registration in run.resources:
+        secret_paths: list[str] = []
+        inputs = redact(engine, registration.raw_inputs, "", secret_paths)
+        resources.append(
+            {
+                "type": registration.type,
+                "name": registration.name,
+                "parent": registration.parent.rsplit("::", 1)[-1] if registration.parent else "",
+                "protect": bool(registration.protect),
+                "inputs": inputs,
+                "secretPaths": secret_paths,
+            }
+        )
+    result["resources"] = resources
+    result["outputs"] = redact(engine, run.stack_outputs, "", [])
+    if rules is not None:
+        declared = [rules.Declared.of(registration) for registration in run.resources]
+        verdict = rules.check_all(declared, policy_config, stack)
+        result["policy"] = {name: messages for name, messages in verdict.items() if messages}
+    result.update(resolved_spec(path))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plan_worker")
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--engine", type=Path, required=True)
+    parser.add_argument("--rules", type=Path)
+    parser.add_argument("--policy-config", type=Path)
+    parser.add_argument("files", nargs="*")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    here = str(Path(__file__).resolve().parent)
+    # The side's checkout first, and never this script's own directory (its modules are not top-level).
+    sys.path[:] = [str(root)] + [entry for entry in sys.path if entry and Path(entry).resolve() != Path(here)]
+    started = time.perf_counter()
+    engine = load_by_path("airflow_oidc_plan_engine", args.engine)
+    rules = load_by_path("airflow_oidc_plan_rules", args.rules) if args.rules else None
+    policy_config = json.loads(args.policy_config.read_text()) if args.policy_config else {}
+    loaded = time.perf_counter() - started
+    stacks = [plan_stack(engine, rules, policy_config, root, file) for file in args.files]
+    document = {
+        "stacks": stacks,
+        **kind_tables(),
+        "timing": {"loadSeconds": round(loaded, 3), "totalSeconds": round(time.perf_counter() - started, 3)},
+    }
+    json.dump(document, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
