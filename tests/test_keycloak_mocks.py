@@ -286,3 +286,15 @@ def test_only_pulumi_keycloak_is_loaded_for_a_keycloak_stack() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
     assert loaded == ["pulumi_keycloak", "pulumi_kubernetes", "pulumi_random"]
+
+
+def test_fleet_names_are_the_client_id_and_the_groups_it_creates() -> None:
+    from components.stack_config import provider_from_stack_file, spec_from_stack_file
+
+    path = ROOT / "stacks" / "Pulumi.search-prod.yaml"
+    spec = spec_from_stack_file(path)
+    names = spec.idp.fleet_names(spec, stack="search-prod", provider=provider_from_stack_file(path, spec))
+    where = "realm corp at https://sso.corp-example.net"
+    assert names[f"Keycloak client id in {where}"] == "airflow-search-prod"
+    assert names[f"Keycloak group 'search-oncall' created in {where}"] == "search-oncall"
+    assert len(names) == 1 + 4

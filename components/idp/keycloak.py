@@ -43,6 +43,13 @@ class KeycloakIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_keycloak"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"keycloak:url": "KEYCLOAK_URL"}
+    # ForceNew in the Keycloak provider's schema: a client, group or mapper moved to another realm (or
+    # a mapper to another client, a group under another parent) is a new resource. clientId updates in place.
+    REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        CLIENT_TYPE: ("realmId",),
+        GROUP_TYPE: ("realmId", "parentId"),
+        MAPPER_TYPE: ("realmId", "clientId", "clientScopeId"),
+    }
 
     kind: Literal["keycloak"]
     realm: str = Field(
@@ -98,6 +105,17 @@ class KeycloakIdp(IdpModel):
             require_url(url, what="keycloak:url")
         except ValueError as error:
             raise ProviderConfigError(f"{error} (or set airflow-oidc:spec.idp.url)") from None
+
+    def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
+        where = f"realm {self.realm} at {self.url or provider.get('keycloak:url') or 'the Keycloak server'}"
+        names = {f"Keycloak client id in {where}": keycloak_client_id(stack)}
+        if self.createRealm:
+            names[f"Keycloak realm created at {self.url or provider.get('keycloak:url')}"] = self.realm
+        if self.createGroups:
+            # Keycloak refuses a second top-level group of the same name: two stacks cannot both create it.
+            for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
+                names[f"Keycloak group {group!r} created in {where}"] = group
+        return names
 
     def server_url(self, provider: ProviderConfig) -> str:
         """The Keycloak server: `idp.url`, else `keycloak:url`."""
