@@ -41,6 +41,13 @@ OKTA_CONFIG = {"okta:orgName": "acme", "okta:baseUrl": "okta.com"}
 """Beside the spec, so a run of BASE deploys and each case differs from a deploying run by its change."""
 OIDC_IDP: dict[str, Any] = {"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "airflow"}
 KEYCLOAK_IDP: dict[str, Any] = {"kind": "keycloak", "url": "https://sso.example.com", "realm": "corp"}
+GOOGLE_IDP: dict[str, Any] = {
+    "kind": "google",
+    "clientId": "1234-abc.apps.googleusercontent.com",
+    "clientSecret": "google-client-secret",
+    "domain": "example.com",
+}
+GOOGLE_ACCESS = [{"group": "airflow-viewers@example.com", "role": "Viewer"}]
 
 
 def changed(*edits: tuple[str, Any]) -> dict[str, Any]:
@@ -293,6 +300,31 @@ CASES = [
         "greater than or equal to 1",
         id="rotation-days-0",
     ),
+    # kind google
+    pytest.param(
+        changed(("idp", {k: v for k, v in GOOGLE_IDP.items() if k != "clientSecret"}), ("access", GOOGLE_ACCESS)),
+        key("idp.clientSecret"),
+        "required key is missing",
+        id="google-without-client-secret",
+    ),
+    pytest.param(
+        changed(("idp", {**GOOGLE_IDP, "domain": "https://example.com"}), ("access", GOOGLE_ACCESS)),
+        key("idp.domain"),
+        "is not a domain name",
+        id="google-domain-not-a-domain",
+    ),
+    pytest.param(
+        changed(("idp", {**GOOGLE_IDP, "createGroups": True}), ("access", GOOGLE_ACCESS)),
+        key("idp.customerId"),
+        "createGroups: true needs the Workspace customer id",
+        id="google-create-groups-without-customer-id",
+    ),
+    pytest.param(
+        changed(("idp", GOOGLE_IDP), ("access", [*GOOGLE_ACCESS, {"group": "airflow-users", "role": "User"}])),
+        key("access[1].group"),
+        "'airflow-users' is not a group email",
+        id="google-group-not-an-email",
+    ),
     # the spec as a whole
     pytest.param("airflow", key(), "must be a mapping, got str", id="spec-is-a-string"),
     pytest.param([BASE], key(), "must be a mapping, got list", id="spec-is-a-list"),
@@ -421,6 +453,11 @@ SECRET = "s3cr3t-DO-NOT-PRINT-7f41c2"
             changed(("idp", {"kind": "okta", "clientSecret": SECRET})),
             key("idp.clientSecret"),
             id="secret-under-the-wrong-kind",
+        ),
+        pytest.param(
+            changed(("idp", {**GOOGLE_IDP, "clientSecret": SECRET, "createGroups": True}), ("access", GOOGLE_ACCESS)),
+            key("idp.customerId"),
+            id="google-check-after-the-secret",
         ),
     ],
 )
