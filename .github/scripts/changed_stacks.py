@@ -1,0 +1,98 @@
+"""Which stacks a CI run concerns, for .github/workflows (standard library + PyYAML only).
+
+  changed --base REV   the stack files a pull request touches: a change to anything that is not a stack
+                       file, documentation or a test counts for every stack (code changes what every
+                       stack declares), and so does a removed stack file (`plan` reports the removal).
+  by-environment       every stack file grouped for deployment: `prod` and the rest (`local` is the
+                       demo on this machine, never deployed).
+
+Writes `key=value` lines to $GITHUB_OUTPUT (stdout outside Actions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+STACKS = Path("stacks")
+NOT_DEPLOYED = {"local"}
+NO_EFFECT_PREFIXES = ("tests/", "docs/")
+
+
+def stack_name(path: Path) -> str:
+    return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
+def environment(path: Path) -> str:
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    spec = config.get("airflow-oidc:spec") or {}
+    return str(spec.get("environment", "")) if isinstance(spec, dict) else ""
+
+
+def is_stack_file(name: str) -> bool:
+    path = Path(name)
+    return path.parent == STACKS and path.name.startswith("Pulumi.") and path.suffix == ".yaml"
+
+
+def changed_files(changed: list[str], all_stacks: list[Path]) -> list[Path]:
+    """The stack files to review for these changed paths (repository-relative, as `git diff --name-only`)."""
+    touched: list[Path] = []
+    for name in changed:
+        if is_stack_file(name):
+            if not Path(name).is_file():
+                return all_stacks  # a removed stack: plan everything so the removal is reported
+            touched.append(Path(name))
+        elif name.endswith(".md") or name.startswith(NO_EFFECT_PREFIXES):
+            continue
+        else:
+            return all_stacks
+    return sorted(set(touched))
+
+
+def write_outputs(outputs: dict[str, str]) -> None:
+    target = os.environ.get("GITHUB_OUTPUT")
+    lines = "".join(f"{key}={value}\n" for key, value in outputs.items())
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+    else:
+        sys.stdout.write(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    changed = commands.add_parser("changed")
+    changed.add_argument("--base", required=True, help="git revision the pull request merges into")
+    commands.add_parser("by-environment")
+    args = parser.parse_args(argv)
+    all_stacks = sorted(STACKS.glob("Pulumi.*.yaml"))
+
+    if args.command == "changed":
+        diff = subprocess.run(
+            ["git", "diff", "--name-only", f"{args.base}...HEAD"], check=True, capture_output=True, text=True
+        ).stdout.split()
+        files = changed_files(diff, all_stacks)
+        previews = [stack_name(path) for path in files if environment(path) not in NOT_DEPLOYED]
+        write_outputs({"files": " ".join(str(path) for path in files), "preview-stacks": json.dumps(previews)})
+    else:
+        deploy = [(stack_name(path), environment(path)) for path in all_stacks]
+        write_outputs(
+            {
+                "pre-prod": json.dumps(
+                    [{"stack": s, "environment": e} for s, e in deploy if e not in NOT_DEPLOYED | {"prod"}]
+                ),
+                "prod": json.dumps([{"stack": s, "environment": e} for s, e in deploy if e == "prod"]),
+            }
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The GitHub workflows for users: which stacks a pull request concerns, and the safety invariants
+(pinned actions, read-only by default, no secrets where a fork's code runs, prod behind approval).
+`make lint-workflows` runs actionlint and zizmor; the negative controls here show both would notice."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+SCRIPT = ROOT / ".github" / "scripts" / "changed_stacks.py"
+PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+def workflow(name: str) -> dict[str, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    loaded["on"] = loaded.pop(True, loaded.get("on"))  # YAML 1.1 reads the key `on` as true
+    return loaded
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def stack_file(environment: str) -> str:
+    return f"config:\n  airflow-oidc:spec:\n    environment: {environment}\n    hostname: h\n"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A throwaway repository: three stacks (dev, prod, local), some code and a README on `main`."""
+    repo = tmp_path / "repo"
+    (repo / "stacks").mkdir(parents=True)
+    (repo / "components").mkdir()
+    for name, environment in (("team-dev", "dev"), ("team-prod", "prod"), ("local", "local")):
+        (repo / "stacks" / f"Pulumi.{name}.yaml").write_text(stack_file(environment))
+    (repo / "components" / "roles.py").write_text("ROLES = {}\n")
+    (repo / "README.md").write_text("# readme\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
+    git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", "change")
+    return repo
+
+
+def changed(repo: Path) -> dict[str, Any]:
+    git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A")
+    git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "change")
+    output = repo / "github-output"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "changed", "--base", "main"],
+        cwd=repo,
+        check=True,
+        env={"GITHUB_OUTPUT": str(output), "PATH": "/usr/bin:/bin"},
+    )
+    values = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    return {"files": values["files"].split(), "preview": json.loads(values["preview-stacks"])}
+
+
+ALL = ["stacks/Pulumi.local.yaml", "stacks/Pulumi.team-dev.yaml", "stacks/Pulumi.team-prod.yaml"]
+
+
+def test_a_stack_file_change_concerns_that_stack(repo: Path) -> None:
+    (repo / "stacks" / "Pulumi.team-prod.yaml").write_text(stack_file("prod") + "    team: t\n")
+    assert changed(repo) == {"files": ["stacks/Pulumi.team-prod.yaml"], "preview": ["team-prod"]}
+
+
+def test_a_code_change_counts_for_every_stack(repo: Path) -> None:
+    (repo / "components" / "roles.py").write_text("ROLES = {'everyone': 'Admin'}\n")
+    assert changed(repo) == {"files": ALL, "preview": ["team-dev", "team-prod"]}
+
+
+def test_a_removed_stack_plans_every_stack(repo: Path) -> None:
+    (repo / "stacks" / "Pulumi.team-dev.yaml").unlink()
+    assert changed(repo)["files"] == ["stacks/Pulumi.local.yaml", "stacks/Pulumi.team-prod.yaml"]
+
+
+def test_docs_and_tests_concern_no_stack(repo: Path) -> None:
+    (repo / "README.md").write_text("# more\n")
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_x.py").write_text("")
+    assert changed(repo) == {"files": [], "preview": []}
+
+
+def test_the_local_demo_stack_is_planned_but_never_previewed_with_credentials(repo: Path) -> None:
+    (repo / "stacks" / "Pulumi.local.yaml").write_text(stack_file("local") + "    team: t\n")
+    assert changed(repo) == {"files": ["stacks/Pulumi.local.yaml"], "preview": []}
+
+
+def test_deploy_groups_stacks_by_environment(repo: Path) -> None:
+    (repo / "stacks" / "Pulumi.team-staging.yaml").write_text(stack_file("staging"))
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "by-environment"], cwd=repo, check=True, capture_output=True, text=True
+    )
+    values = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert json.loads(values["pre-prod"]) == [
+        {"stack": "team-dev", "environment": "dev"},
+        {"stack": "team-staging", "environment": "staging"},
+    ]
+    assert json.loads(values["prod"]) == [{"stack": "team-prod", "environment": "prod"}]
+
+
+# ---------------------------------------------------------------------------------------------- invariants
+
+
+@pytest.mark.parametrize("name", ["identity-review.yml", "deploy.yml"])
+def test_every_action_is_pinned_by_commit_with_its_version(name: str) -> None:
+    text = (WORKFLOWS / name).read_text()
+    uses = re.findall(r"uses:\s*(\S+)(.*)", text)
+    assert uses
+    for ref, comment in uses:
+        assert PINNED_USES.match(ref), ref
+        assert re.search(r"#\s*v\d", comment), f"{ref}: say which version the SHA is"
+
+
+@pytest.mark.parametrize("name", ["identity-review.yml", "deploy.yml"])
+def test_no_permission_unless_a_job_asks(name: str) -> None:
+    flow = workflow(name)
+    assert flow["permissions"] == {}
+    for job_name, job in flow["jobs"].items():
+        granted = {scope: level for scope, level in job["permissions"].items() if level != "none"}
+        writes = {scope for scope, level in granted.items() if level == "write"}
+        assert writes <= ({"pull-requests"} if job_name == "comment" else set()), (job_name, writes)
+
+
+def test_the_review_runs_a_forks_code_without_secrets_and_comments_only_for_this_repository() -> None:
+    flow = workflow("identity-review.yml")
+    assert set(flow["on"]) == {"pull_request"}, "never pull_request_target: it would run a fork's code with secrets"
+    jobs = flow["jobs"]
+    assert "secrets." not in json.dumps(jobs["plan"]) and "secrets." not in json.dumps(jobs["comment"])
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    assert same_repo in jobs["comment"]["if"] and same_repo in jobs["preview"]["if"]
+    assert all("actions/checkout" not in step.get("uses", "") for step in jobs["comment"]["steps"])
+    plan_run = " ".join(step.get("run", "") for step in jobs["plan"]["steps"])
+    assert 'airflow-oidc plan --base "origin/$BASE_REF" --format markdown' in plan_run
+    assert "airflow-oidc validate" in plan_run
+    pulumi = next(step for step in jobs["preview"]["steps"] if step.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "preview" and pulumi["with"]["diff"] is True
+    assert pulumi["with"]["policyPacks"] == "policy" and pulumi["with"]["policyPackConfigs"] == "policy/config.json"
+    assert (ROOT / pulumi["with"]["policyPackConfigs"]).is_file()
+
+
+def test_deploy_runs_prod_last_behind_its_environment() -> None:
+    jobs = workflow("deploy.yml")["jobs"]
+    assert jobs["up-prod"]["environment"] == "prod"
+    assert "up" in jobs["up-prod"]["needs"]
+    assert "needs.up.result == 'success' || needs.up.result == 'skipped'" in jobs["up-prod"]["if"]
+    for job in ("up", "up-prod"):
+        pulumi = next(s for s in jobs[job]["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+        assert pulumi["with"]["command"] == "up" and pulumi["with"]["policyPacks"] == "policy"
+    assert workflow("deploy.yml")["concurrency"]["cancel-in-progress"] is False
+
+
+# ---------------------------------------------------------------------------------------------- the linters notice
+
+BAD_WORKFLOW = """name: bad
+on: pull_request_target
+jobs:
+  x:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+
+
+def test_zizmor_flags_a_dangerous_workflow(tmp_path: Path) -> None:
+    zizmor = ROOT / ".venv" / "bin" / "zizmor"
+    if not zizmor.exists():
+        pytest.skip("zizmor is not installed in .venv (requirements/pulumi.lock)")
+    (tmp_path / "bad.yml").write_text(BAD_WORKFLOW)
+    result = subprocess.run(
+        [str(zizmor), "--offline", "--format", "json", str(tmp_path / "bad.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    found = {finding["ident"] for finding in json.loads(result.stdout)}
+    assert {"dangerous-triggers", "template-injection", "unpinned-uses", "excessive-permissions"} <= found
+
+
+def test_actionlint_flags_a_broken_workflow(tmp_path: Path) -> None:
+    actionlint = ROOT / ".venv" / "bin" / "actionlint"
+    if not actionlint.exists():
+        pytest.skip("actionlint is not built yet: `make lint-workflows` builds it")
+    (tmp_path / "bad.yml").write_text(
+        BAD_WORKFLOW.replace("runs-on: ubuntu-24.04", "runs-on: ubuntu-24.04\n    needs: y")
+    )
+    result = subprocess.run([str(actionlint), str(tmp_path / "bad.yml")], capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and 'job "x" needs job "y" which does not exist' in result.stdout
