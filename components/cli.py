@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+from components import plan as plan_command
 from components.fleet import fleet_clashes, fleet_of
 from components.spec import CONFIG_KEY, Spec, SpecError, json_schema
 from components.stack_config import STACKS_DIR, spec_from_stack_file
@@ -273,7 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     docs.add_argument(
         "--update", type=Path, metavar="README", help="rewrite the block between the spec-reference markers in README"
     )
+    plan_command.add_arguments(
+        commands.add_parser("plan", help="what `pulumi up` would declare per stack; with --base, the risky changes")
+    )
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        return plan_command.run(args)
     if args.command == "validate":
         return validate(args.files)
     if args.command == "schema":
