@@ -217,8 +217,8 @@ class KeycloakServer(Service):
             self._process.stop()
             self._process = None
         self._admin = None
-        if self.in_place:
-            shutil.rmtree(self.home / "data", ignore_errors=True)
+        # The private home is derived (and the database was in memory): only the log stays.
+        shutil.rmtree(self.home / "data" if self.in_place else self.home, ignore_errors=True)
 
 
 class KeycloakAdmin:
