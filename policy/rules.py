@@ -53,6 +53,7 @@ SECRET_CONFIG_OPTION = re.compile(r"secret|password|passwd|fernet_key", re.IGNOR
 PINNED_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z][0-9A-Za-z.+_-]*)?$")
 PINNED_IMAGE_TAG = re.compile(r"^(?:slim-)?v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z][0-9A-Za-z.+_-]*)?$")
 IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+IDENTIFIER_WORDS = {"id", "user", "username", "login", "issuer", "url", "uri", "host", "name", "email"}
 MIN_SECRET_LENGTH = 8
 """Secret values shorter than this are not hunted for in other resources (too many chance matches)."""
 
@@ -242,7 +243,9 @@ def no_implicit_grant(resource: Declared, config: Mapping[str, Any] | None = Non
         if "implicit" in _strings(inputs.get("grantTypes")):
             messages.append(f"{resource.name}: grantTypes contains `implicit`: use authorization_code only")
         tokens = [rt for rt in _strings(inputs.get("responseTypes")) if rt in ("token", "id_token")]
-        if tokens:
+        # A service app (client credentials only, no user, no browser) is where Okta wants `token`.
+        machine = inputs.get("type") == "service" and set(_strings(inputs.get("grantTypes"))) == {"client_credentials"}
+        if tokens and not machine:
             messages.append(f"{resource.name}: responseTypes {tokens} are implicit-flow responses: use `code` only")
     elif resource.type == ENTRA_APP:
         implicit = _get(inputs, "web", "implicitGrant") or {}
@@ -449,8 +452,17 @@ def chart_and_image_pinned(resource: Declared, config: Mapping[str, Any] | None 
 # ---------------------------------------------------------------------------------------------- secrets
 
 
+def names_an_identifier(key: str) -> bool:
+    """A Secret key whose value is public (`client-id`, `username`): kept beside a secret, not one itself."""
+    words = [word.lower() for word in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", key)]
+    return bool(words) and words[-1] in IDENTIFIER_WORDS
+
+
 def declared_secret_values(resources: Iterable[Declared]) -> dict[str, str]:
-    """Secret value -> the Secret that holds it, for every k8s Secret's stringData (and decoded data)."""
+    """Secret value -> the Secret that holds it, for every k8s Secret's stringData (and decoded data).
+
+    Values under identifier keys (`client-id`, `username`, ...) are left out: they are public.
+    """
     import base64
     import binascii
 
@@ -459,10 +471,10 @@ def declared_secret_values(resources: Iterable[Declared]) -> dict[str, str]:
         if resource.type != K8S_SECRET:
             continue
         for key, value in (_get(resource.inputs, "stringData") or {}).items():
-            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and not names_an_identifier(str(key)):
                 found[value] = f"{resource.name} stringData.{key}"
         for key, value in (_get(resource.inputs, "data") or {}).items():
-            if not isinstance(value, str):
+            if not isinstance(value, str) or names_an_identifier(str(key)):
                 continue
             try:
                 decoded = base64.b64decode(value, validate=True).decode()
