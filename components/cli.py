@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+from components import new_stack as new_stack_command
 from components import plan as plan_command
 from components.fleet import fleet_clashes, fleet_of
 from components.spec import CONFIG_KEY, Spec, SpecError, json_schema
@@ -277,9 +278,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan_command.add_arguments(
         commands.add_parser("plan", help="what `pulumi up` would declare per stack; with --base, the risky changes")
     )
+    new_stack_command.add_arguments(
+        commands.add_parser(
+            "new-stack", help="write a valid stacks/Pulumi.<team>-<env>.yaml and print the next commands"
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "plan":
         return plan_command.run(args)
+    if args.command == "new-stack":
+        return new_stack_command.run(args)
     if args.command == "validate":
         return validate(args.files)
     if args.command == "schema":

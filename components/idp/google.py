@@ -44,7 +44,8 @@ class GoogleIdp(IdpModel):
 
     kind: Literal["google"]
     clientId: str = Field(  # noqa: N815
-        description="OAuth web client id created in the Google Cloud console (`<n>-<id>.apps.googleusercontent.com`)."
+        description="OAuth web client id created in the Google Cloud console (`<n>-<id>.apps.googleusercontent.com`).",
+        examples=["1234-replaceme.apps.googleusercontent.com"],
     )
     clientSecret: SecretStr = Field(  # noqa: N815
         description="The web client's secret (required: Google generates it; `pulumi config set --secret --path`)."
