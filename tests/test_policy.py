@@ -84,6 +84,7 @@ def test_the_example_stacks_exercise_the_rules(runs: dict[str, Run]) -> None:
     """The pass above means something: each stack declares what the rules read."""
     types = {r.type for run in runs.values() for r in run.resources}
     assert {rules.HELM_RELEASE, rules.K8S_SECRET, rules.RANDOM_BYTES, rules.OKTA_APP, rules.OKTA_POLICY_RULE} <= types
+    assert {rules.ENTRA_APP, rules.ENTRA_SERVICE_PRINCIPAL, rules.KEYCLOAK_CLIENT, rules.CONFIG_MAP} <= types
     for run in runs.values():
         release = run.one(rules.HELM_RELEASE).inputs
         mapping = rules.role_mapping(release["values"]["apiServer"]["apiServerConfig"])
@@ -169,6 +170,80 @@ def test_no_implicit_grant_fails_on_each_kind(runs: dict[str, Run]) -> None:
 
 def _code() -> str:
     return "authorization_code only"
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(inputs: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = inputs
+        for key in parents:
+            target = target[key]
+        target[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("stack", "type_", "change", "policy", "expected"),
+    [
+        (
+            "risk-prod",
+            rules.ENTRA_APP,
+            _set("web.redirectUris", ["http://airflow.risk.example.com/cb"]),
+            "redirect-uris-https",
+            "web.redirectUris `http://airflow.risk.example.com/cb` uses http",
+        ),
+        (
+            "risk-prod",
+            rules.ENTRA_APP,
+            _set("web.implicitGrant.accessTokenIssuanceEnabled", True),
+            "no-implicit-grant",
+            "web.implicitGrant.accessTokenIssuanceEnabled is true",
+        ),
+        (
+            "search-prod",
+            rules.KEYCLOAK_CLIENT,
+            _set("validRedirectUris", ["https://airflow.search.corp-example.net/*"]),
+            "redirect-uris-https",
+            "contains a wildcard",
+        ),
+        (
+            "search-prod",
+            rules.KEYCLOAK_CLIENT,
+            _set("implicitFlowEnabled", True),
+            "no-implicit-grant",
+            "implicitFlowEnabled is true",
+        ),
+        (
+            "search-prod",
+            rules.KEYCLOAK_CLIENT,
+            _set("accessTokenLifespan", "7200"),
+            "lifetimes-within-bounds",
+            "accessTokenLifespan is 120 min, above the access-token bound 60 min",
+        ),
+    ],
+    ids=["entra-http", "entra-implicit", "keycloak-wildcard", "keycloak-implicit", "keycloak-lifespan"],
+)
+def test_entra_and_keycloak_variants_fail(
+    runs: dict[str, Run], stack: str, type_: str, change: Callable, policy: str, expected: str
+) -> None:
+    found = failing(edited(declared(runs[stack]), type_, change))
+    assert list(found) == [policy]
+    assert len(found[policy]) == 1 and expected in found[policy][0]
+
+
+@pytest.mark.parametrize(
+    ("stack", "type_"),
+    [
+        ("risk-prod", rules.ENTRA_APP),
+        ("risk-prod", rules.ENTRA_SERVICE_PRINCIPAL),
+        ("search-prod", rules.KEYCLOAK_CLIENT),
+    ],
+)
+def test_unprotected_entra_or_keycloak_apps_fail_in_prod(runs: dict[str, Run], stack: str, type_: str) -> None:
+    [app] = [r for r in declared(runs[stack]) if r.type == type_]
+    [message] = failing(unprotected(declared(runs[stack]), app.name))["protected-in-prod"]
+    assert message == f"{app.name}: an IdP application in `prod` must be protected (replacing it logs everyone out)"
 
 
 def test_admin_for_a_group_the_pack_does_not_allow_fails() -> None:
