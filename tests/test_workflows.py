@@ -198,3 +198,63 @@ def test_actionlint_flags_a_broken_workflow(tmp_path: Path) -> None:
     )
     result = subprocess.run([str(actionlint), str(tmp_path / "bad.yml")], capture_output=True, text=True, check=False)
     assert result.returncode != 0 and 'job "x" needs job "y" which does not exist' in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------- the review step, run
+
+
+def review_step_script() -> str:
+    steps = workflow("identity-review.yml")["jobs"]["plan"]["steps"]
+    return str(next(step for step in steps if step.get("id") == "review")["run"])
+
+
+@pytest.fixture
+def pull_request(tmp_path: Path) -> tuple[Path, str]:
+    """A clone of this repository on a branch `pr`, with the program's .venv: (checkout, base branch)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    branch = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--abbrev-ref", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    git(clone, "checkout", "-q", "-b", "pr")
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    return clone, branch
+
+
+def run_review(clone: Path, base: str, files: str) -> tuple[str, str]:
+    """The workflow's own `validate and plan` script, as the runner runs it (bash -eo pipefail)."""
+    git(clone, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-am", "change")
+    output, summary = clone / "github-output", clone / "github-summary"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(clone),
+        "BASE_REF": base,
+        "FILES": files,
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", review_step_script()], cwd=clone, env=env, check=True
+    )
+    report = (clone / "identity-review.md").read_text()
+    assert summary.read_text() == report
+    return report, dict(line.split("=", 1) for line in output.read_text().splitlines())["status"]
+
+
+def test_the_review_step_reports_an_escalation_as_risky(pull_request: tuple[Path, str]) -> None:
+    clone, base = pull_request
+    stack = clone / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("role: User", "role: Op", 1))
+    report, status = run_review(clone, base, "stacks/Pulumi.dev.yaml")
+    assert status == "1"
+    assert "**validate**: 1 stack file(s) valid." in report
+    assert "privilege escalation" in report and "User → Op" in report
+
+
+def test_the_review_step_reports_an_invalid_spec_as_an_error(pull_request: tuple[Path, str]) -> None:
+    clone, base = pull_request
+    stack = clone / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("role: User", "role: Superuser", 1))
+    report, status = run_review(clone, base, "stacks/Pulumi.dev.yaml")
+    assert status == "2"
+    assert "**validate** failed:" in report and "stacks/Pulumi.dev.yaml" in report and "access[1].role" in report
