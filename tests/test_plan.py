@@ -1,0 +1,255 @@
+"""`airflow-oidc plan --base`: a throwaway git repository with two revisions, each change class asserted.
+
+The repository holds a copy of the project's program (components/, __main__.py, Pulumi.yaml,
+stacks/defaults/) and stack files written here, so the example stacks can change without moving
+these tests. Each plan runs both revisions' own programs (one worker process per side): the cases
+share runs (one stack per change class), so the module needs four plans.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import cli
+from components.plan import (
+    LIFETIME,
+    POLICY,
+    PRIVILEGE,
+    PROTECTION,
+    REDIRECT,
+    REPLACED,
+    SECRET,
+    STACK_ADDED,
+    STACK_REMOVED,
+    Plan,
+    plan,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def okta_stack(team: str, env: str = "dev", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "environment": env,
+        "team": team,
+        "hostname": f"airflow.{team}.example.com",
+        "idp": {"kind": "okta"},
+        "access": [
+            {"group": "payments-airflow-admins", "role": "Admin"},
+            {"group": f"{team}-engineers", "role": "User"},
+            {"group": f"{team}-analysts", "role": "Viewer"},
+        ],
+        "airflow": {"namespace": f"airflow-{team}", "tls": {"issuer": {"name": "letsencrypt"}}},
+    }
+    if env == "prod":
+        body["idp"]["authorizationServer"] = {"mode": "custom", "id": "default"}
+        body["airflow"]["database"] = {"secretName": "airflow-metadata-db"}
+    else:
+        body["airflow"]["database"] = {"bundled": True}
+    body.update(spec)
+    return {"config": {"okta:orgName": "dev-123456", "airflow-oidc:spec": body}}
+
+
+def write(repo: Path, stack: str, document: dict[str, Any]) -> None:
+    (repo / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def edit(repo: Path, stack: str, change: Callable[[dict[str, Any]], None]) -> None:
+    path = repo / "stacks" / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    change(document["config"]["airflow-oidc:spec"])
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def reset(repo: Path) -> None:
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "clean", "-q", "-fd")
+
+
+BASE_STACKS = {
+    "same-dev": okta_stack("same"),
+    "escalate-dev": okta_stack("escalate"),
+    "redirect-dev": okta_stack("redirect"),
+    "lifetime-dev": okta_stack("lifetime"),
+    "protect-prod": okta_stack("protect", "prod"),
+    "replace-dev": okta_stack("replace"),
+    "rotate-qa": okta_stack("rotate", "qa"),
+    "gone-dev": okta_stack("gone"),
+}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A git repository whose first revision is the program and BASE_STACKS; the working tree is reset per use."""
+    repo = tmp_path_factory.mktemp("plan-repo")
+    shutil.copytree(ROOT / "components", repo / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "__main__.py", repo / "__main__.py")
+    shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
+    (repo / "stacks" / "defaults").mkdir(parents=True)
+    # Differs from the model's 720-minute dev session: the plan must show the inherited value.
+    (repo / "stacks" / "defaults" / "dev.yaml").write_text(
+        yaml.safe_dump({"defaults": {"tokens": {"sessionMinutes": 600}}, "teamMayOverride": ["tokens"]})
+    )
+    for stack, document in BASE_STACKS.items():
+        write(repo, stack, document)
+    git(repo, "init", "-q", "-b", "main")
+    return repo, commit_all(repo, "base")
+
+
+def kinds(result: Plan, stack: str) -> set[str]:
+    return {change.kind for change in result.changes if change.stack == stack}
+
+
+def messages(result: Plan, stack: str, kind: str) -> list[str]:
+    return [change.message for change in result.changes if change.stack == stack and change.kind == kind]
+
+
+@pytest.fixture(scope="module")
+def stack_file_changes(repo: tuple[Path, str]) -> Plan:
+    """One plan over stack-file changes, one stack per change class."""
+    path, base = repo
+    reset(path)
+    edit(path, "escalate-dev", lambda s: s["access"][2].update(role="Op"))
+    edit(path, "redirect-dev", lambda s: s.update(hostname="airflow.elsewhere.example.net"))
+    edit(path, "lifetime-dev", lambda s: s.update(tokens={"sessionMinutes": 1440}))
+    edit(path, "protect-prod", lambda s: s.update(environment="staging"))
+    edit(
+        path,
+        "replace-dev",
+        lambda s: s.update(idp={"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "c"}),
+    )
+    edit(path, "rotate-qa", lambda s: s.update(clientSecret={"rotationDays": 30}))
+    (path / "stacks" / "Pulumi.gone-dev.yaml").unlink()
+    added = okta_stack("added")
+    added["config"]["airflow-oidc:spec"]["tokens"] = {"sessionMinutes": 2000}  # above the pack's 1440
+    write(path, "added-dev", added)
+    try:
+        return plan([], base, root=path)
+    finally:
+        reset(path)
+
+
+@pytest.mark.parametrize(
+    ("stack", "kind", "says"),
+    [
+        ("escalate-dev", PRIVILEGE, "`escalate-analysts`: Viewer → Op"),
+        (
+            "redirect-dev",
+            REDIRECT,
+            "new redirect host: https://airflow.elsewhere.example.net/auth/oauth-authorized/okta",
+        ),
+        ("lifetime-dev", LIFETIME, "Airflow session (min): 600 → 1440"),
+        ("protect-prod", PROTECTION, "`airflow-oidc-okta-app` (okta:app/oAuth:OAuth) is no longer protected"),
+        ("replace-dev", REPLACED, "`airflow-oidc-okta-app` (okta:app/oAuth:OAuth) is deleted and created anew"),
+        ("rotate-qa", SECRET, "clientSecret.rotationDays: 90 → 30"),
+        ("gone-dev", STACK_REMOVED, "stacks/Pulumi.gone-dev.yaml is removed"),
+        ("added-dev", STACK_ADDED, "new stack stacks/Pulumi.added-dev.yaml"),
+        ("added-dev", POLICY, "lifetimes-within-bounds"),
+    ],
+)
+def test_each_change_class_is_named(stack_file_changes: Plan, stack: str, kind: str, says: str) -> None:
+    found = messages(stack_file_changes, stack, kind)
+    assert any(says in message for message in found), (kind, found, kinds(stack_file_changes, stack))
+
+
+def test_the_rotation_regenerates_the_client_secret(stack_file_changes: Plan) -> None:
+    found = messages(stack_file_changes, "rotate-qa", SECRET)
+    assert any("`airflow-oidc-okta-client-secret` is regenerated" in message for message in found), found
+
+
+def test_an_untouched_stack_has_no_change_and_risky_changes_exit_1(stack_file_changes: Plan) -> None:
+    assert kinds(stack_file_changes, "same-dev") == set()
+    assert stack_file_changes.errors == []
+    assert stack_file_changes.status == 1
+
+
+def test_plan_shows_the_value_inherited_from_the_environment_defaults(stack_file_changes: Plan) -> None:
+    facts = stack_file_changes.head["stacks/Pulumi.same-dev.yaml"]
+    assert facts.lifetimes["Airflow session (min)"] == 600  # what the program declared on the Helm release
+    assert facts.resolved["tokens.sessionMinutes"] == {"value": 600, "from": "stacks/defaults/dev.yaml"}
+
+
+def test_a_change_in_code_alone_is_classified(repo: tuple[Path, str]) -> None:
+    """No stack file touched: the head's own program maps every group to Admin, changes the Okta app's
+    type (an input the provider cannot update in place) and stops protecting identity resources."""
+    path, base = repo
+    reset(path)
+    try:
+        for file, old, new in (
+            (
+                "contract.py",
+                "{rule.group: rule.role for rule in spec.access}",
+                '{rule.group: "Admin" for rule in spec.access}',
+            ),
+            ("idp/okta.py", 'type="web",', 'type="native",'),
+            ("idp/okta.py", "protect=spec.is_prod)", "protect=False)"),
+        ):
+            source = path / "components" / file
+            text = source.read_text()
+            assert old in text, f"{file} no longer has {old!r}: update this test"
+            source.write_text(text.replace(old, new))
+        assert git(path, "status", "--porcelain", "--", "stacks") == ""
+        result = plan([], base, root=path)
+    finally:
+        reset(path)
+    assert result.status == 1
+    assert any("`same-engineers`: User → Admin" in m for m in messages(result, "same-dev", PRIVILEGE))
+    assert any("type cannot change in place" in m for m in messages(result, "same-dev", REPLACED))
+    assert any("no longer protected" in m for m in messages(result, "protect-prod", PROTECTION))
+
+
+def test_a_team_label_change_is_benign_and_exits_0(
+    repo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, base = repo
+    reset(path)
+    edit(path, "same-dev", lambda s: s.update(team="renamed"))
+    monkeypatch.chdir(path)
+    try:
+        status = cli.main(["plan", "stacks/Pulumi.same-dev.yaml", "--base", base, "--format", "markdown"])
+    finally:
+        reset(path)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.startswith("**airflow-oidc plan: no risky change in 1 stack(s)")
+    assert "Airflow (renamed-dev)" not in out or "label" in out  # the label change is listed, not flagged
+    assert "Risky changes" not in out
+
+
+def test_a_bad_spec_on_either_side_exits_2_naming_file_and_key(repo: tuple[Path, str]) -> None:
+    path, _ = repo
+    reset(path)
+    edit(path, "same-dev", lambda s: s["access"][0].update(role="Boss"))
+    bad_base = commit_all(path, "a bad spec")
+    try:
+        edit(path, "same-dev", lambda s: s["access"][0].update(role="Admin"))  # fixed here ...
+        edit(path, "escalate-dev", lambda s: s.update(hostname="http://airflow.example.com"))  # ... broken here
+        result = plan([], bad_base, root=path)
+    finally:
+        git(path, "reset", "-q", "--hard", "HEAD~1")
+        reset(path)
+    assert result.status == 2
+    assert any(
+        e.startswith(f"base {bad_base}: stacks/Pulumi.same-dev.yaml: airflow-oidc:spec.access[0].role")
+        for e in result.errors
+    ), result.errors
+    assert any(
+        e.startswith("this change: stacks/Pulumi.escalate-dev.yaml: airflow-oidc:spec.hostname") for e in result.errors
+    ), result.errors
