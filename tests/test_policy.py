@@ -749,3 +749,16 @@ def test_the_analyzer_passes_the_prod_stack_and_reports_a_broken_resource_as_man
     [diagnostic] = servicer.AnalyzeStack(proto.AnalyzeStackRequest(resources=unprotected_app), None).diagnostics
     assert diagnostic.policyName == "protected-in-prod" and diagnostic.urn == app.urn
     assert "an IdP application in `prod` must be protected" in diagnostic.message
+
+
+def test_the_analyzer_describes_every_policy_and_its_config_schema() -> None:
+    from google.protobuf import json_format
+
+    info = analyzer().GetAnalyzerInfo(None, None)
+    assert info.name == "airflow-oidc"
+    policies = {policy.name: policy for policy in info.policies}
+    assert list(policies) == ALL_POLICIES
+    schema = json_format.MessageToDict(policies["admin-only-allowed-groups"].configSchema.properties)
+    assert schema["allowedAdminGroups"]["type"] == "array"
+    bounds = json_format.MessageToDict(policies["lifetimes-within-bounds"].configSchema.properties)
+    assert bounds["maxAccessTokenMinutes"]["default"] == 60 and bounds["maxSessionMinutes"]["default"] == 1440
