@@ -167,14 +167,15 @@ def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
                 f"{CONFIG_KEY}.{key}: {value!r} overrides {default!r} from {env_defaults.source}, which does not "
                 f"let team stacks override it (add {key!r} to its teamMayOverride, or remove the key here)"
             )
-    problems.extend(_admin_problems(raw, env_defaults))
-    if problems:
-        raise SpecError(source, problems)
     try:
+        # The spec's own checks first: a value the model refuses is reported as such, not as an override.
         spec = parse_spec(merged, source)
     except SpecError as error:
         marked = [_mark_inherited(problem, inherited, env_defaults) for problem in error.problems]
         raise SpecError(source, marked) from None
+    problems.extend(_admin_problems(raw, env_defaults))
+    if problems:
+        raise SpecError(source, problems)
     return Resolved(spec, env_defaults, inherited)
 
 
