@@ -424,7 +424,7 @@ def lifetimes_within_bounds(resource: Declared, config: Mapping[str, Any] | None
 
 
 def chart_and_image_pinned(resource: Declared, config: Mapping[str, Any] | None = None) -> list[str]:
-    """The chart version is an exact version; the Airflow image is an exact tag or a sha256 digest."""
+    """Every chart version is an exact version; the Airflow chart's image is an exact tag or a sha256 digest."""
     if resource.type != HELM_RELEASE:
         return []
     inputs = resource.inputs
@@ -434,6 +434,9 @@ def chart_and_image_pinned(resource: Declared, config: Mapping[str, Any] | None 
         messages.append(
             f"{resource.name}: chart version `{version}` is not pinned: give an exact version such as 1.19.0"
         )
+    chart = inputs.get("chart")
+    if not (isinstance(chart, str) and chart.rsplit("/", 1)[-1] == "airflow"):
+        return messages  # another chart (an operator, say): only its version is judged
     image = _get(inputs, "values", "images", "airflow") or {}
     tag, digest = _get(image, "tag"), _get(image, "digest")
     if tag is UNKNOWN or digest is UNKNOWN:

@@ -401,6 +401,17 @@ def test_unpinned_chart_or_image_fails(runs: dict[str, Run], change: Callable, e
     assert expected in found["chart-and-image-pinned"][0]
 
 
+def test_another_charts_release_is_judged_by_its_version_only() -> None:
+    operator = Declared(rules.HELM_RELEASE, "eso", {"chart": "external-secrets", "version": "0.10.4", "values": {}})
+    assert rules.chart_and_image_pinned(operator) == []
+    floating = replace(operator, inputs={**operator.inputs, "version": ">=0.10"})
+    assert rules.chart_and_image_pinned(floating) == [
+        "eso: chart version `>=0.10` is not pinned: give an exact version such as 1.19.0"
+    ]
+    airflow = Declared(rules.HELM_RELEASE, "af", {"chart": "airflow", "version": "1.19.0", "values": {}})
+    assert "values.images.airflow.tag `None` is not pinned" in rules.chart_and_image_pinned(airflow)[0]
+
+
 def test_a_digest_pins_the_image_without_a_tag(runs: dict[str, Run]) -> None:
     def digest_only(inputs: dict[str, Any]) -> None:
         inputs["values"]["images"]["airflow"] = {"repository": "apache/airflow", "digest": "sha256:" + "a" * 64}
