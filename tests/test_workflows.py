@@ -96,6 +96,16 @@ def test_the_local_demo_stack_is_planned_but_never_previewed_with_credentials(re
     assert changed(repo) == {"files": ["stacks/Pulumi.local.yaml"], "preview": []}
 
 
+def test_a_stack_file_name_that_could_inject_outputs_is_refused(repo: Path) -> None:
+    (repo / "stacks" / 'Pulumi.x\npreview-stacks=["prod"].yaml').write_text(stack_file("dev"))
+    for command in (["changed", "--base", "main"], ["by-environment"]):
+        result = subprocess.run(
+            [sys.executable, str(SCRIPT), *command], cwd=repo, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 2 and "stack file names must match" in result.stderr
+        assert "preview-stacks" not in result.stdout
+
+
 def test_deploy_groups_stacks_by_environment(repo: Path) -> None:
     (repo / "stacks" / "Pulumi.team-staging.yaml").write_text(stack_file("staging"))
     result = subprocess.run(

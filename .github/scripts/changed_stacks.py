@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ import yaml
 STACKS = Path("stacks")
 NOT_DEPLOYED = {"local"}
 NO_EFFECT_PREFIXES = ("tests/", "docs/")
+SAFE_NAME = re.compile(r"^Pulumi\.[A-Za-z0-9_.-]+\.yaml$")
+"""Stack file names that can travel in $GITHUB_OUTPUT and a shell word list unquoted (no newline, no space)."""
 
 
 def stack_name(path: Path) -> str:
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("by-environment")
     args = parser.parse_args(argv)
     all_stacks = sorted(STACKS.glob("Pulumi.*.yaml"))
+    unsafe = [repr(path.name) for path in all_stacks if not SAFE_NAME.match(path.name)]
+    if unsafe:
+        print(f"error: stack file names must match {SAFE_NAME.pattern}: {', '.join(unsafe)}", file=sys.stderr)
+        return 2
 
     if args.command == "changed":
         diff = subprocess.run(
