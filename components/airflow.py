@@ -9,8 +9,25 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.airflow_values import SecretNames, config_version, helm_values, render_webserver_config, secret_names
+from components.airflow_values import (
+    SecretNames,
+    auth_config_map_name,
+    config_version,
+    helm_values,
+    render_webserver_config,
+    secret_names,
+)
 from components.contract import ClientContract
+from components.service_accounts import (
+    AUTH_MODULE_FILE,
+    AUTH_SETTINGS_FILE,
+    ServiceAccountContract,
+    ServiceAccountIdentities,
+    auth_module_source,
+    auth_settings_output,
+    auth_version,
+    credential_secret_name,
+)
 from components.spec import Spec
 
 CHART_REPOSITORY = "https://airflow.apache.org"
@@ -38,6 +55,8 @@ class AirflowDeployment(pulumi.ComponentResource):
         secret_version: pulumi.Input[str],
         api_server_annotations: Mapping[str, pulumi.Input[str]] | None = None,
         provider: Mapping[str, str] | None = None,
+        service_accounts: ServiceAccountContract | None = None,
+        service_account_identities: ServiceAccountIdentities | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("airflow-oidc:airflow:Deployment", name, None, opts)
@@ -95,6 +114,32 @@ class AirflowDeployment(pulumi.ComponentResource):
         url_safe = fernet.base64.apply(lambda text: text.replace("+", "-").replace("/", "_"))
         secret("fernet-key", names.fernet_key, SecretNames.FERNET_KEY_KEY, url_safe, protect=True)
 
+        # Service accounts' IdP credentials (where the kind has any) go to the secret store: a Secret
+        # per account that no Airflow container mounts; the CI job's runner reads it.
+        for account, data in (service_account_identities.credentials if service_account_identities else {}).items():
+            depends.append(
+                k8s.core.v1.Secret(
+                    f"{name}-secret-sa-{account}",
+                    metadata={"name": credential_secret_name(spec, account), "namespace": namespace_name},
+                    type="Opaque",
+                    string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
+                    opts=in_namespace,
+                )
+            )
+        # The auth-manager module every Airflow container imports ([core] auth_manager), and its
+        # settings (verification constants, the accounts: no secrets), mounted from one ConfigMap.
+        module_source = auth_module_source()
+        settings = auth_settings_output(spec, service_accounts, service_account_identities)
+        depends.append(
+            k8s.core.v1.ConfigMap(
+                f"{name}-auth-manager",
+                metadata={"name": auth_config_map_name(spec), "namespace": namespace_name},
+                data={AUTH_MODULE_FILE: module_source, AUTH_SETTINGS_FILE: settings},
+                opts=in_namespace,
+            )
+        )
+        module_version = settings.apply(lambda text: auth_version(module_source, text))
+
         rendered = render_webserver_config(contract)
         version = pulumi.Output.all(client_id, secret_version).apply(
             lambda args: config_version(rendered, str(args[0]), str(args[1]))
@@ -106,6 +151,7 @@ class AirflowDeployment(pulumi.ComponentResource):
             version=version,
             rendered_config=rendered,
             service_account_annotations=dict(api_server_annotations or {}),
+            auth_version=module_version,
         )
         release = k8s.helm.v3.Release(
             f"{name}-release",

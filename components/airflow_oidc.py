@@ -10,6 +10,7 @@ import pulumi
 
 from components.airflow import AirflowDeployment
 from components.contract import ClientContract, client_contract
+from components.service_accounts import service_accounts_output
 from components.spec import Spec
 
 
@@ -61,6 +62,20 @@ class AirflowOidc(pulumi.ComponentResource):
             today=today or datetime.date.today(),
             opts=child,
         )
+        accounts = identities = None
+        if spec.serviceAccounts:
+            # Machine identities at the IdP (children of the kind's component) and how Airflow knows them.
+            accounts = spec.idp.service_account_contract(spec, contract, stack=stack, provider=provider or {})
+            identities = spec.idp.provision_service_accounts(
+                f"{name}-{contract.provider}",
+                spec=spec,
+                contract=contract,
+                accounts=accounts,
+                client=client,
+                stack=stack,
+                today=today or datetime.date.today(),
+                opts=pulumi.ResourceOptions(parent=client),
+            )
         deployment = AirflowDeployment(
             f"{name}-airflow",
             spec=spec,
@@ -70,6 +85,8 @@ class AirflowOidc(pulumi.ComponentResource):
             secret_version=client.secret_version,
             api_server_annotations=client.api_server_annotations,
             provider=provider,
+            service_accounts=accounts,
+            service_account_identities=identities,
             opts=child,
         )
         self.contract = contract
@@ -82,6 +99,10 @@ class AirflowOidc(pulumi.ComponentResource):
         self.client_secret = client.client_secret
         self.config_version = deployment.config_version
         self.idp_outputs = dict(client.outputs)
+        if spec.serviceAccounts:
+            # Names and roles (reviewers and `plan` read them); the kind's registration, never a credential.
+            self.idp_outputs["serviceAccounts"] = pulumi.Output.from_input(service_accounts_output(spec))
+            self.idp_outputs.update(identities.outputs if identities else {})
         self.register_outputs(
             {
                 "url": self.url,

@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from components.contract import CLIENT_ID_ENV, CLIENT_SECRET_ENV, ClientContract, api_server_service_account
+from components.service_accounts import (
+    AUTH_MANAGER_CLASS,
+    AUTH_MOUNT_PATH,
+    AUTH_VERSION_ANNOTATION,
+    AUTH_VOLUME,
+    auth_module_source,
+    auth_version,
+    render_auth_settings,
+)
 from components.spec import Spec
 
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
@@ -137,6 +146,7 @@ def helm_values(
     version: Any,
     rendered_config: str | None = None,
     service_account_annotations: dict[str, Any] | None = None,
+    auth_version: Any = None,
 ) -> dict[str, Any]:
     """Values for the official chart: the program's own, with `airflow.values` merged last.
 
@@ -165,7 +175,9 @@ def helm_values(
         "createUserJob": {"enabled": False},
         "webserver": {"defaultUser": {"enabled": False}},
         "config": {
-            "core": {"auth_manager": FAB_AUTH_MANAGER},
+            # The program's FabAuthManager subclass (service-account tokens, readable audit names):
+            # every component reads this setting, so every container mounts the module (below).
+            "core": {"auth_manager": AUTH_MANAGER_CLASS},
             "api": {"base_url": spec.public_url},
             "fab": {
                 "enable_proxy_fix": "True",
@@ -198,11 +210,31 @@ def helm_values(
             ],
         },
         "ingress": _ingress_values(spec),
+        **auth_module_values(spec, auth_version),
     }
     if not bundled:
         assert database is not None
         values["data"] = {"metadataSecretName": database.secretName}
     return merge_values(values, spec.airflow.values)
+
+
+def auth_config_map_name(spec: Spec) -> str:
+    """The ConfigMap holding the auth-manager module and its settings."""
+    return f"{spec.airflow.releaseName}-oidc-auth"
+
+
+def auth_module_values(spec: Spec, version: Any = None) -> dict[str, Any]:
+    """The chart's values for EVERY Airflow container (api-server, scheduler, dag-processor, triggerer,
+    workers, jobs): the module's ConfigMap as a volume, mounted read-only (a directory, not subPath,
+    so it follows the ConfigMap), on PYTHONPATH; the pods roll when the module or its settings change."""
+    if version is None:
+        version = auth_version(auth_module_source(), render_auth_settings(spec, None, None))
+    return {
+        "volumes": [{"name": AUTH_VOLUME, "configMap": {"name": auth_config_map_name(spec)}}],
+        "volumeMounts": [{"name": AUTH_VOLUME, "mountPath": AUTH_MOUNT_PATH, "readOnly": True}],
+        "env": [{"name": "PYTHONPATH", "value": AUTH_MOUNT_PATH}],
+        "airflowPodAnnotations": {AUTH_VERSION_ANNOTATION: version},
+    }
 
 
 def merge_values(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

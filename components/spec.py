@@ -42,14 +42,19 @@ OWNED_VALUE_PATHS: dict[str, str] = {
     "apiServer.serviceAccount.annotations": "set by the IdP kind (e.g. the GKE Workload Identity of kind: google)",
     "apiServer.args": "it carries --proxy-headers, without which FORWARDED_ALLOW_IPS is ignored",
     "apiServer.command": "the program runs the chart's api-server command with --proxy-headers",
-    "config.core.auth_manager": "the FAB auth manager is what the SSO wiring targets",
+    "config.core.auth_manager": "the program's FAB auth manager (service-account tokens, readable audit names)",
     "config.api.base_url": "derived from hostname; the redirect URI depends on it",
     "config.fab.enable_proxy_fix": "without it the redirect URI turns http behind the ingress",
     "config.fab.session_lifetime_minutes": "set tokens.idleMinutes instead",
     "config.fab.session_max_lifetime_minutes": "set tokens.sessionMinutes instead",
     "config.api_auth.jwt_expiration_time": "set tokens.sessionMinutes instead",
     "secret": "a list reaching every container and task pod; secrets are wired by the program",
-    "env": "a list: Helm would replace the program's entries",
+    "env": "a list: Helm would replace the program's entries (PYTHONPATH names the auth-manager module)",
+    "volumes": "a list for every Airflow container: it mounts the auth-manager module (use <component>.extraVolumes)",
+    "volumeMounts": "a list for every Airflow container: it mounts the auth-manager module "
+    "(use <component>.extraVolumeMounts)",
+    "airflowPodAnnotations.airflow-oidc/auth-version": "it rolls every Airflow pod when the auth-manager module "
+    "or its service accounts change",
     "extraEnv": "secrets are wired by the program",
     "extraEnvFrom": "secrets are wired by the program",
     "ingress": "derived from hostname and airflow.tls",
@@ -91,6 +96,76 @@ class AccessRule(Model):
         if value != value.strip():
             raise ValueError(f"group {value!r} has leading or trailing spaces")
         return value
+
+
+# Keys of `serviceAccounts[]` that only some kinds accept, and which kinds.
+KIND_ONLY_SERVICE_ACCOUNT_KEYS: dict[str, tuple[str, ...]] = {
+    "githubRepository": ("azuread",),
+    "githubEnvironment": ("azuread",),
+    "clientId": ("oidc",),
+}
+
+
+class ServiceAccount(Model):
+    """A machine identity for automation (a CI/CD pipeline): an IdP client that gets access tokens
+    with the client-credentials grant, which Airflow's `POST /auth/token` exchanges for an Airflow
+    API token of the user `name`, holding exactly `role`. No person and no password is involved."""
+
+    name: str = Field(
+        description="The account's name: its Airflow username and its name at the IdP. Lower-case letters, "
+        "digits and dashes (2-40), unique; never `_`, which only people's usernames `<provider>_<sub>` carry."
+    )
+    role: Role = Field(description="Airflow role of the account: Admin, Op, User or Viewer (as in `access`).")
+    description: str | None = Field(
+        default=None, max_length=200, description="What the account is for (shown at the IdP)."
+    )
+    githubRepository: str | None = Field(  # noqa: N815
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$",
+        description="Entra ID only: `owner/repo` whose GitHub Actions jobs sign in as this account with "
+        "their OIDC token (a federated identity credential: no secret at all).",
+    )
+    githubEnvironment: str | None = Field(  # noqa: N815
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Entra ID only, with githubRepository: only jobs of this GitHub environment "
+        "(subject `repo:<owner/repo>:environment:<name>`); unset: the repository's `main` branch.",
+    )
+    clientId: str | None = Field(  # noqa: N815
+        default=None,
+        min_length=1,
+        description="`oidc` only: the client id your provider issued to this account; default "
+        "`airflow-<team-env>-<name>`, for providers that let you choose it.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if "_" in value:
+            raise ValueError(
+                f"{value!r} contains '_': people's Airflow usernames are `<provider>_<sub>`, "
+                "so a service account's name never has one; use dashes"
+            )
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,38}[a-z0-9]", value):
+            raise ValueError(
+                f"{value!r} is not a service account name: 2-40 lower-case letters, digits and dashes, "
+                "starting with a letter and not ending with a dash"
+            )
+        return value
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role_not_public(cls, value: Any) -> Any:
+        if value == "Public":
+            raise ValueError("'Public' is Airflow's role for anonymous requests; use Viewer")
+        return value
+
+    @model_validator(mode="after")
+    def _environment_needs_repository(self) -> ServiceAccount:
+        if self.githubEnvironment and not self.githubRepository:
+            raise at(("githubEnvironment",), "githubEnvironment needs githubRepository (the repository it is in)")
+        return self
 
 
 class SignIn(Model):
@@ -251,6 +326,25 @@ class Spec(Model):
     tokens: Tokens = Field(default_factory=Tokens)
     clientSecret: ClientSecret = Field(default_factory=ClientSecret)  # noqa: N815
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    serviceAccounts: list[ServiceAccount] = Field(  # noqa: N815
+        default_factory=list,
+        description="Machine identities for automation (client credentials, no password): each exchanges "
+        "its IdP access token at `POST /auth/token` for an Airflow API token with its role.",
+    )
+
+    @field_validator("serviceAccounts")
+    @classmethod
+    def _service_account_names_once(cls, value: list[ServiceAccount]) -> list[ServiceAccount]:
+        seen: dict[str, int] = {}
+        for index, account in enumerate(value):
+            if account.name in seen:
+                raise at(
+                    (index, "name"),
+                    f"{account.name!r} is also serviceAccounts[{seen[account.name]}]; names are Airflow usernames: "
+                    "keep one entry",
+                )
+            seen[account.name] = index
+        return value
 
     @field_validator("hostname")
     @classmethod
@@ -300,6 +394,8 @@ class Spec(Model):
         if self.airflow.tls is None and not self.is_loopback:
             raise at(("airflow", "tls"), f"{self.hostname!r} is served over https: set secretName or issuer")
         self.idp.check_spec(self)
+        if self.serviceAccounts:
+            self.idp.check_service_accounts(self)
         return self
 
     # Derived values: properties, so a default never lives in two places.

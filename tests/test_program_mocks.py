@@ -89,7 +89,12 @@ def test_every_stack_file_declares_one_release_and_its_secrets(runs: dict[str, R
     assert release.inputs["chart"] == "airflow"
     assert release.inputs["repositoryOpts"] == {"repo": "https://airflow.apache.org"}
     assert release.inputs["version"] == spec_of(run.stack).airflow.chartVersion
-    declared = sorted(secret.inputs["metadata"]["name"] for secret in run.of_type(SECRET))
+    # Service accounts' credential Secrets (`airflow-sa-<name>`) are pinned in tests/test_service_accounts.py.
+    declared = sorted(
+        name
+        for name in (secret.inputs["metadata"]["name"] for secret in run.of_type(SECRET))
+        if not name.startswith("airflow-sa-")
+    )
     synced = sorted(e.inputs["spec"]["target"]["name"] for e in run.of_type(EXTERNAL_SECRET))
     if in_secret_manager(run):
         # The operator writes the client secret's Secret: the program declares none holding it.
@@ -101,7 +106,10 @@ def test_every_stack_file_declares_one_release_and_its_secrets(runs: dict[str, R
     # The release waits for the Secrets it references (and for the ExternalSecret that writes one).
     secret_urns = {secret.urn for secret in run.of_type(SECRET) + run.of_type(EXTERNAL_SECRET)}
     assert secret_urns <= set(release.dependencies)
-    assert not run.of_type("kubernetes:core/v1:ConfigMap")
+    # One ConfigMap: the auth-manager module every Airflow container mounts (tests/test_service_accounts.py).
+    config_maps = run.of_type("kubernetes:core/v1:ConfigMap")
+    assert [config_map.inputs["metadata"]["name"] for config_map in config_maps] == ["airflow-oidc-auth"]
+    assert config_maps[0].urn in release.dependencies
 
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=stack_name)
@@ -135,7 +143,9 @@ def test_generated_secrets_never_travel_in_plaintext(runs: dict[str, Run], path:
 def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None:
     for run in runs.values():
         values = release_values(run)
-        assert "secret" not in values and "extraEnv" not in values and "env" not in values
+        assert "secret" not in values and "extraEnv" not in values
+        # Every container's env carries PYTHONPATH for the auth-manager module, and nothing else.
+        assert values["env"] == [{"name": "PYTHONPATH", "value": "/opt/airflow/airflow-oidc"}]
         env = {entry["name"]: entry for entry in values["apiServer"]["env"]}
         assert env["AIRFLOW_OIDC_CLIENT_SECRET"] == {
             "name": "AIRFLOW_OIDC_CLIENT_SECRET",

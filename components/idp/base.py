@@ -18,12 +18,13 @@ import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from components.model import Model
+from components.model import Model, at
 
 if TYPE_CHECKING:
     import pulumi
 
     from components.contract import ClientContract
+    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
     from components.spec import Spec
 
 try:
@@ -35,6 +36,15 @@ ProviderConfig = Mapping[str, str]
 """The stack's provider settings by full config key (`okta:orgName`, `azuread:tenantId`, ...)."""
 
 ROTATION_EPOCH = datetime.date(2024, 1, 1)
+
+SERVICE_ACCOUNTS_NOT_OFFERED: Mapping[str, str] = {
+    "google": "idp.kind google offers no service accounts: Google's OAuth server has no client-credentials "
+    "grant and issues access tokens only for Google's own APIs (opaque, no audience of yours); machine "
+    "identities there are Cloud IAM service accounts, outside the Workspace sign-in this kind manages. "
+    "Run automation against a kind whose IdP issues access tokens for the Airflow API (okta custom server, "
+    "oidc), or keep serviceAccounts empty",
+}
+"""Kinds that never offer service accounts, and why (the default refusal names the kind)."""
 
 
 def secret_generation(today: datetime.date, rotation_days: int) -> int:
@@ -88,6 +98,55 @@ class IdpModel(Model):
         opts: pulumi.ResourceOptions,
     ) -> IdpClient:
         """The IdP side: declare the kind's resources and return them as an `IdpClient`."""
+        raise NotImplementedError
+
+    # --- service accounts (`serviceAccounts`, components/service_accounts.py) -------------------
+
+    SERVICE_ACCOUNT_KEYS: ClassVar[frozenset[str]] = frozenset()
+    """Kind-only keys of `serviceAccounts[]` this kind accepts (e.g. Entra's `githubRepository`)."""
+
+    def service_accounts_refusal(self, spec: Spec) -> str | None:
+        """Why this kind (as configured) cannot create service accounts; None: it can."""
+        return SERVICE_ACCOUNTS_NOT_OFFERED.get(
+            self.kind, f"idp.kind {self.kind} does not create service accounts (yet): remove serviceAccounts"
+        )
+
+    def check_service_accounts(self, spec: Spec) -> None:
+        """Refuse `serviceAccounts` this kind cannot create, naming the kind and the reason."""
+        from components.spec import KIND_ONLY_SERVICE_ACCOUNT_KEYS
+
+        reason = self.service_accounts_refusal(spec)
+        if reason:
+            raise at(("serviceAccounts",), reason)
+        for index, account in enumerate(spec.serviceAccounts):
+            for key, kinds in KIND_ONLY_SERVICE_ACCOUNT_KEYS.items():
+                if getattr(account, key) is not None and key not in self.SERVICE_ACCOUNT_KEYS:
+                    raise at(
+                        ("serviceAccounts", index, key),
+                        f"{key} is for idp.kind {' or '.join(kinds)} only, not {self.kind}",
+                    )
+
+    def service_account_contract(
+        self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountContract:
+        """How Airflow recognises the accounts' access tokens: issuer, audience, the claim naming the
+        account (pure). Called only when `serviceAccounts` passed `check_service_accounts`."""
+        raise NotImplementedError
+
+    def provision_service_accounts(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        accounts: ServiceAccountContract,
+        client: IdpClient,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> ServiceAccountIdentities:
+        """The IdP side of `serviceAccounts`: declare the machine identities (children of `client`,
+        the kind's component) and return each account's identity value and credentials."""
         raise NotImplementedError
 
     @staticmethod

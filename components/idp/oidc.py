@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -18,6 +18,7 @@ from components.model import require_url
 if TYPE_CHECKING:
     import pulumi
 
+    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
     from components.spec import Spec
 
 
@@ -40,6 +41,20 @@ class OidcIdp(IdpModel):
         default_factory=lambda: ["openid", "email", "profile"],
         description="Scopes to request; must include `openid`.",
     )
+
+    serviceAccountAudience: str | None = Field(  # noqa: N815
+        default=None,
+        description="`aud` of the service accounts' access tokens (the Airflow API as a resource, RFC 8707 "
+        "`resource`); default the public URL (`https://<hostname>`).",
+    )
+    serviceAccountClaim: str = Field(  # noqa: N815
+        default="client_id",
+        min_length=1,
+        description="Access-token claim naming the service account's client (RFC 9068: `client_id`; "
+        "some providers: `azp` or `cid`).",
+    )
+
+    SERVICE_ACCOUNT_KEYS: ClassVar[frozenset[str]] = frozenset({"clientId"})
 
     @field_validator("issuer")
     @classmethod
@@ -78,6 +93,81 @@ class OidcIdp(IdpModel):
         opts: pulumi.ResourceOptions,
     ) -> IdpClient:
         return ExternalOidcClient(name, idp=self, contract=contract, opts=opts)
+
+    # --- service accounts: registered by hand, like the web client ----------------------------
+
+    def service_accounts_refusal(self, spec: Spec) -> str | None:
+        return None
+
+    def service_account_contract(
+        self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountContract:
+        from components.service_accounts import ServiceAccountContract
+
+        return ServiceAccountContract(
+            issuer=self.issuer,
+            discovery_url=self.issuer + "/.well-known/openid-configuration",
+            audience=self.serviceAccountAudience or spec.public_url,
+            identity_claim=self.serviceAccountClaim,
+            credential="registered by hand",
+        )
+
+    def provision_service_accounts(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        accounts: ServiceAccountContract,
+        client: IdpClient,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> ServiceAccountIdentities:
+        from components.service_accounts import ServiceAccountIdentities
+
+        # Nothing to declare: the registration is printed, and its credential stays between the
+        # provider and the CI job (never in this stack's state).
+        identities = {
+            account.name: oidc_service_account_client_id(spec, account.name) for account in spec.serviceAccounts
+        }
+        return ServiceAccountIdentities(
+            identities=dict(identities),
+            outputs={"serviceAccountRegistration": service_account_registration(spec, accounts, identities)},
+        )
+
+
+def oidc_service_account_client_id(spec: Spec, account: str) -> str:
+    """The client id of one service account: `clientId` from the spec, else `airflow-<team-env>-<name>`."""
+    for entry in spec.serviceAccounts:
+        if entry.name == account and entry.clientId:
+            return entry.clientId
+    return f"airflow-{spec.name}-{account}"
+
+
+def service_account_registration(
+    spec: Spec, accounts: ServiceAccountContract, client_ids: dict[str, str]
+) -> list[dict[str, Any]]:
+    """What to register at the provider per service account, exactly as Airflow will verify it (pure)."""
+    return [
+        {
+            "name": account.name,
+            "role": account.role,
+            "clientId": client_ids[account.name],
+            "clientType": "confidential, no redirect URIs, no user: a machine client",
+            "grantTypes": ["client_credentials"],
+            "tokenEndpointAuthMethod": "private_key_jwt (the CI job holds the key) or client_secret_basic",
+            "resource": accounts.audience,
+            "accessToken": {
+                "format": "JWT (RFC 9068), signed with the keys at the issuer's jwks_uri",
+                "iss": accounts.issuer,
+                "aud": accounts.audience,
+                accounts.identity_claim: client_ids[account.name],
+            },
+            "description": account.description or "",
+        }
+        for account in spec.serviceAccounts
+    ]
 
 
 def registration_instructions(contract: ClientContract, client_id: str) -> dict[str, Any]:

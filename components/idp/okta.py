@@ -28,6 +28,7 @@ from components.model import Model, at
 if TYPE_CHECKING:
     import pulumi
 
+    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
     from components.spec import Spec
 
 
@@ -43,6 +44,12 @@ class CustomAuthorizationServer(Model):
     mode: Literal["custom"]
     id: str = Field(
         default="default", min_length=1, description="Authorization server id, e.g. `default` or `aus1a2b3c`."
+    )
+    audience: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The server's audience (Okta Admin > Security > API), the `aud` of its access tokens; "
+        "needed for serviceAccounts. Default for the `default` server: `api://default`.",
     )
 
 
@@ -139,6 +146,57 @@ class OktaIdp(IdpModel):
     ) -> IdpClient:
         return OktaApplication(name, spec=spec, contract=contract, stack=stack, today=today, opts=opts)
 
+    # --- service accounts: service apps on the custom authorization server --------------------
+
+    def service_accounts_refusal(self, spec: Spec) -> str | None:
+        server = self.authorizationServer
+        if isinstance(server, OrgAuthorizationServer):
+            return (
+                "idp.kind okta with authorizationServer.mode: org cannot offer service accounts: Okta's org "
+                "authorization server mints client-credentials access tokens only for Okta's own APIs "
+                "(okta.* scopes, audience the org URL), never for an API of yours such as Airflow's; set "
+                "idp.authorizationServer.mode: custom (Okta API Access Management)"
+            )
+        if server.audience is None and server.id != "default":
+            return (
+                f"idp.authorizationServer.audience is not set: service accounts' tokens are verified against "
+                f"the audience of authorization server {server.id!r} (Okta Admin > Security > API)"
+            )
+        return None
+
+    def service_account_contract(
+        self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountContract:
+        from components.service_accounts import ServiceAccountContract
+
+        server = self.authorizationServer
+        assert isinstance(server, CustomAuthorizationServer)
+        return ServiceAccountContract(
+            issuer=contract.issuer,
+            discovery_url=contract.issuer + "/.well-known/oauth-authorization-server",
+            audience=server.audience or "api://default",
+            # Okta names the client of a client-credentials token in `cid` (its `sub` is the same id).
+            identity_claim="cid",
+            scope_claim="scp",
+            # The server is shared by stacks: this stack's scope says the token is for this Airflow.
+            required_scope=okta_api_scope(stack),
+            credential="client_secret_basic",
+        )
+
+    def provision_service_accounts(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        accounts: ServiceAccountContract,
+        client: IdpClient,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> ServiceAccountIdentities:
+        return okta_service_accounts(name, spec=spec, accounts=accounts, stack=stack, today=today, opts=opts)
+
     @staticmethod
     def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
         from components.mock_values import fake
@@ -179,6 +237,94 @@ def okta_app_label(spec: Spec) -> str:
 def okta_policy_name(stack: str) -> str:
     """The access policy's name on a custom authorization server (one per stack)."""
     return f"airflow-{slug(stack)}"
+
+
+def okta_api_scope(stack: str) -> str:
+    """The custom server's scope for this stack's Airflow API (service accounts' tokens must carry it)."""
+    return slug(f"airflow_{stack}") + "_api"
+
+
+def okta_service_accounts(
+    name: str,
+    *,
+    spec: Spec,
+    accounts: ServiceAccountContract,
+    stack: str,
+    today: datetime.date,
+    opts: pulumi.ResourceOptions,
+) -> ServiceAccountIdentities:
+    """Per account an Okta service app (client credentials only), and on the custom server this stack's
+    API scope and an access policy whose one rule lets exactly those apps get it.
+
+    Authentication: `client_secret_basic` with a secret the program generates and rotates
+    (`clientSecret.rotationDays`), kept in the stack's secret store; `private_key_jwt` would need the
+    CI job's public key in the spec (not offered yet).
+    """
+    import pulumi
+    import pulumi_okta as okta
+
+    from components.service_accounts import ServiceAccountIdentities
+
+    assert isinstance(spec.idp, OktaIdp) and isinstance(spec.idp.authorizationServer, CustomAuthorizationServer)
+    server_id = spec.idp.authorizationServer.id
+    parent = opts.parent
+    guarded = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=spec.is_prod))
+    generation = secret_generation(today, spec.clientSecret.rotationDays)
+    identities: dict[str, Any] = {}
+    credentials: dict[str, Any] = {}
+    for account in spec.serviceAccounts:
+        secret = program_secret(parent, f"{name}-sa-{account.name}-secret", generation=generation)  # type: ignore[arg-type]
+        app = okta.app.OAuth(
+            f"{name}-sa-{account.name}",
+            label=f"Airflow ({spec.name}) service account {account.name}",
+            type="service",
+            grant_types=["client_credentials"],
+            response_types=["token"],
+            token_endpoint_auth_method="client_secret_basic",
+            client_basic_secret=secret,
+            implicit_assignment=False,
+            opts=pulumi.ResourceOptions.merge(
+                guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
+            ),
+        )
+        identities[account.name] = app.client_id
+        # The client id is public (it is in the outputs and the auth module's settings); the secret is not.
+        credentials[account.name] = {"client-secret": secret}
+    assert accounts.required_scope is not None
+    scope = okta.auth.ServerScope(
+        f"{name}-sa-scope",
+        auth_server_id=server_id,
+        name=accounts.required_scope,
+        description=f"Airflow API ({stack}): service accounts",
+        consent="IMPLICIT",
+        metadata_publish="NO_CLIENTS",
+        opts=opts,
+    )
+    policy = okta.auth.ServerPolicy(
+        f"{name}-sa-policy",
+        auth_server_id=server_id,
+        name=f"airflow-{slug(stack)}-automation",
+        description=f"Airflow ({stack}): its service accounts only",
+        client_whitelists=list(identities.values()),
+        priority=2,
+        status="ACTIVE",
+        opts=opts,
+    )
+    okta.auth.ServerPolicyRule(
+        f"{name}-sa-policy-rule",
+        auth_server_id=server_id,
+        policy_id=policy.id,
+        name="client-credentials",
+        priority=1,
+        status="ACTIVE",
+        grant_type_whitelists=["client_credentials"],
+        scope_whitelists=[scope.name],
+        access_token_lifetime_minutes=spec.access_token_minutes,
+        opts=opts,
+    )
+    return ServiceAccountIdentities(
+        identities=identities, credentials=credentials, outputs={"serviceAccountClientIds": dict(identities)}
+    )
 
 
 def okta_group_filter(groups: tuple[str, ...]) -> str:
