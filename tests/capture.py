@@ -102,6 +102,11 @@ def capture(stack_file: Path) -> dict[str, Any]:
             "namespace": release["namespace"],
             "values": release["values"],
             "secrets": kubernetes_secrets(run),
+            # What the values mount from ConfigMaps (the auth-manager module and its settings).
+            "config_maps": {
+                config_map.inputs["metadata"]["name"]: config_map.inputs.get("data") or {}
+                for config_map in run.of_type("kubernetes:core/v1:ConfigMap")
+            },
         },
     }
 

@@ -50,7 +50,7 @@ from tests.e2e.harness.process import (
     port_is_free,
     start_in_parallel,
 )
-from tests.e2e.harness.provider import DEFAULT_CLAIMS, IdpGroups, OidcClient, OidcProvider
+from tests.e2e.harness.provider import DEFAULT_CLAIMS, IdpGroups, MachineClient, OidcClient, OidcProvider
 
 PULUMI_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 STACKS = REPO_ROOT / "stacks"
@@ -424,6 +424,13 @@ class LocalDeployment(Service):
             port=provider_port,
             idp_groups=self.idp_groups,
         )
+        # Service accounts (kind oidc): registered at the provider exactly as `serviceAccountRegistration`
+        # says, plus one the spec does not name (a negative control); the secrets are the harness's own.
+        registration = self.capture["outputs"].get("serviceAccountRegistration") or []
+        self.machine_clients = service_account_clients(registration)
+        if isinstance(self.provider, OidcProvider) and registration:
+            self.provider.machine_clients = list(self.machine_clients.values())
+            self.provider.resource_servers = service_account_resources(registration)
         try:
             start_in_parallel(self._stack, [self.postgres, self.provider])
             self.timings["postgres+provider"] = time.monotonic() - started
@@ -434,6 +441,10 @@ class LocalDeployment(Service):
             values = self.values
             api_server = values["apiServer"]
             self.declared_env = airflow_env(values, self.capture["airflow"]["secrets"])
+            # Every container's volumes (the auth-manager module's ConfigMap) and env (PYTHONPATH).
+            self.declared_env.update(
+                all_containers_env(values, self.capture["airflow"].get("config_maps") or {}, self.run.sub("volumes"))
+            )
             self.airflow = AirflowApiServers(
                 self.run.sub("airflow"),
                 with_local_issuer(api_server["apiServerConfig"], idp["issuer"], local_issuer),
@@ -573,6 +584,64 @@ class LocalDeployment(Service):
     def provider_log_mark(self) -> int:
         """Current size of the provider's log."""
         return self.provider.log_path.stat().st_size
+
+    def service_account_token(self, account: str, *, resource: str | None = None) -> str:
+        """An access token for service account `account` (or `UNLISTED_SERVICE_ACCOUNT`) from the provider,
+        by the client-credentials grant, for `resource` (default: the registered one), as a CI job gets it."""
+        if not isinstance(self.provider, OidcProvider):
+            raise HarnessError("service-account tokens come from the oidc provider only")
+        registered = self.capture["outputs"]["serviceAccountRegistration"][0]["resource"]
+        return self.provider.client_credentials_token(self.machine_clients[account], resource or registered)
+
+
+UNLISTED_SERVICE_ACCOUNT = "unlisted"
+"""A client-credentials client registered at the provider that the spec does not list."""
+OTHER_RESOURCE = "https://other-api.example.com"
+"""Another API at the same provider: its tokens' `aud` is not Airflow's."""
+
+
+def service_account_clients(registration: Sequence[Mapping[str, Any]]) -> dict[str, MachineClient]:
+    """Account name -> the client registered at the provider (the unlisted one too, when any is declared)."""
+    if not registration:
+        return {}
+    clients = {entry["name"]: MachineClient(entry["clientId"], secrets.token_urlsafe(24)) for entry in registration}
+    clients[UNLISTED_SERVICE_ACCOUNT] = MachineClient("airflow-unlisted-automation", secrets.token_urlsafe(24))
+    return clients
+
+
+def service_account_resources(registration: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The resource servers the provider accepts: the registered `resource` (Airflow) and another API."""
+    resources = {entry["resource"]: {"scope": "api", "ttl": 600} for entry in registration}
+    resources[OTHER_RESOURCE] = {"scope": "api", "ttl": 600}
+    return resources
+
+
+def all_containers_env(
+    values: Mapping[str, Any], config_maps: Mapping[str, Mapping[str, str]], root: Path
+) -> dict[str, str]:
+    """The chart's top-level `env` (every Airflow container's), with the paths of the top-level
+    `volumeMounts` of ConfigMap volumes moved to local copies of the ConfigMaps' files under `root`."""
+    local: dict[str, Path] = {}
+    volumes = {volume["name"]: volume for volume in values.get("volumes") or []}
+    for mount in values.get("volumeMounts") or []:
+        volume = volumes.get(mount["name"])
+        if volume is None or "configMap" not in volume:
+            raise HarnessError(f"volumeMounts names {mount['name']!r}, which is no ConfigMap volume of the values")
+        name = volume["configMap"]["name"]
+        if name not in config_maps:
+            raise HarnessError(f"the values mount ConfigMap {name!r}; the program declares none")
+        directory = root / mount["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        for key, text in config_maps[name].items():
+            (directory / key).write_text(text)
+        local[mount["mountPath"].rstrip("/")] = directory
+    env: dict[str, str] = {}
+    for item in values.get("env") or []:
+        value = helm_string(item["value"])
+        for mount_path, directory in local.items():
+            value = re.sub(rf"(?<![^:]){re.escape(mount_path)}(?=$|[:/])", str(directory), value)
+        env[item["name"]] = value
+    return env
 
 
 def _require_free(port: int, what: str) -> None:

@@ -114,6 +114,18 @@ class OidcClient:
         }
 
 
+@dataclass(frozen=True)
+class MachineClient:
+    """A client-credentials client (a service account): no redirect URIs, no user."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The client metadata server.js registers (grant client_credentials only)."""
+        return {"client_id": self.client_id, "client_secret": self.client_secret}
+
+
 class OidcProvider(Service):
     """oidc-provider on 127.0.0.1:<port> (default: a free one), issuer `http://127.0.0.1:<port><issuer_path>`.
 
@@ -136,6 +148,8 @@ class OidcProvider(Service):
         node: str = "node",
         port: int = 0,
         idp_groups: IdpGroups | None = None,
+        machine_clients: Sequence[MachineClient] = (),
+        resource_servers: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if issuer_path and not issuer_path.startswith("/"):
             raise ValueError(f"issuer_path must start with '/': {issuer_path!r}")
@@ -152,6 +166,8 @@ class OidcProvider(Service):
         self.node = node
         self.requested_port = port
         self.idp_groups = idp_groups
+        self.machine_clients = list(machine_clients)
+        self.resource_servers = {uri: dict(server) for uri, server in (resource_servers or {}).items()}
         # Kept across restarts: relying parties cache the JWKS by kid.
         self.key_path = log_dir / "signing-key.json"
         self._log_offset = 0
@@ -205,6 +221,8 @@ class OidcProvider(Service):
                     "autoConsent": self.auto_consent,
                     "idpGroups": self.idp_groups.to_json() if self.idp_groups else None,
                     "keyFile": str(self.key_path),
+                    "machineClients": [machine.to_json() for machine in self.machine_clients],
+                    "resourceServers": self.resource_servers,
                 },
                 handle,
                 indent=2,
@@ -258,6 +276,20 @@ class OidcProvider(Service):
         """Replace all users."""
         self.users = {account: dict(user_claims) for account, user_claims in users.items()}
         self._admin("POST", "/users", self.users)
+
+    def client_credentials_token(self, client: MachineClient, resource: str, scope: str | None = None) -> str:
+        """An access token by the client-credentials grant (RFC 8707 `resource`), as a CI job gets one."""
+        response = requests.post(
+            self.issuer + "/token",
+            data={"grant_type": "client_credentials", "resource": resource, **({"scope": scope} if scope else {})},
+            auth=(client.client_id, client.client_secret),
+            timeout=10,
+        )
+        if response.status_code != 200:
+            raise error_with_log(
+                f"client credentials for {client.client_id}: {response.status_code} {response.text}", self.log_path
+            )
+        return str(response.json()["access_token"])
 
     def set_shims(self, shims: Shims) -> None:
         """Replace the shims at runtime.

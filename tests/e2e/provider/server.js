@@ -38,7 +38,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 
 import * as jose from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 
@@ -125,6 +125,11 @@ async function loadExistingGrant(ctx) {
 }
 
 const client = config.client;
+// Machine clients (service accounts): client credentials only, no redirect URIs, no user. Their
+// access tokens are JWTs (RFC 9068) for a resource server named by the RFC 8707 `resource`
+// parameter: `resourceServers` maps each accepted resource (the token's `aud`) to its scope and TTL.
+const machineClients = config.machineClients ?? [];
+const resourceServers = config.resourceServers ?? {};
 let oidc; // built once the listener knows its port (the issuer includes it)
 
 function buildProvider(port) {
@@ -140,7 +145,14 @@ function buildProvider(port) {
       // Authlib (FAB's OAuth client) sends client_secret_basic unless the
       // provider's client_kwargs say otherwise.
       token_endpoint_auth_method: client.token_endpoint_auth_method ?? 'client_secret_basic',
-    }],
+    }, ...machineClients.map((machine) => ({
+      client_id: machine.client_id,
+      client_secret: machine.client_secret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }))],
     claims: config.claims ?? { openid: ['sub'] },
     conformIdTokenClaims: config.conformIdTokenClaims ?? true,
     findAccount,
@@ -150,6 +162,23 @@ function buildProvider(port) {
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      clientCredentials: { enabled: machineClients.length > 0 },
+      resourceIndicators: {
+        enabled: machineClients.length > 0,
+        // No `resource` (the browser sign-in): no resource server, an opaque token for userinfo, as before.
+        defaultResource: async (ctx, requestClient, oneOf) => oneOf,
+        getResourceServerInfo: async (ctx, resourceIndicator) => {
+          const server = resourceServers[resourceIndicator];
+          if (!server) throw new errors.InvalidTarget();
+          return {
+            scope: server.scope ?? 'api',
+            audience: resourceIndicator,
+            accessTokenTTL: server.ttl ?? 600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
     },
     ttl: {
       AccessToken: 3600,

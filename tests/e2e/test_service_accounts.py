@@ -1,0 +1,268 @@
+"""Service accounts end to end: stacks/Pulumi.local-oidc.yaml deployed as declared (its two
+`serviceAccounts` registered at the real oidc-provider as `serviceAccountRegistration` says).
+
+A script playing a CI job gets an access token from the provider with client credentials, exchanges
+it at Airflow's `POST /auth/token` (through the TLS ingress), and triggers a DAG run through the
+public REST API: the run's triggering user is the service account. Each refusal has its own test,
+and the api-servers' log must name its reason. A person who triggers a run appears by a readable
+identity beside their stable username.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.e2e.conftest import deployed
+from tests.e2e.deployment import OTHER_RESOURCE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment, stack_file
+
+pytestmark = pytest.mark.e2e
+
+DAGS = Path(__file__).with_name("dags")
+DAG_ID = "airflow_oidc_deploy"
+
+
+@pytest.fixture(scope="module")
+def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
+    for running in deployed(stack_file("local-oidc")):
+        # The api-servers parse no DAGs: serialize the test DAG into the metadata database once.
+        env = {**running.airflow.process_env(0), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)}
+        log = running.run.sub("airflow") / "dags-reserialize.log"
+        with log.open("w") as out:
+            subprocess.run(
+                [str(running.airflow.airflow_bin), "dags", "reserialize"],
+                env=env,
+                cwd=running.airflow.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=True,
+            )
+        yield running
+
+
+def public(deployment: LocalDeployment, path: str) -> str:
+    return deployment.base_url + path
+
+
+def exchange(deployment: LocalDeployment, *, bearer: str | None = None, body: dict[str, Any] | None = None) -> Any:
+    """`POST /auth/token` at the public URL, as the CI job calls it."""
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    return requests.post(
+        public(deployment, "/auth/token"),
+        json=body if body is not None else {},
+        headers=headers,
+        verify=str(deployment.nginx.cert_path),
+        timeout=30,
+    )
+
+
+def airflow_token(deployment: LocalDeployment, account: str) -> str:
+    response = exchange(deployment, bearer=deployment.service_account_token(account))
+    assert response.status_code == 201, response.text
+    return str(response.json()["access_token"])
+
+
+def api(deployment: LocalDeployment, method: str, path: str, token: str, **kwargs: Any) -> Any:
+    return requests.request(
+        method,
+        public(deployment, path),
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(deployment.nginx.cert_path),
+        timeout=30,
+        **kwargs,
+    )
+
+
+def trigger(deployment: LocalDeployment, token: str) -> Any:
+    return api(deployment, "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", token, json={"logical_date": None})
+
+
+def refused_with(deployment: LocalDeployment, bearer: str, reason: str) -> None:
+    """The exchange answers 401 and an api-server logged the refusal with `reason`."""
+    marks = deployment.airflow_log_marks()
+    response = exchange(deployment, bearer=bearer)
+    assert response.status_code == 401, response.text
+    assert "access_token" not in response.text
+    deadline = time.monotonic() + 5
+    while reason not in deployment.airflow_log_since(marks) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logged = deployment.airflow_log_since(marks)
+    assert "refused a service-account token" in logged and reason in logged, logged[-2000:]
+
+
+def resigned(token: str, key: Any, *, kid: str | None = None, **claims: Any) -> str:
+    """The provider's token with `claims` changed, signed with `key` (the provider's own, or another)."""
+    header = jwt.get_unverified_header(token)
+    payload = {**jwt.decode(token, options={"verify_signature": False}), **claims}
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid or header["kid"], "typ": header["typ"]})
+
+
+def provider_key(deployment: LocalDeployment) -> Any:
+    """The provider's signing key (the harness keeps it on disk so restarts sign with the same key)."""
+    return jwt.algorithms.RSAAlgorithm.from_jwk(deployment.provider.key_path.read_text())
+
+
+def human_id_token(deployment: LocalDeployment, account: str) -> str:
+    """A person's real ID token for the Airflow client: the code flow driven without a browser."""
+    provider, client = deployment.provider, deployment.client
+    redirect_uri = client.redirect_uris[0]
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    session = requests.Session()
+    url = (
+        provider.issuer
+        + "/auth?"
+        + requests.compat.urlencode(
+            {
+                "client_id": client.client_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": "openid email profile",
+                "state": secrets.token_urlsafe(8),
+                "nonce": secrets.token_urlsafe(8),
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+    )
+    response = session.get(url, allow_redirects=True, timeout=10)
+    assert "/interaction/" in response.url, response.url
+    response = session.post(
+        response.url, data={"prompt": "login", "login": account, "password": "any"}, allow_redirects=False, timeout=10
+    )
+    for _ in range(10):
+        location = urljoin(response.url, response.headers["Location"])
+        if location.startswith(redirect_uri):
+            break
+        response = session.get(location, allow_redirects=False, timeout=10)
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    tokens = requests.post(
+        provider.issuer + "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=(client.client_id, client.client_secret),
+        timeout=10,
+    )
+    assert tokens.status_code == 200, tokens.text
+    return str(tokens.json()["id_token"])
+
+
+# --- the CI job ------------------------------------------------------------------------------
+
+
+def test_ci_job_triggers_a_dag_run_as_its_service_account(deployment: LocalDeployment) -> None:
+    access_token = deployment.service_account_token("ci-deploy")
+    claims = jwt.decode(access_token, options={"verify_signature": False})
+    assert claims["client_id"] == "airflow-local-ci-deploy" and claims["aud"] == "https://localhost:8443"
+    token = airflow_token(deployment, "ci-deploy")
+    response = trigger(deployment, token)
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["triggering_user_name"] == "ci-deploy"
+    fetched = api(deployment, "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}", token)
+    assert fetched.status_code == 200 and fetched.json()["triggering_user_name"] == "ci-deploy"
+    # The Airflow user holds exactly the spec's role.
+    assert deployment.airflow.user_roles("ci-deploy") == {"Op"}
+    assert deployment.roles("ci-deploy") == {"Op"}
+
+
+def test_each_account_holds_exactly_its_role(deployment: LocalDeployment) -> None:
+    token = airflow_token(deployment, "reporting")
+    assert deployment.airflow.user_roles("reporting") == {"Viewer"}
+    assert api(deployment, "GET", f"/api/v2/dags/{DAG_ID}", token).status_code == 200
+    assert trigger(deployment, token).status_code == 403
+
+
+def test_a_role_changed_by_hand_is_put_back_at_the_next_exchange(deployment: LocalDeployment) -> None:
+    airflow_token(deployment, "reporting")
+    with deployment.airflow._connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO ab_user_role (user_id, role_id) SELECT u.id, r.id FROM ab_user u, ab_role r "
+            "WHERE u.username = 'reporting' AND r.name = 'Admin'"
+        )
+    assert deployment.airflow.user_roles("reporting") == {"Viewer", "Admin"}
+    airflow_token(deployment, "reporting")
+    assert deployment.airflow.user_roles("reporting") == {"Viewer"}
+
+
+# --- refused, each for its own reason ---------------------------------------------------------
+
+
+def test_refused_an_identity_not_in_the_spec(deployment: LocalDeployment) -> None:
+    token = deployment.service_account_token(UNLISTED_SERVICE_ACCOUNT)
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == "https://localhost:8443"
+    refused_with(deployment, token, "names 0 of this stack's service accounts")
+    assert not deployment.has_user_row("airflow-unlisted-automation")
+
+
+def test_refused_an_expired_token(deployment: LocalDeployment) -> None:
+    token = deployment.service_account_token("ci-deploy")
+    now = int(time.time())
+    expired = resigned(token, provider_key(deployment), iat=now - 7200, exp=now - 3600)
+    refused_with(deployment, expired, "ExpiredSignatureError")
+
+
+def test_refused_a_token_for_another_audience(deployment: LocalDeployment) -> None:
+    token = deployment.service_account_token("ci-deploy", resource=OTHER_RESOURCE)
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == OTHER_RESOURCE
+    refused_with(deployment, token, "InvalidAudienceError")
+
+
+def test_refused_a_token_signed_by_an_unknown_key(deployment: LocalDeployment) -> None:
+    token = deployment.service_account_token("ci-deploy")
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    # Under the provider's key id (the signature fails) and under an unpublished one (no such key).
+    refused_with(deployment, resigned(token, stranger), "InvalidSignatureError")
+    refused_with(deployment, resigned(token, stranger, kid="unpublished-key"), "PyJWKClientError")
+
+
+def test_refused_a_humans_id_token(deployment: LocalDeployment) -> None:
+    admin = deployment.admin
+    id_token = human_id_token(deployment, admin.account_id)
+    assert jwt.decode(id_token, options={"verify_signature": False})["sub"] == admin.account_id
+    refused_with(deployment, id_token, "InvalidAudienceError")
+
+
+def test_refused_a_username_and_password(deployment: LocalDeployment) -> None:
+    response = exchange(deployment, body={"username": "admin", "password": "admin"})
+    assert response.status_code == 400
+    assert "no API token for a username and password" in response.json()["detail"]
+    assert exchange(deployment).status_code == 400  # no credentials at all
+
+
+# --- audit: a person by a readable identity ---------------------------------------------------
+
+
+def test_a_person_appears_by_a_readable_identity(deployment: LocalDeployment) -> None:
+    admin = deployment.admin
+    assert trigger(deployment, airflow_token(deployment, "ci-deploy")).status_code == 200
+    token = deployment.admin_token()  # a real browser sign-in; the UI calls the API with this token
+    response = trigger(deployment, token)
+    assert response.status_code == 200, response.text
+    readable = f"{admin.account_id}@example.com ({admin.username})"
+    assert response.json()["triggering_user_name"] == readable
+    logs = api(deployment, "GET", "/api/v2/eventLogs", token, params={"dag_id": DAG_ID, "limit": 100})
+    assert logs.status_code == 200, logs.text
+    owners = {entry["owner"] for entry in logs.json()["event_logs"] if entry["event"] == "trigger_dag_run"}
+    assert readable in owners and "ci-deploy" in owners
+    # The stable username is unchanged (the user row, roles and lookups use it).
+    assert deployment.has_user_row(admin.username)
+    assert json.dumps(deployment.airflow.user_roles(admin.username)) == '["Admin"]'
