@@ -100,7 +100,11 @@ def fleet_clashes(paths: Sequence[Path], only: Sequence[Path] | None = None) -> 
                 first[key] = (member, path)
                 continue
             other, other_path = first[key]
-            if wanted is not None and not {path.resolve(), other_path.resolve()} & wanted:
-                continue
-            clashes.append(f"{member.file}: {what} {name!r} is also taken by {other.file}")
+            subject, taken_by = member, other
+            if wanted is not None:
+                if not {path.resolve(), other_path.resolve()} & wanted:
+                    continue
+                if path.resolve() not in wanted:  # say it about the file being validated
+                    subject, taken_by = other, member
+            clashes.append(f"{subject.file}: {what} {name!r} is also taken by {taken_by.file}")
     return clashes

@@ -1,0 +1,249 @@
+"""A stack per team: environment defaults, `new-stack` for every kind, and the fleet check of `validate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.cli import check_stack_file, main
+from components.env_defaults import resolve_spec
+from components.idp import KINDS, kind_name
+from components.mock_engine import run_program
+from components.spec import CONFIG_KEY, SpecError
+from components.stack_config import resolved_from_stack_file
+
+DEFAULTS = {
+    "defaults": {
+        "tokens": {"sessionMinutes": 600, "idleMinutes": 30},
+        "clientSecret": {"rotationDays": 45},
+        "airflow": {"chartVersion": "1.18.0", "image": {"tag": "3.3.1"}, "apiServerReplicas": 3},
+    },
+    "teamMayOverride": ["tokens.idleMinutes", "airflow.image"],
+    "allowedAdminGroups": ["*-airflow-admins"],
+}
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "environment": "qa",
+        "team": "blue",
+        "hostname": "airflow.blue.example.com",
+        "idp": {"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "blue"},
+        "access": [{"group": "blue-airflow-admins", "role": "Admin"}, {"group": "blue-users", "role": "User"}],
+        "airflow": {"tls": {"secretName": "tls"}},
+    }
+    body.update(changes)
+    return body
+
+
+def write_stack(stacks: Path, name: str, body: dict[str, Any], **config: Any) -> Path:
+    path = stacks / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump({"config": {**config, CONFIG_KEY: body}}, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def stacks(tmp_path: Path) -> Path:
+    directory = tmp_path / "stacks"
+    (directory / "defaults").mkdir(parents=True)
+    (directory / "defaults" / "qa.yaml").write_text(yaml.safe_dump(DEFAULTS))
+    return directory
+
+
+# --- environment defaults -------------------------------------------------------------------------
+
+
+def test_unset_values_are_inherited_and_set_ones_resolve_from_the_stack(stacks: Path) -> None:
+    resolved = resolve_spec(spec(tokens={"idleMinutes": 20}), "stacks/Pulumi.blue-qa.yaml", stacks)
+    assert resolved.spec.session_minutes == 600  # defaults file
+    assert resolved.spec.idle_minutes == 20  # the stack: teamMayOverride lists it
+    assert resolved.spec.clientSecret.rotationDays == 45
+    assert resolved.spec.airflow.chartVersion == "1.18.0"
+    assert resolved.spec.airflow.image.tag == "3.3.1"
+    assert resolved.spec.airflow.image.repository == "apache/airflow"  # not in the defaults: the model's
+    assert resolved.spec.api_server_replicas == 3
+    assert "tokens.idleMinutes" not in resolved.inherited
+    assert resolved.inherited["tokens.sessionMinutes"] == 600
+
+
+def test_an_override_the_defaults_do_not_allow_names_both_files(stacks: Path) -> None:
+    with pytest.raises(SpecError) as error:
+        resolve_spec(
+            spec(airflow={"tls": {"secretName": "tls"}, "chartVersion": "1.19.0"}), "stacks/Pulumi.b.yaml", stacks
+        )
+    (problem,) = error.value.problems
+    assert str(error.value).startswith("stacks/Pulumi.b.yaml: airflow-oidc:spec.airflow.chartVersion: '1.19.0'")
+    assert "overrides '1.18.0' from stacks/defaults/qa.yaml" in problem
+    assert "teamMayOverride" in problem
+
+
+def test_repeating_the_default_value_is_not_an_override(stacks: Path) -> None:
+    resolved = resolve_spec(spec(clientSecret={"rotationDays": 45}), "s", stacks)
+    assert resolved.spec.clientSecret.rotationDays == 45
+
+
+def test_admin_only_for_the_groups_the_defaults_allow(stacks: Path) -> None:
+    body = spec(access=[{"group": "blue-users", "role": "Admin"}])
+    with pytest.raises(SpecError) as error:
+        resolve_spec(body, "stacks/Pulumi.b.yaml", stacks)
+    assert error.value.problems == [
+        "airflow-oidc:spec.access[0].role: Admin for 'blue-users', which stacks/defaults/qa.yaml does not allow "
+        "(allowedAdminGroups: *-airflow-admins)"
+    ]
+
+
+def test_a_bad_inherited_value_names_the_defaults_file(stacks: Path) -> None:
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump({"defaults": {"tokens": {"sessionMinutes": 1}}}))
+    with pytest.raises(SpecError) as error:
+        resolve_spec(spec(), "s", stacks)
+    assert "(inherited from stacks/defaults/qa.yaml: defaults.tokens.sessionMinutes)" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        ({"defaults": {"hostname": "x"}}, "defaults.hostname: not a key environment defaults may set"),
+        ({"defaults": {}, "teamMayOverride": ["access"]}, "teamMayOverride[0]: 'access' is not a key"),
+        ({"default": {}}, "default: unknown key"),
+        ({"allowedAdminGroups": "admins"}, "allowedAdminGroups: must be a list"),
+    ],
+)
+def test_a_bad_defaults_file_is_refused_naming_it(stacks: Path, document: dict[str, Any], says: str) -> None:
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(SpecError) as error:
+        resolve_spec(spec(), "stacks/Pulumi.b.yaml", stacks)
+    assert "stacks/defaults/qa.yaml: " + says in str(error.value)
+
+
+def test_without_a_defaults_file_a_stack_resolves_as_before(stacks: Path) -> None:
+    resolved = resolve_spec(spec(environment="staging"), "s", stacks)
+    assert resolved.defaults is None and resolved.inherited == {}
+    assert resolved.spec.session_minutes == 720 and resolved.spec.api_server_replicas == 1
+
+
+def test_the_program_and_validate_resolve_the_same(stacks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program reads stacks/defaults/ beside its stack files; pointed at this directory, it declares
+    exactly what validate resolved."""
+    import components.stack_config as stack_config
+
+    path = write_stack(stacks, "blue-qa", spec())
+    resolved = resolved_from_stack_file(path)
+    monkeypatch.setattr(stack_config, "STACKS_DIR", stacks)
+    run = run_program("blue-qa", {CONFIG_KEY: json.dumps(spec())})
+    release = run.one("kubernetes:helm.sh/v3:Release")
+    fab = release.inputs["values"]["config"]["fab"]
+    assert fab["session_max_lifetime_minutes"] == resolved.spec.session_minutes == 600
+    assert fab["session_lifetime_minutes"] == resolved.spec.idle_minutes == 30
+    assert release.inputs["version"] == resolved.spec.airflow.chartVersion == "1.18.0"
+    assert release.inputs["values"]["apiServer"]["replicas"] == 3
+
+
+# --- new-stack ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [kind_name(model) for model in KINDS])
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_new_stack_writes_a_valid_stack_for_every_kind(
+    tmp_path: Path, kind: str, env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stacks = tmp_path / "stacks"
+    status = main(["new-stack", "--team", "green", "--env", env, "--idp", kind, "--stacks-dir", str(stacks)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    path = stacks / f"Pulumi.green-{env}.yaml"
+    ok, text = check_stack_file(path)
+    assert ok, text
+    assert f"({kind}, 3 groups)" in text
+    assert f"pulumi stack init green-{env}" in out and f"pulumi preview -s green-{env}" in out
+    model = next(model for model in KINDS if kind_name(model) == kind)
+    for key in model.PROVIDER_CONFIG:
+        assert f"pulumi config set -s green-{env} {key} <value>" in out
+
+
+def test_new_stack_inherits_the_environment_defaults_and_refuses_to_overwrite(
+    stacks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["new-stack", "--team", "green", "--env", "qa", "--idp", "oidc", "--stacks-dir", str(stacks)]
+    assert main(argv) == 0
+    path = stacks / "Pulumi.green-qa.yaml"
+    assert "chartVersion" not in path.read_text()  # left to stacks/defaults/qa.yaml
+    assert resolved_from_stack_file(path).spec.airflow.chartVersion == "1.18.0"
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert "exists (--force replaces it)" in capsys.readouterr().err
+
+
+def test_new_stack_refuses_a_hostname_another_stack_takes(stacks: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_stack(stacks, "blue-qa", spec())
+    argv = ["new-stack", "--team", "green", "--env", "qa", "--idp", "okta", "--stacks-dir", str(stacks)]
+    assert main([*argv, "--hostname", "airflow.blue.example.com"]) == 1
+    err = capsys.readouterr().err
+    assert "hostname 'airflow.blue.example.com'" in err and "stacks/Pulumi.blue-qa.yaml" in err
+    assert not (stacks / "Pulumi.green-qa.yaml").exists()
+
+
+# --- the fleet ------------------------------------------------------------------------------------
+
+
+def test_a_fleet_with_a_duplicate_hostname_fails_naming_both_files(
+    stacks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = write_stack(stacks, "blue-qa", spec())
+    red_idp = {"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "red"}
+    second = write_stack(stacks, "red-qa", spec(team="red", idp=red_idp, airflow={"namespace": "red", "tls": {}}))
+    second.write_text(second.read_text().replace("tls: {}", "tls: {secretName: tls}"))
+    assert main(["validate", str(first), str(second)]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("ok  ") == 2  # each file is valid on its own
+    assert err.strip() == (
+        "stacks/Pulumi.red-qa.yaml: hostname 'airflow.blue.example.com' is also taken by stacks/Pulumi.blue-qa.yaml"
+    )
+
+
+def test_the_same_namespace_and_release_in_one_context_clash(stacks: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_stack(stacks, "blue-qa", spec(), **{"kubernetes:context": "qa-cluster"})
+    red_idp = {"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "red"}
+    red = write_stack(
+        stacks,
+        "red-qa",
+        spec(team="red", hostname="airflow.red.example.com", idp=red_idp),
+        **{"kubernetes:context": "qa-cluster"},
+    )
+    assert main(["validate", str(red)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "stacks/Pulumi.red-qa.yaml: kube context + namespace + release 'qa-cluster / airflow / airflow' "
+        "is also taken by stacks/Pulumi.blue-qa.yaml"
+    )
+
+
+def test_the_same_okta_app_label_and_custom_server_policy_clash(
+    stacks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    okta = {"kind": "okta", "authorizationServer": {"mode": "custom"}}
+    write_stack(stacks, "blue-qa", spec(idp=okta), **{"okta:orgName": "acme"})
+    # Another file for the same team and environment: the same app label; `blue_qa` slugs like `blue-qa`.
+    other = write_stack(
+        stacks,
+        "blue_qa",
+        spec(
+            idp=okta, hostname="airflow.blue2.example.com", airflow={"namespace": "blue2", "tls": {"secretName": "t"}}
+        ),
+        **{"okta:orgName": "acme"},
+    )
+    assert main(["validate", str(other)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "stacks/Pulumi.blue_qa.yaml: Okta app label at https://acme.okta.com 'Airflow (blue-qa)' "
+        "is also taken by stacks/Pulumi.blue-qa.yaml",
+        "stacks/Pulumi.blue_qa.yaml: Okta policy name on https://acme.okta.com authorization server default "
+        "'airflow-blue_qa' is also taken by stacks/Pulumi.blue-qa.yaml",
+    ]
+
+
+def test_the_example_fleet_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 0
+    assert "also taken by" not in capsys.readouterr().err
