@@ -23,6 +23,12 @@ from typing import Any
 from tests.mock_engine import Run, fake, run_stack_file
 
 OKTA_APP = "okta:app/oAuth:OAuth"
+ENTRA_APP = "azuread:index/application:Application"
+ENTRA_SERVICE_PRINCIPAL = "azuread:index/servicePrincipal:ServicePrincipal"
+ENTRA_GROUP = "azuread:index/group:Group"
+ENTRA_ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
+ENTRA_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
+ENTRA_GET_GROUPS = "azuread:index/getGroups:getGroups"
 
 
 def idp_side(run: Run) -> dict[str, Any]:
@@ -30,6 +36,8 @@ def idp_side(run: Run) -> dict[str, Any]:
     outputs = run.stack_outputs
     secrets = kubernetes_secrets(run)
     client_secret = secrets["airflow-oidc-client"]["client-secret"]
+    if run.of_type(ENTRA_APP):
+        return entra_side(run, client_secret)
     apps = run.of_type(OKTA_APP)
     if apps:
         app = apps[0].inputs
@@ -79,6 +87,74 @@ def idp_side(run: Run) -> dict[str, Any]:
         "groups_filter": None,  # a hand-registered provider emits the user's groups as they are
         "issuer": registration["issuer"],
         "issuer_path": "",
+    }
+
+
+def entra_side(run: Run, client_secret: str) -> dict[str, Any]:
+    """Entra ID: the app registration, its service principal and app-role assignments as declared.
+
+    `claim_values` is what Entra puts in `roles` for a direct member of each group: the values of the
+    app roles assigned to the group. Mock object ids are matched back to the groups they stand for.
+    """
+    from components.idp.azuread import GRAPH_SIGN_IN_SCOPES, AzureadIdp, mock_group_id
+
+    outputs = run.stack_outputs
+    app_resource = run.one(ENTRA_APP)
+    app = app_resource.inputs
+    service_principal = run.one(ENTRA_SERVICE_PRINCIPAL)
+
+    def computed(resource: Any, key: str) -> str:
+        values = AzureadIdp.mock_outputs(resource.type, resource.name, resource.inputs) or {}
+        return str(values[key])
+
+    name_by_id = {computed(group, "objectId"): group.inputs["displayName"] for group in run.of_type(ENTRA_GROUP)}
+    for token, args in run.invokes:
+        if token == ENTRA_GET_GROUPS:
+            name_by_id[mock_group_id(args["displayNamePrefix"])] = args["displayNamePrefix"]
+    value_by_role_id = {role["id"]: role["value"] for role in app["appRoles"]}
+    claim_values: dict[str, list[str]] = {}
+    for assignment in run.of_type(ENTRA_ASSIGNMENT):
+        inputs = assignment.inputs
+        if inputs["resourceObjectId"] != computed(service_principal, "objectId"):
+            raise ValueError(f"{assignment.name} assigns a role of another service principal")
+        principal = inputs["principalObjectId"]
+        group = name_by_id.get(principal, principal)  # a group given by object id keeps it
+        claim_values.setdefault(group, []).append(value_by_role_id[inputs["appRoleId"]])
+    # Entra holds both password slots; the client secret Airflow gets must be one of them.
+    held = [computed(password, "value") for password in run.of_type(ENTRA_PASSWORD)]
+    if client_secret not in held:
+        raise ValueError("the client secret in the Kubernetes Secret is none of the app's passwords")
+    scope_names = {scope_id: name for name, scope_id in GRAPH_SIGN_IN_SCOPES.items()}
+    scopes = [
+        scope_names[access["id"]]
+        for resource in app["requiredResourceAccesses"]
+        for access in resource["resourceAccesses"]
+        if access["type"] == "Scope"
+    ]
+    tenant = outputs["tenantId"]
+    required = service_principal.inputs["appRoleAssignmentRequired"]
+    return {
+        "kind": "azuread",
+        "client_id": outputs["clientId"],
+        "client_secret": client_secret,
+        "client_secret_at_idp": client_secret,
+        "client_secrets_held": held,
+        "redirect_uris": app["web"]["redirectUris"],
+        "post_logout_redirect_uris": [],  # Entra registers a front-channel logout URL, no post-logout list
+        "logout_url": app["web"]["logoutUrl"],
+        "grant_types": ["authorization_code"],
+        "pkce_required": False,  # Entra accepts PKCE when the client sends it (Airflow does)
+        "scopes": scopes,
+        "groups_claim": "roles",
+        "groups_filter": None,
+        "claim_values": claim_values,
+        # Assignment required: only members of assigned groups may sign in.
+        "assigned_groups": list(claim_values) if required else None,
+        # Claims Entra adds to every ID token: the user's object id and the tenant.
+        "token_claims": ["oid", "tid"],
+        "tenant": tenant,
+        "issuer": outputs["issuer"],
+        "issuer_path": f"/{tenant}/v2.0",
     }
 
 

@@ -25,6 +25,7 @@ import secrets
 import shlex
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ CONTROLS = (
     "per-process-keys",
 )
 MOVER = "mover"
+# Kinds whose Airflow username is not `<provider>_<sub>` (Entra: the user's object id, `oid`).
+KIND_USERNAME_CLAIMS = {"azuread": "oid"}
 OUTSIDER = "outsider"
 
 
@@ -123,7 +126,9 @@ class SpecIntent:
             default_role=spec.get("defaultRole"),
             default_groups=frozenset(sign_in.get("extraGroups") or ()),
             everyone=bool(sign_in.get("everyone")),
-            username_claim=(spec["idp"].get("usernameClaim") if spec["idp"]["kind"] == "oidc" else None) or "sub",
+            username_claim=KIND_USERNAME_CLAIMS.get(spec["idp"]["kind"])
+            or (spec["idp"].get("usernameClaim") if spec["idp"]["kind"] == "oidc" else None)
+            or "sub",
         )
 
     def roles_for(self, claim_groups: Sequence[str]) -> frozenset[str]:
@@ -310,8 +315,14 @@ class LocalDeployment(Service):
     @property
     def idp_groups(self) -> IdpGroups:
         """The groups claim as the IdP side declares it."""
-        assigned = self.idp.get("assigned_groups") if self.idp["kind"] == "okta" else None
-        return IdpGroups(claim=self.idp["groups_claim"], filter=self.idp["groups_filter"], assigned_groups=assigned)
+        # Okta's app assignments; Entra's when its service principal requires assignment.
+        assigned = self.idp.get("assigned_groups") if self.idp["kind"] in ("okta", "azuread") else None
+        return IdpGroups(
+            claim=self.idp["groups_claim"],
+            filter=self.idp["groups_filter"],
+            assigned_groups=assigned,
+            claim_values=self.idp.get("claim_values"),
+        )
 
     @property
     def default_role_groups(self) -> list[str]:
@@ -332,6 +343,16 @@ class LocalDeployment(Service):
         # Without a groups scope the IdP sends the groups claim with every token (with `openid`).
         groups_scope = extra[0] if extra else "openid"
         claims[groups_scope] = [*claims.get(groups_scope, []), self.idp["groups_claim"]]
+        # Claims the IdP puts in every ID token (Entra: `oid`, `tid`).
+        claims["openid"] = [*claims.get("openid", []), *self.idp.get("token_claims", [])]
+        return claims
+
+    def user_claims(self, account: str, groups: Sequence[str]) -> dict[str, Any]:
+        """A test user's claims at the IdP, with what the kind adds (Entra: a stable `oid`, the tenant's `tid`)."""
+        claims = _claims(account, groups)
+        if self.idp["kind"] == "azuread":
+            claims["oid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow-oidc-e2e:{account}"))
+            claims["tid"] = self.idp["tenant"]
         return claims
 
     def make_users(self) -> dict[str, E2eUser]:
@@ -359,8 +380,8 @@ class LocalDeployment(Service):
         users = {}
         for account, kind, groups in plan:
             refused_at_idp = not idp_groups.admits(groups)
-            roles = frozenset() if refused_at_idp else self.intent.roles_for(idp_groups.emitted(groups))
-            claims = _claims(account, groups)
+            roles = frozenset() if refused_at_idp else self.intent.roles_for(idp_groups.visible_groups(groups))
+            claims = self.user_claims(account, groups)
             subject = account if self.intent.username_claim == "sub" else claims[self.intent.username_claim]
             users[account] = E2eUser(
                 account_id=account,
@@ -418,7 +439,7 @@ class LocalDeployment(Service):
         self.provider = OidcProvider(
             self.run.sub("provider"),
             self.client,
-            {account: _claims(account, user.groups) for account, user in self.users.items()},
+            {account: self.user_claims(account, user.groups) for account, user in self.users.items()},
             issuer_path=idp["issuer_path"],
             claims=self.provider_claims(),
             port=provider_port,

@@ -69,19 +69,32 @@ class IdpGroups:
     With it, each user's `groups` is their raw membership at the IdP; the claim `claim` carries
     the groups matching `filter` in full (a regex such as Okta's `^(a|b)$`; None: all of them). With
     `assigned_groups`, a user in none of them is refused at the provider (Okta's app assignment).
+    With `claim_values` (group -> values), the claim carries the values of the user's groups instead
+    of their names (Entra: the app roles assigned to each group), and is left out when empty.
     """
 
     claim: str
     filter: str | None = None
     assigned_groups: Sequence[str] | None = None
+    claim_values: Mapping[str, Sequence[str]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `idpGroups` config server.js reads."""
         assigned = None if self.assigned_groups is None else list(self.assigned_groups)
-        return {"claim": self.claim, "filter": self.filter, "assignedGroups": assigned}
+        values = None if self.claim_values is None else {g: list(v) for g, v in self.claim_values.items()}
+        return {"claim": self.claim, "filter": self.filter, "assignedGroups": assigned, "claimValues": values}
+
+    def visible_groups(self, raw_groups: Sequence[str]) -> list[str]:
+        """The memberships that reach the token (through the filter, or through a claim value)."""
+        if self.claim_values is not None:
+            return [group for group in raw_groups if self.claim_values.get(group)]
+        return self.emitted(raw_groups)
 
     def emitted(self, raw_groups: Sequence[str]) -> list[str]:
         """The claim's value for a user with these memberships (what server.js emits)."""
+        if self.claim_values is not None:
+            values = [value for group in raw_groups for value in self.claim_values.get(group, ())]
+            return sorted(set(values))
         if self.filter is None:
             return list(raw_groups)
         pattern = re.compile(self.filter)

@@ -13,7 +13,9 @@
 // matching `idpGroups.filter` (a regex, e.g. Okta's `^(a|b)$` groups-claim filter), or all of them
 // when the filter is null. With `idpGroups.assignedGroups` (Okta's app assignments), a user in
 // none of them is refused at the provider's login form, as Okta refuses unassigned users: the
-// browser returns to the client with error=access_denied.
+// browser returns to the client with error=access_denied. With `idpGroups.claimValues` (group ->
+// values), the claim carries the values of the user's groups instead of their names, and is left
+// out when there are none (Entra: the `roles` claim holds the app roles assigned to the groups).
 //
 // The signing key is kept in `keyFile` (created on first start), so a restarted provider signs
 // with the key relying parties already cached.
@@ -85,6 +87,10 @@ function emittedClaims(id) {
   const { groups, ...profile } = users[id] ?? {};
   if (!idpGroups) return users[id] ?? {};
   const raw = groups ?? [];
+  if (idpGroups.claimValues) {
+    const values = [...new Set(raw.flatMap((g) => idpGroups.claimValues[g] ?? []))].sort();
+    return values.length ? { ...profile, [idpGroups.claim]: values } : profile;
+  }
   return { ...profile, [idpGroups.claim]: groupsFilter ? raw.filter((g) => groupsFilter.test(g)) : raw };
 }
 
