@@ -2,7 +2,8 @@
 
 Runs the real `__main__.py` under the mock engine (this needs the Pulumi venv) and writes JSON:
 the IdP-side registration exactly as declared (client id and secret, redirect URIs, the groups claim
-and its filter, the assigned groups) and the Airflow side (the release's Helm values and the
+and its filter, the assigned groups; for Keycloak the declared pulumi_keycloak resources themselves,
+which the harness applies to a real server) and the Airflow side (the release's Helm values and the
 Kubernetes Secrets' data). The end-to-end harness (Airflow venv) configures a real OpenID provider,
 Airflow and the ingress from this file alone.
 
@@ -15,6 +16,7 @@ run directory, never logged.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 from pathlib import Path
@@ -29,6 +31,11 @@ ENTRA_GROUP = "azuread:index/group:Group"
 ENTRA_ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
 ENTRA_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
 ENTRA_GET_GROUPS = "azuread:index/getGroups:getGroups"
+KEYCLOAK_CLIENT = "keycloak:openid/client:Client"
+KEYCLOAK_MAPPER = "keycloak:openid/groupMembershipProtocolMapper:GroupMembershipProtocolMapper"
+KEYCLOAK_REALM = "keycloak:index/realm:Realm"
+KEYCLOAK_GROUP = "keycloak:index/group:Group"
+KEYCLOAK_GET_GROUP = "keycloak:index/getGroup:getGroup"
 
 
 def idp_side(run: Run) -> dict[str, Any]:
@@ -38,6 +45,8 @@ def idp_side(run: Run) -> dict[str, Any]:
     client_secret = secrets["airflow-oidc-client"]["client-secret"]
     if run.of_type(ENTRA_APP):
         return entra_side(run, client_secret)
+    if run.of_type(KEYCLOAK_CLIENT):
+        return keycloak_side(run, client_secret)
     apps = run.of_type(OKTA_APP)
     if apps:
         app = apps[0].inputs
@@ -88,6 +97,51 @@ def idp_side(run: Run) -> dict[str, Any]:
         "issuer": registration["issuer"],
         "issuer_path": "",
     }
+
+
+def keycloak_side(run: Run, client_secret: str) -> dict[str, Any]:
+    """Keycloak: the declared pulumi_keycloak resources as the harness applies them to a real server
+    (`declared`: resources and the mock id -> resource map), plus what the tests read from them."""
+    from tests.e2e.harness.keycloak import capture_declared
+
+    outputs = run.stack_outputs
+    client = run.one(KEYCLOAK_CLIENT).inputs
+    mapper = run.one(KEYCLOAK_MAPPER).inputs
+    realms = run.of_type(KEYCLOAK_REALM)
+    # The client's realmId is a declared realm's id (its name) or the name of a realm that must exist.
+    realm = realms[0].inputs["realm"] if realms else client["realmId"]
+    issuer = outputs["issuer"]
+    existing = [args["name"] for token, args in run.invokes if token == KEYCLOAK_GET_GROUP]
+    return {
+        "kind": "keycloak",
+        "client_id": client["clientId"],
+        "client_secret": client_secret,
+        "client_secret_at_idp": client["clientSecret"],
+        "redirect_uris": client["validRedirectUris"],
+        "post_logout_redirect_uris": client["validPostLogoutRedirectUris"],
+        "grant_types": ["authorization_code"] if client.get("standardFlowEnabled") else [],
+        "pkce_required": client.get("pkceCodeChallengeMethod") == "S256",
+        "scopes": rendered_scopes(run),
+        "groups_claim": mapper["claimName"],
+        "groups_filter": None,  # the mapper emits every group of the user
+        "mapper_name": mapper["name"],
+        "issuer": issuer,
+        "issuer_path": "/realms/" + realm,
+        "realm": realm,
+        "realm_declared": bool(realms),
+        # Groups the program looks up: they must exist before it runs.
+        "existing_groups": existing,
+        # Every group the program creates or looks up (the claim values it expects).
+        "groups": [group.inputs["name"] for group in run.of_type(KEYCLOAK_GROUP)] + existing,
+        "declared": capture_declared(run),
+    }
+
+
+def rendered_scopes(run: Run) -> list[str]:
+    """The scopes Airflow requests, from the rendered webserver_config.py (`SCOPES = [...]`)."""
+    text = run.one("kubernetes:helm.sh/v3:Release").inputs["values"]["apiServer"]["apiServerConfig"]
+    (line,) = [line for line in text.splitlines() if line.startswith("SCOPES = ")]
+    return list(ast.literal_eval(line.removeprefix("SCOPES = ")))
 
 
 def entra_side(run: Run, client_secret: str) -> dict[str, Any]:

@@ -6,6 +6,8 @@ the Pulumi venv), then serves what the capture holds and nothing else:
 - the OpenID provider with the one client the IdP side declares (id, secret as held at the IdP,
   redirect and post-logout URIs), the issuer's path, the groups claim's name and filter, and (Okta)
   the app's group assignments: users in none of them are refused at the provider;
+- or, for a Keycloak stack, a real Keycloak (`tests/e2e/keycloak_idp.py`) with the declared
+  pulumi_keycloak resources applied through its Admin REST API and the users created with passwords;
 - PostgreSQL and the Airflow api-servers with the captured `webserver_config.py` (only ISSUER's
   scheme and host moved to the local provider), `config:` as AIRFLOW__*, the api-server's env and
   the chart's secret env vars resolved from the captured Secrets, and the api-server's args;
@@ -28,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +39,7 @@ import requests
 import yaml
 from playwright.sync_api import BrowserContext
 
-from tests.e2e.harness.airflow import AirflowApiServers
+from tests.e2e.harness.airflow import AirflowApiServers, AirflowComponents
 from tests.e2e.harness.browser import Browser, LoginResult
 from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, Nginx
 from tests.e2e.harness.postgres import Postgres
@@ -52,6 +54,7 @@ from tests.e2e.harness.process import (
     start_in_parallel,
 )
 from tests.e2e.harness.provider import DEFAULT_CLAIMS, IdpGroups, MachineClient, OidcClient, OidcProvider
+from tests.e2e.keycloak_idp import KeycloakIdp, RealmUser
 
 PULUMI_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 STACKS = REPO_ROOT / "stacks"
@@ -76,11 +79,15 @@ CONTROLS = (
     "wrong-aud-azp",
     "tampered-state",
     "per-process-keys",
+    "client-secret",
 )
 MOVER = "mover"
 # Kinds whose Airflow username is not `<provider>_<sub>` (Entra: the user's object id, `oid`).
 KIND_USERNAME_CLAIMS = {"azuread": "oid"}
 OUTSIDER = "outsider"
+# What each IdP shows when the redirect URI Airflow sends is not registered (the user stays there).
+REDIRECT_URI_REFUSED = {"keycloak": "Invalid parameter: redirect_uri"}
+OIDC_PROVIDER_REDIRECT_URI_REFUSED = "invalid_redirect_uri"
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,8 @@ class E2eUser:
     """Exactly the roles the spec gives; empty: the sign-in must be refused."""
     refused_at_idp: bool
     """The IdP itself refuses the sign-in (Okta: in no assigned group)."""
+    password: str = "any-password"
+    """The password at the IdP (the stand-in provider takes any; Keycloak checks it)."""
 
     @property
     def admitted(self) -> bool:
@@ -258,10 +267,18 @@ class LocalDeployment(Service):
     """The stack `stack_file` on loopback, configured only from what the program declares."""
 
     def __init__(
-        self, stack_file: Path, *, label: str | None = None, run_dir: RunDir | None = None, browser: bool = True
+        self,
+        stack_file: Path,
+        *,
+        label: str | None = None,
+        run_dir: RunDir | None = None,
+        browser: bool = True,
+        dags_folder: Path | None = None,
     ) -> None:
         self.stack_file = stack_file
         self.with_browser = browser
+        self.dags_folder = dags_folder
+        """With a DAGs folder, the scheduler, triggerer and dag-processor run too (`make demo`)."""
         self.intent = SpecIntent.read(stack_file)
         self.run = run_dir or RunDir.create(label or f"deploy-{stack_file.stem.split('.')[-1]}")
         self.capture: dict[str, Any] = {}
@@ -313,6 +330,16 @@ class LocalDeployment(Service):
         return path.removeprefix(CALLBACK_PREFIX)
 
     @property
+    def is_keycloak(self) -> bool:
+        """The IdP is a real Keycloak (no response shims; its own refusals)."""
+        return self.idp["kind"] == "keycloak"
+
+    @property
+    def redirect_uri_refused(self) -> str:
+        """The text the IdP's error page shows for an unregistered redirect URI."""
+        return REDIRECT_URI_REFUSED.get(self.idp["kind"], OIDC_PROVIDER_REDIRECT_URI_REFUSED)
+
+    @property
     def idp_groups(self) -> IdpGroups:
         """The groups claim as the IdP side declares it."""
         # Okta's app assignments; Entra's when its service principal requires assignment.
@@ -328,7 +355,9 @@ class LocalDeployment(Service):
     def default_role_groups(self) -> list[str]:
         """Groups assigned at the IdP beyond the access groups (signIn.extraGroups)."""
         access = {group for group, _ in self._captured_access()}
-        return [group for group in self.idp.get("assigned_groups") or [] if group not in access]
+        # Okta: the app's assigned groups; Keycloak: the groups the program creates or looks up.
+        declared = self.idp.get("assigned_groups") or self.idp.get("groups") or []
+        return [group for group in declared if group not in access]
 
     def _captured_access(self) -> list[tuple[str, str]]:
         return [(entry["group"], entry["role"]) for entry in self.capture["outputs"]["access"]]
@@ -363,12 +392,15 @@ class LocalDeployment(Service):
         seen: set[str] = set()
         for group, role in access:
             account = role.lower()
+            if self.is_keycloak and len(account) < 3:
+                account = {"op": "operator"}.get(account, account.ljust(3, "x"))  # Keycloak: 3-255 characters
             while account in seen:
                 account += "-2"
             seen.add(account)
             # "Everyone" is Okta's built-in group; assigned to no app here, so the filter drops it.
-            plan.append((account, "mapped", [group, "Everyone"]))
-        plan.append((OUTSIDER, "unmapped", ["Everyone", "contractors"]))
+            plan.append((account, "mapped", [group] if self.is_keycloak else [group, "Everyone"]))
+        # Keycloak: every realm user may authenticate to every client; this one is in no group at all.
+        plan.append((OUTSIDER, "unmapped", [] if self.is_keycloak else ["Everyone", "contractors"]))
         for index, group in enumerate(self.default_role_groups):
             plan.append((f"default-role{'' if index == 0 else index + 1}", "default-role", [group]))
             if index == 0:
@@ -390,6 +422,8 @@ class LocalDeployment(Service):
                 username=f"{self.provider_name}_{subject}",
                 expected_roles=roles,
                 refused_at_idp=refused_at_idp,
+                # Keycloak checks passwords: one per user, shown by `make demo` (test users, loopback only).
+                password=f"{account}-{secrets.token_hex(3)}" if self.is_keycloak else "any-password",
             )
         return users
 
@@ -436,15 +470,19 @@ class LocalDeployment(Service):
             post_logout_redirect_uris=list(idp["post_logout_redirect_uris"]),
         )
         self.postgres = Postgres(self.run.sub("postgres"))
-        self.provider = OidcProvider(
-            self.run.sub("provider"),
-            self.client,
-            {account: self.user_claims(account, user.groups) for account, user in self.users.items()},
-            issuer_path=idp["issuer_path"],
-            claims=self.provider_claims(),
-            port=provider_port,
-            idp_groups=self.idp_groups,
-        )
+        self.provider: OidcProvider | KeycloakIdp
+        if self.is_keycloak:
+            self.provider = KeycloakIdp(self.run.sub("keycloak"), idp, self._realm_users(), port=provider_port)
+        else:
+            self.provider = OidcProvider(
+                self.run.sub("provider"),
+                self.client,
+                {account: self.user_claims(account, user.groups) for account, user in self.users.items()},
+                issuer_path=idp["issuer_path"],
+                claims=self.provider_claims(),
+                port=provider_port,
+                idp_groups=self.idp_groups,
+            )
         # Service accounts (kind oidc): registered at the provider exactly as `serviceAccountRegistration`
         # says, plus one the spec does not name (a negative control); the secrets are the harness's own.
         registration = self.capture["outputs"].get("serviceAccountRegistration") or []
@@ -455,6 +493,13 @@ class LocalDeployment(Service):
         try:
             start_in_parallel(self._stack, [self.postgres, self.provider])
             self.timings["postgres+provider"] = time.monotonic() - started
+            if isinstance(self.provider, KeycloakIdp):
+                # The Airflow username names Keycloak's user id (`sub`), known once the user exists.
+                ids = self.provider.user_ids
+                self.users = {
+                    account: replace(user, username=f"{self.provider_name}_{ids[account]}")
+                    for account, user in self.users.items()
+                }
             if self.provider.issuer != local_issuer:
                 raise HarnessError(f"the provider's issuer is {self.provider.issuer}, expected {local_issuer}")
             self._check_scopes_supported()
@@ -484,6 +529,9 @@ class LocalDeployment(Service):
             )
             self.browser = Browser(map_hosts=[self.hostname], artifacts_dir=ARTIFACTS_ROOT / self.run.path.name)
             start_in_parallel(self._stack, [self.airflow, self.nginx], here=[self.browser] if self.with_browser else [])
+            if self.dags_folder is not None:
+                self.components = AirflowComponents(self.airflow, self.dags_folder)
+                start_in_parallel(self._stack, [self.components])
         except BaseException:
             self._stack.close()
             raise
@@ -492,6 +540,22 @@ class LocalDeployment(Service):
     def stop(self) -> None:
         """Stop everything that was started (in reverse order)."""
         self._stack.close()
+
+    def _realm_users(self) -> list[RealmUser]:
+        users = []
+        for account, user in self.users.items():
+            claims = _claims(account, user.groups)
+            users.append(
+                RealmUser(
+                    username=account,
+                    password=user.password,
+                    email=claims["email"],
+                    first_name=claims["given_name"],
+                    last_name=claims["family_name"],
+                    groups=user.groups,
+                )
+            )
+        return users
 
     def _check_scopes_supported(self) -> None:
         response = requests.get(self.provider.discovery_url, timeout=5)
@@ -517,10 +581,12 @@ class LocalDeployment(Service):
         API from an open page, which would only add noise (and requests during a restart).
         """
         account = user if isinstance(user, str) else user.account_id
+        known = self.users.get(account)
         result = self.browser.login(
             self.base_url,
             self.provider_name,
             account,
+            password=known.password if known else "any-password",
             label=f"{self.capture['stack']}-{label or account}",
             settle=settle,
             context=context,
@@ -572,7 +638,12 @@ class LocalDeployment(Service):
 
     @contextmanager
     def provider_registered_with(self, **changes: Any) -> Iterator[None]:
-        """Restart only the provider with the client registered otherwise, e.g. `redirect_uris=[...]`."""
+        """Restart only the provider with the client registered otherwise, e.g. `redirect_uris=[...]`
+        (Keycloak: the client changed in place through the Admin API, then changed back)."""
+        if isinstance(self.provider, KeycloakIdp):
+            with self.provider.registered_with(**changes):
+                yield
+            return
         registered = OidcClient(**{**self.client.__dict__, **changes})
         self.provider.restart(registered)
         try:

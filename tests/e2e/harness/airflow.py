@@ -257,3 +257,59 @@ class AirflowApiServers(Service):
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         )
+
+
+# Airflow's components besides the api-server, as `airflow <command>`; the health endpoint's key for each.
+COMPONENTS = (("scheduler", "scheduler"), ("triggerer", "triggerer"), ("dag-processor", "dag_processor"))
+
+
+class AirflowComponents(Service):
+    """`airflow scheduler`, `triggerer` and `dag-processor` beside the api-servers (same home and database),
+    so Airflow's home page shows a healthy instance and a DAG from `dags_folder` can run.
+
+    Tasks run with the LocalExecutor and report to the first api-server's execution API (not through
+    the TLS ingress). Ready when the api-server's health endpoint reports every component healthy.
+    """
+
+    def __init__(self, servers: AirflowApiServers, dags_folder: Path, *, startup_timeout: float = 180) -> None:
+        self.servers = servers
+        self.dags_folder = dags_folder
+        self.startup_timeout = startup_timeout
+        self.log_paths = [servers.log_dir / f"{command}.log" for command, _ in COMPONENTS]
+        self._processes: list[ManagedProcess] = []
+
+    def env(self) -> dict[str, str]:
+        """The api-server's environment plus the DAGs folder and the execution API's address."""
+        return {
+            **self.servers.process_env(0),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.servers.base_url(0)}/execution/",
+            "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        }
+
+    def start(self) -> None:
+        """Start the three components and wait until the health endpoint calls each healthy."""
+        env = self.env()
+        for (command, _), log_path in zip(COMPONENTS, self.log_paths, strict=True):
+            process = ManagedProcess(
+                command, [str(self.servers.airflow_bin), command], log_path, env=env, cwd=self.servers.home
+            )
+            process.start()
+            self._processes.append(process)
+        wait_until(
+            self._healthy,
+            timeout=self.startup_timeout,
+            what="scheduler, triggerer and dag-processor (api/v2/monitor/health)",
+            log_path=self.log_paths[0],
+            alive=lambda: all(process.alive() for process in self._processes),
+            interval=1,
+        )
+
+    def _healthy(self) -> bool:
+        health = requests.get(self.servers.base_url(0) + HEALTH_PATH, timeout=2).json()
+        return all((health.get(key) or {}).get("status") == "healthy" for _, key in COMPONENTS)
+
+    def stop(self) -> None:
+        processes, self._processes = self._processes, []
+        stop_all(processes)

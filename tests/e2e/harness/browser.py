@@ -128,6 +128,9 @@ class Browser(Service):
     ) -> LoginResult:
         """Airflow login page -> provider button -> provider login (and consent) -> back to Airflow.
 
+        The provider's login is the stand-in's form (`login`, any password) or Keycloak's
+        (`username`, `password`, button `kc-login`; submitted once).
+
         Never raises for a refused or broken sign-in: the result says where the browser ended.
         Pass `context` to sign in again with an existing cookie jar (e.g. the IdP session).
         `settle=False` records the result as soon as the final response arrived (cookies are set
@@ -149,12 +152,22 @@ class Browser(Service):
         # callback -> UI) is one navigation, so the URL is final by then.
         with page.expect_navigation(wait_until="commit"):
             page.click(f"#btn-signin-{provider_name}")
+        keycloak_form_sent = False
         for _ in range(MAX_STEPS):
             url = urlsplit(page.url)
             if url.netloc == airflow_host and "/oauth-authorized/" not in url.path:
                 step("back at Airflow")
                 break
             _settle(page)
+            if page.locator("#kc-login").count() and not keycloak_form_sent:
+                # Keycloak's own login page (username + password); shown again only for a refused password.
+                step("Keycloak login form")
+                keycloak_form_sent = True
+                page.fill('input[name="username"]', account_id)
+                page.fill('input[name="password"]', password)
+                with page.expect_navigation(wait_until="commit"):
+                    page.click("#kc-login")
+                continue
             if page.locator('input[name="login"]').count():
                 step("provider login form")
                 page.fill('input[name="login"]', account_id)

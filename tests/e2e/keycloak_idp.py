@@ -1,0 +1,156 @@
+"""A real Keycloak as a LocalDeployment's IdP: the realm the stack expects, what the program declared, the users.
+
+`KeycloakIdp` starts `tests/e2e/harness/keycloak.py`'s server on the stack's own loopback URL (or a
+free port), creates what the stack expects to exist already (the realm unless it declares one, the
+groups it looks up), applies the captured pulumi_keycloak resources through the Admin REST API
+(`apply_declared`: every declared input translated or refused), then the test users with passwords
+and group memberships. It answers the calls the shared cases make of the deployment's provider
+(issuer, log, `set_user_groups`), and changes the client or mapper in place for negative controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.harness.keycloak import AppliedResources, KeycloakServer, apply_declared, declared_from_capture
+from tests.e2e.harness.process import HarnessError, Service
+from tests.e2e.harness.provider import Shims
+
+# OidcClient field -> Keycloak ClientRepresentation field, for `registered_with`.
+CLIENT_FIELDS = {"redirect_uris": "redirectUris", "client_secret": "secret"}
+
+
+@dataclass(frozen=True)
+class RealmUser:
+    """A user to create in the realm."""
+
+    username: str
+    password: str
+    email: str
+    first_name: str
+    last_name: str
+    groups: tuple[str, ...]
+
+
+class KeycloakIdp(Service):
+    """Keycloak with the realm, the declared client, mapper and groups, and the test users."""
+
+    def __init__(self, log_dir: Path, idp: Mapping[str, Any], users: Sequence[RealmUser], *, port: int) -> None:
+        self.idp = dict(idp)
+        self.realm = str(idp["realm"])
+        self.client_id = str(idp["client_id"])
+        self.realm_users = list(users)
+        self.server = KeycloakServer(log_dir, port=port)
+        self.applied: AppliedResources | None = None
+        self.user_ids: dict[str, str] = {}
+        """username -> Keycloak user id (the ID token's `sub`)."""
+
+    # --- what the deployment and the shared cases read ---------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """The server's base URL (admin console at `<url>/admin/`)."""
+        return self.server.url
+
+    @property
+    def issuer(self) -> str:
+        return self.server.issuer(self.realm)
+
+    @property
+    def discovery_url(self) -> str:
+        return self.server.discovery_url(self.realm)
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.log_path
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start Keycloak, create what the stack expects to exist, apply what it declares, add the users."""
+        self.server.start()
+        admin = self.server.admin()
+        if not self.idp["realm_declared"]:
+            # The stack references an existing realm (createRealm: false): the company's realm.
+            admin.create_realm(self.realm, enabled=True)
+        for group in self.idp["existing_groups"]:
+            admin.create_group(self.realm, group)
+        resources, declared_ids = declared_from_capture(self.idp["declared"])
+        self.applied = apply_declared(admin, resources, declared_ids)
+        for user in self.realm_users:
+            self.user_ids[user.username] = admin.create_user(
+                self.realm,
+                user.username,
+                user.password,
+                email=user.email,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                groups=user.groups,
+            )
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    # --- what tests change -------------------------------------------------------------------------
+
+    def set_shims(self, shims: Shims) -> None:
+        """Keycloak is the real server: only 'no shims' is possible."""
+        if shims != Shims():
+            raise HarnessError("Keycloak is a real server: response shims exist only for the stand-in provider")
+
+    def set_user_groups(self, username: str, groups: Sequence[str]) -> None:
+        """Make `groups` exactly the user's memberships (a move between groups at the IdP)."""
+        admin = self.server.admin()
+        current = admin.user_groups(self.realm, username)
+        for group in groups:
+            if group not in current:
+                admin.add_user_to_group(self.realm, username, group)
+        for group in current:
+            if group not in groups:
+                admin.remove_user_from_group(self.realm, username, group)
+
+    @contextmanager
+    def registered_with(self, **changes: Any) -> Iterator[None]:
+        """The client changed in place (`redirect_uris=[...]`, `client_secret=...`), restored afterwards."""
+        unknown = set(changes) - set(CLIENT_FIELDS)
+        if unknown:
+            raise HarnessError(f"no Keycloak client field for {sorted(unknown)}")
+        admin = self.server.admin()
+        fields = {CLIENT_FIELDS[key]: value for key, value in changes.items()}
+        original = admin.get_client(self.realm, self.client_id)
+        admin.update_client(self.realm, self.client_id, fields)
+        try:
+            yield
+        finally:
+            admin.update_client(self.realm, self.client_id, {key: original[key] for key in fields})
+
+    @contextmanager
+    def mapper_config(self, config: Mapping[str, str]) -> Iterator[None]:
+        """The declared groups mapper's config changed (e.g. `{"full.path": "true"}`), restored afterwards."""
+        admin = self.server.admin()
+        name = str(self.idp["mapper_name"])
+        original = admin.protocol_mapper(self.realm, self.client_id, name)["config"]
+        admin.update_protocol_mapper_config(self.realm, self.client_id, name, config)
+        try:
+            yield
+        finally:
+            admin.update_protocol_mapper_config(self.realm, self.client_id, name, {k: original[k] for k in config})
+
+    @contextmanager
+    def client_attributes(self, attributes: Mapping[str, str]) -> Iterator[None]:
+        """Client attributes changed (e.g. PKCE's `pkce.code.challenge.method`), restored afterwards."""
+        admin = self.server.admin()
+        original = admin.get_client(self.realm, self.client_id).get("attributes", {})
+        admin.update_client(self.realm, self.client_id, attributes=attributes)
+        try:
+            yield
+        finally:
+            admin.update_client(self.realm, self.client_id, attributes={k: original.get(k, "") for k in attributes})

@@ -1,0 +1,101 @@
+"""End-to-end SSO for stacks/Pulumi.local.yaml (`idp.kind: keycloak`) against a real Keycloak 26.
+
+Keycloak runs on the stack's own URL, http://127.0.0.1:8180 (no replacement in the rendered
+webserver_config.py), with the realm, groups, client and mapper exactly as the program declared
+them (applied through the Admin REST API); the users sign in on Keycloak's own login page with a
+username and password. nginx serves https://localhost:8443: both ports must be free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
+pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
+
+import requests
+
+from tests.e2e.conftest import deployed
+from tests.e2e.deployment import LocalDeployment, one_character_off, stack_file
+from tests.e2e.harness.keycloak import Pkce, authorization_url, login_form_action
+from tests.e2e.keycloak_idp import KeycloakIdp
+from tests.e2e.sso_cases import AUTHLIB_REFUSED, NOT_MAPPED, SsoLoginCases, assert_refused_in_airflow
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
+    """stacks/Pulumi.local.yaml, deployed once for the module."""
+    yield from deployed(stack_file("local"))
+
+
+def keycloak(deployment: LocalDeployment) -> KeycloakIdp:
+    assert isinstance(deployment.provider, KeycloakIdp)
+    return deployment.provider
+
+
+class TestKeycloakLocalStack(SsoLoginCases):
+    """Keycloak: every realm user may authenticate, so Airflow refuses the unmapped; the real server's refusals."""
+
+    def test_mapper_with_full_path_maps_nobody(self, deployment: LocalDeployment) -> None:
+        """The declared mapper with full_path switched on emits "/<group>": the mapped user is refused."""
+        user = deployment.users["nc-full-path-groups"]
+        (group,) = user.groups
+        marks = deployment.airflow_log_marks()
+        with keycloak(deployment).mapper_config({"full.path": "true"}):
+            result = deployment.login(user, label="control-full-path")
+        assert_refused_in_airflow(deployment, result, user.username)
+        log = deployment.airflow_log_since(marks)
+        assert NOT_MAPPED in log and f"'/{group}'" in log, log[-2000:]
+
+    def test_client_secret_one_character_off_is_refused(self, deployment: LocalDeployment) -> None:
+        """Keycloak holding a secret one character off: the code exchange fails, no session, no row."""
+        user = deployment.users["nc-client-secret"]
+        marks = deployment.airflow_log_marks()
+        with deployment.provider_registered_with(client_secret=one_character_off(deployment.client.client_secret)):
+            result = deployment.login(user, label="control-client-secret")
+        assert_refused_in_airflow(deployment, result, user.username)
+        assert AUTHLIB_REFUSED + "unauthorized_client" in deployment.airflow_log_since(marks)
+
+    def test_authorization_request_without_pkce_is_refused(self, deployment: LocalDeployment) -> None:
+        """The declared client requires PKCE S256: a request without a challenge never reaches the login form."""
+        idp = keycloak(deployment)
+
+        def authorize(pkce: Pkce | None) -> requests.Response:
+            url = authorization_url(idp.issuer, deployment.client.client_id, deployment.redirect_uri, pkce=pkce)
+            return requests.get(url, allow_redirects=False, timeout=10)
+
+        refused = authorize(None)
+        assert refused.status_code in (302, 303), refused.status_code
+        location = refused.headers["Location"]
+        assert location.startswith(deployment.redirect_uri), location
+        query = parse_qs(urlsplit(location).query)
+        assert query["error"] == ["invalid_request"], query
+        assert "code_challenge_method" in query["error_description"][0], query
+        # Same request with a challenge: Keycloak's login form.
+        accepted = authorize(Pkce.new())
+        assert accepted.status_code == 200 and login_form_action(accepted.text), accepted.status_code
+        # And it is the declared attribute that refuses: without it the same request is accepted.
+        with idp.client_attributes({"pkce.code.challenge.method": ""}):
+            assert login_form_action(authorize(None).text), "Keycloak refused without the PKCE attribute too"
+
+    def test_declared_client_is_what_keycloak_holds(self, deployment: LocalDeployment) -> None:
+        """Read back: the realm, the client and the mapper as the Admin API reports them."""
+        idp = keycloak(deployment)
+        admin = idp.server.admin()
+        client = admin.get_client(idp.realm, deployment.client.client_id)
+        assert client["standardFlowEnabled"] is True
+        assert (client["implicitFlowEnabled"], client["directAccessGrantsEnabled"]) == (False, False)
+        assert client["serviceAccountsEnabled"] is False and client["publicClient"] is False
+        assert client["redirectUris"] == [deployment.redirect_uri]
+        assert client["webOrigins"] == []
+        assert client["attributes"]["pkce.code.challenge.method"] == "S256"
+        assert client["attributes"]["post.logout.redirect.uris"] == deployment.idp["post_logout_redirect_uris"][0]
+        mapper = admin.protocol_mapper(idp.realm, deployment.client.client_id, deployment.idp["mapper_name"])
+        assert mapper["config"]["full.path"] == "false" and mapper["config"]["claim.name"] == "groups"
+        realm = admin.get_realm(idp.realm)
+        assert realm["sslRequired"] == "external" and realm["bruteForceProtected"] is True
