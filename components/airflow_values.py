@@ -89,6 +89,7 @@ def render_webserver_config(contract: ClientContract) -> str:
         "ROLE_SOURCE": contract.role_source,
         "ROLE_LOOKUP": dict(contract.role_lookup),
         "SECURE_COOKIES": contract.secure_cookies,
+        "POST_LOGOUT_REDIRECT_URI": contract.post_logout_redirect_uris[0],
         "CLIENT_ID_ENV": CLIENT_ID_ENV,
         "CLIENT_SECRET_ENV": CLIENT_SECRET_ENV,
     }

@@ -283,7 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "new-stack", help="write a valid stacks/Pulumi.<team>-<env>.yaml and print the next commands"
         )
     )
+    from components import doctor  # its own module: the live checks of a deployed stack
+
+    doctor.add_arguments(commands.add_parser("doctor", help="check a live setup against the stack file; 1 on a fail"))
     args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return doctor.doctor(args)
     if args.command == "plan":
         return plan_command.run(args)
     if args.command == "new-stack":

@@ -8,8 +8,12 @@ import logging
 import os
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from airflow.providers.fab.auth_manager.security_manager.override import FabAirflowSecurityManagerOverride
+from airflow.providers.fab.auth_manager.views.auth_oauth import CustomAuthOAuthView
+from flask import redirect, session
+from flask_appbuilder import expose
 from flask_appbuilder.security.manager import AUTH_OAUTH
 
 # airflow-oidc: constants begin (replaced when rendered; these example values keep the file importable)
@@ -26,6 +30,7 @@ REQUIRED_CLAIMS: dict[str, Any] = {}
 ROLE_SOURCE = "token"
 ROLE_LOOKUP: dict[str, Any] = {}
 SECURE_COOKIES = True
+POST_LOGOUT_REDIRECT_URI = "https://airflow.example.com/auth/login/"
 CLIENT_ID_ENV = "AIRFLOW_OIDC_CLIENT_ID"
 CLIENT_SECRET_ENV = "AIRFLOW_OIDC_CLIENT_SECRET"
 # airflow-oidc: constants end
@@ -148,8 +153,83 @@ def _as_list(value: Any) -> list[str]:
     return [str(item) for item in value]
 
 
+def role_keys_for(values: list[str]) -> list[str]:
+    """The AUTH_ROLES_MAPPING keys of a user whose role claim holds `values` (empty: refused).
+    Pure: `airflow-oidc doctor` runs this very function on a pasted ID token."""
+    role_keys = [value for value in values if value in ROLE_BY_CLAIM_VALUE]
+    in_default_audience = DEFAULT_ROLE_EVERYONE or any(value in DEFAULT_ROLE_CLAIM_VALUES for value in values)
+    if not role_keys and DEFAULT_ROLE and in_default_audience:
+        role_keys = [DEFAULT_ROLE_KEY]
+    return role_keys
+
+
+# The verified ID token, kept in the (server-side) session: the IdP's logout wants it as id_token_hint.
+ID_TOKEN_SESSION_KEY = "airflow_oidc_id_token"
+
+
+class OidcAuthOAuthView(CustomAuthOAuthView):
+    """FAB's OAuth views, with a logout that also ends the IdP session (OpenID RP-initiated logout)."""
+
+    @expose("/logout/")
+    def logout(self) -> Any:
+        id_token = session.get(ID_TOKEN_SESSION_KEY)
+        super().logout()  # logout_user() and on_user_logout(); its redirect is replaced below
+        session.clear()
+        response = redirect(_end_session_url(self.appbuilder.sm, id_token) or POST_LOGOUT_REDIRECT_URI)
+        try:
+            from airflow.api_fastapi.app import get_cookie_path
+
+            cookie_path = get_cookie_path()
+        except ImportError:  # Airflow before 3.1.8 scoped its cookies to "/"
+            cookie_path = "/"
+        # /api/v2/auth/logout revoked this JWT; the cookie goes too (FAB's FastAPI logout deletes it).
+        response.delete_cookie("_token", path=cookie_path, secure=SECURE_COOKIES, httponly=True)
+        return response
+
+
+def _end_session_url(security_manager: Any, id_token: str | None) -> str | None:
+    """The IdP's end_session_endpoint with id_token_hint and the registered post-logout redirect URI;
+    None when the IdP has none (Google): then only Airflow's session ends."""
+    remote = security_manager.oauth_remotes[PROVIDER]
+    try:
+        endpoint = remote.load_server_metadata().get("end_session_endpoint")
+    except Exception as error:  # discovery unreachable: still log out of Airflow
+        log.warning("airflow-oidc: logout: no discovery document (%s): the IdP session stays", error)
+        return None
+    if not endpoint:
+        return None
+    params = {"client_id": remote.client_id, "post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI}
+    if id_token:
+        params["id_token_hint"] = id_token
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+
+def _route_ui_logout_through_flask() -> None:
+    """The UI's logout (/api/v2/auth/logout) revokes the JWT, then redirects to the auth manager's
+    get_url_logout(): in FAB 3.10 `/auth/logout`, a FastAPI route that only deletes cookies. With a
+    trailing slash the same URL reaches FAB's Flask view instead (the FastAPI route matches
+    `/logout` exactly), where OidcAuthOAuthView.logout also ends the IdP session."""
+    from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
+
+    original = FabAuthManager.get_url_logout
+    if getattr(original, "airflow_oidc", False):  # this file is executed once per Flask app
+        return
+
+    def get_url_logout(self: Any) -> str | None:
+        url = original(self)
+        return url if not url or url.endswith("/") else url + "/"
+
+    get_url_logout.airflow_oidc = True  # type: ignore[attr-defined]
+    FabAuthManager.get_url_logout = get_url_logout  # type: ignore[method-assign]
+
+
+_route_ui_logout_through_flask()
+
+
 class OidcSecurityManager(FabAirflowSecurityManagerOverride):
     """Maps verified OIDC claims to Airflow users and roles; refuses users the spec does not admit."""
+
+    authoauthview = OidcAuthOAuthView
 
     def get_oauth_user_info(self, provider: str, resp: dict[str, Any]) -> dict[str, Any]:
         # Authlib put the claims of the ID token in resp["userinfo"] after verifying its signature
@@ -189,10 +269,7 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
             values = _mapped_values(found)
         else:
             values = _as_list(claims.get(ROLE_CLAIM))
-        role_keys = [value for value in values if value in ROLE_BY_CLAIM_VALUE]
-        in_default_audience = DEFAULT_ROLE_EVERYONE or any(value in DEFAULT_ROLE_CLAIM_VALUES for value in values)
-        if not role_keys and DEFAULT_ROLE and in_default_audience:
-            role_keys = [DEFAULT_ROLE_KEY]
+        role_keys = role_keys_for(values)
         if not role_keys:
             log.warning(
                 "airflow-oidc: refused %s: no group of theirs is mapped to an Airflow role (%s: %s)",
@@ -201,6 +278,7 @@ class OidcSecurityManager(FabAirflowSecurityManagerOverride):
                 values,
             )
             return {}
+        session[ID_TOKEN_SESSION_KEY] = resp.get("id_token")  # the id_token_hint of the IdP logout
         return {
             "username": username,
             "email": claims.get("email") or "",

@@ -42,6 +42,8 @@ class Shims:
     unsignedIdToken: the ID token is re-issued with `alg: none` and no signature.
     idTokenClaims: claims merged into the ID token, re-signed with the real key (the RP must accept).
     discoveryIssuer: the discovery document's `issuer` is replaced.
+    discoveryFields: fields of the discovery document replaced (None removes one), e.g. `jwks_uri`.
+    dateOffsetSeconds: the provider's `Date` header runs this many seconds ahead (a skewed clock).
     tamperState: the redirect back to the client carries a `state` with its last character changed.
     """
 
@@ -55,6 +57,8 @@ class Shims:
     unsignedIdToken: bool = False
     idTokenClaims: dict[str, Any] | None = None
     discoveryIssuer: str | None = None
+    discoveryFields: dict[str, Any] | None = None
+    dateOffsetSeconds: int = 0
     tamperState: bool = False
 
     def to_json(self) -> dict[str, Any]:

@@ -260,6 +260,17 @@ async function shimMiddleware(ctx, next) {
     ctx.body = { ...ctx.body, issuer: shims.discoveryIssuer };
     log('shim: rewrote discovery issuer', { issuer: shims.discoveryIssuer });
   }
+  if (route === 'discovery' && shims.discoveryFields && ctx.status === 200) {
+    // Replace fields of the discovery document; a null value removes the field.
+    const body = { ...ctx.body, ...shims.discoveryFields };
+    for (const [key, value] of Object.entries(shims.discoveryFields)) if (value === null) delete body[key];
+    ctx.body = body;
+    log('shim: rewrote discovery fields', { fields: Object.keys(shims.discoveryFields) });
+  }
+  if (shims.dateOffsetSeconds) {
+    // A provider whose clock is off: only the Date header moves (tokens keep the real time).
+    ctx.set('Date', new Date(Date.now() + shims.dateOffsetSeconds * 1000).toUTCString());
+  }
   if (shims.tamperState) {
     // The redirect back to the client (code and state in its query): change the state's last character.
     const location = ctx.response.get('Location');
