@@ -86,6 +86,7 @@ demo: venvs e2e-deps
 
 bench: venvs
 	$(VENV)/bin/python bench/bench_program.py
+	$(VENV)/bin/python bench/bench_plan.py
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) .e2e artifacts tests/e2e/provider/node_modules
