@@ -488,8 +488,10 @@ def project_root(start: Path) -> Path:
     return PACKAGE_ROOT
 
 
-def stack_files(root: Path, given: Sequence[Path]) -> list[str]:
-    """Stack files as paths relative to `root` (they must be in its stack config directory, `stacks/`)."""
+def stack_files(root: Path, given: Sequence[Path], must_exist: bool = True) -> list[str]:
+    """Stack files as paths relative to `root` (they must be in its stack config directory, `stacks/`).
+
+    With `must_exist` false a file may be missing (deleted by the change, present at the base)."""
     stacks = (root / "stacks").resolve()
     if not given:
         return [f"stacks/{path.name}" for path in sorted(stacks.glob("Pulumi.*.yaml"))]
@@ -498,7 +500,7 @@ def stack_files(root: Path, given: Sequence[Path]) -> list[str]:
         resolved = path.resolve()
         if resolved.parent != stacks or not resolved.name.startswith("Pulumi.") or resolved.suffix != ".yaml":
             raise PlanError(f"{path}: plan runs stack files of {stacks} (Pulumi.<stack>.yaml, stackConfigDir)")
-        if not resolved.is_file():
+        if must_exist and not resolved.is_file():
             raise PlanError(f"{path}: no such stack file")
         files.append(f"stacks/{resolved.name}")
     return files
@@ -667,7 +669,13 @@ def _summary(plan: Plan) -> str:
     )
 
 
-def render_markdown(plan: Plan) -> str:
+MARKDOWN_LIMIT = 60_000
+"""GitHub refuses comments over 65536 characters: beyond this the per-stack details are left out."""
+
+
+def render_markdown(plan: Plan, details: bool = True) -> str:
+    """For a pull-request comment: one summary line, the risky changes, then a table per stack (with
+    `--base`, only the stacks whose declaration changes get one; the others are listed on one line)."""
     lines = [f"**{_summary(plan)}**", ""]
     for error in plan.errors:
         lines.append(f"- ❌ {error}")
@@ -676,7 +684,20 @@ def render_markdown(plan: Plan) -> str:
         lines += ["### Risky changes", ""]
         lines += [f"- **{change.kind}** · `{change.stack}`: {change.message}" for change in risky]
         lines.append("")
+    changed_stacks = {change.stack for change in plan.changes}
+    unchanged = [
+        facts.stack
+        for file, facts in plan.head.items()
+        if plan.base is not None
+        and facts.stack not in changed_stacks
+        and file in plan.base_facts
+        and fact_rows(plan.base_facts[file]) == fact_rows(facts)
+    ]
+    if unchanged:
+        lines += ["Unchanged: " + ", ".join(f"`{stack}`" for stack in unchanged), ""]
     for file, facts in plan.head.items():
+        if facts.stack in unchanged:
+            continue
         before = plan.base_facts.get(file)
         lines += [f"### `{facts.stack}` ({file})", ""]
         head_rows = fact_rows(facts)
@@ -690,18 +711,28 @@ def render_markdown(plan: Plan) -> str:
                 lines += [f"| {label} | {_cell(old)} | {_cell(new)} |" for label, old, new in differing]
             else:
                 lines.append("What this stack declares for sign-in does not change.")
-            lines += ["", "<details><summary>Everything it declares</summary>", ""]
-        lines += ["| | declared |", "| --- | --- |"]
-        lines += [f"| {label} | {_cell(value)} |" for label, value in head_rows]
-        if plan.base is not None and before is not None:
+            if details:
+                lines += ["", "<details><summary>Everything it declares</summary>", ""]
+        if details or plan.base is None or before is None:
+            lines += ["| | declared |", "| --- | --- |"]
+            lines += [f"| {label} | {_cell(value)} |" for label, value in head_rows]
+        if details and plan.base is not None and before is not None:
             lines += ["", "</details>"]
         others = [change for change in plan.changes if change.stack == facts.stack and not change.risky]
         if others:
             lines += ["", "Other changes: " + "; ".join(change.message for change in others)]
-        lines += ["", "<details><summary>Resources</summary>", ""]
-        lines += [f"- `{r['name']}` {r['type']}" + (" (protected)" if r["protect"] else "") for r in facts.resources]
-        lines += ["", "</details>", ""]
-    return "\n".join(lines).rstrip() + "\n"
+        if details:
+            lines += ["", "<details><summary>Resources</summary>", ""]
+            lines += [
+                f"- `{r['name']}` {r['type']}" + (" (protected)" if r["protect"] else "") for r in facts.resources
+            ]
+            lines += ["", "</details>"]
+        lines.append("")
+    text = "\n".join(lines).rstrip() + "\n"
+    if details and len(text) > MARKDOWN_LIMIT:
+        note = "\n_Details left out to fit a comment: `airflow-oidc plan --format text` prints them._\n"
+        return render_markdown(plan, details=False) + note
+    return text
 
 
 def _cell(value: str) -> str:
@@ -752,7 +783,8 @@ RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_js
 def plan(files: Sequence[Path], base: str | None, root: Path | None = None) -> Plan:
     """Plan the stack files of `root` (default: the project around the working directory)."""
     root = (root or project_root(Path.cwd())).resolve()
-    head_files = stack_files(root, files)
+    requested = stack_files(root, files, must_exist=base is None)
+    head_files = [file for file in requested if (root / file).is_file()]
     if not head_files and base is None:
         raise PlanError(f"no stack files (Pulumi.*.yaml) in {root / 'stacks'}")
     started = time.perf_counter()
@@ -764,7 +796,10 @@ def plan(files: Sequence[Path], base: str | None, root: Path | None = None) -> P
         try:
             stacks = worktree / "stacks"
             if files:
-                base_files = [file for file in head_files if (worktree / file).is_file()]
+                base_files = [file for file in requested if (worktree / file).is_file()]
+                missing = [file for file in requested if file not in head_files and file not in base_files]
+                if missing:
+                    raise PlanError(f"{missing[0]}: no such stack file here or at {base}")
             else:
                 base_files = [f"stacks/{path.name}" for path in sorted(stacks.glob("Pulumi.*.yaml"))]
             head_process = start_worker(root, head_files)

@@ -30,6 +30,9 @@ from components.plan import (
     STACK_REMOVED,
     Plan,
     plan,
+    render_json,
+    render_markdown,
+    render_text,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +95,11 @@ BASE_STACKS = {
     "replace-dev": okta_stack("replace"),
     "rotate-qa": okta_stack("rotate", "qa"),
     "gone-dev": okta_stack("gone"),
+    # A secret set with `pulumi config set --secret --path`: the plan must never print its stand-in.
+    "secret-dev": okta_stack(
+        "secret",
+        idp={"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "s", "clientSecret": {"secure": "AAAB"}},
+    ),
 }
 
 
@@ -169,6 +177,12 @@ def test_each_change_class_is_named(stack_file_changes: Plan, stack: str, kind: 
     assert any(says in message for message in found), (kind, found, kinds(stack_file_changes, stack))
 
 
+def test_no_secret_value_reaches_any_format(stack_file_changes: Plan) -> None:
+    assert "secret-dev" in {facts.stack for facts in stack_file_changes.head.values()}
+    for render in (render_json, render_markdown, render_text):
+        assert "MOCKSECRET" not in render(stack_file_changes)  # the mock engine's generated and secure: values
+
+
 def test_the_rotation_regenerates_the_client_secret(stack_file_changes: Plan) -> None:
     found = messages(stack_file_changes, "rotate-qa", SECRET)
     assert any("`airflow-oidc-okta-client-secret` is regenerated" in message for message in found), found
@@ -229,8 +243,20 @@ def test_a_team_label_change_is_benign_and_exits_0(
     out = capsys.readouterr().out
     assert status == 0, out
     assert out.startswith("**airflow-oidc plan: no risky change in 1 stack(s)")
-    assert "Airflow (renamed-dev)" not in out or "label" in out  # the label change is listed, not flagged
     assert "Risky changes" not in out
+    assert "`airflow-oidc-okta-app` updated in place: label" in out  # listed, not flagged
+
+
+def test_a_deleted_stack_file_may_be_named(repo: tuple[Path, str]) -> None:
+    path, base = repo
+    reset(path)
+    (path / "stacks" / "Pulumi.gone-dev.yaml").unlink()
+    try:
+        result = plan([path / "stacks" / "Pulumi.gone-dev.yaml"], base, root=path)
+    finally:
+        reset(path)
+    assert [(c.stack, c.kind) for c in result.changes] == [("gone-dev", STACK_REMOVED)]
+    assert result.status == 1
 
 
 def test_a_bad_spec_on_either_side_exits_2_naming_file_and_key(repo: tuple[Path, str]) -> None:
