@@ -186,7 +186,9 @@ def _duration(value: Any) -> float | None:
 
 def facts_of(stack: Mapping[str, Any], idp_packages: Sequence[str]) -> Facts:
     """The facts of one stack's worker result."""
-    facts = Facts(stack=stack["stack"], file=stack["file"], resources=list(stack.get("resources", [])))
+    # Registration order under mocks is not deterministic: sorted, so two runs print alike.
+    resources = sorted(stack.get("resources", []), key=lambda r: (r["parent"] != "", r["name"], r["type"]))
+    facts = Facts(stack=stack["stack"], file=stack["file"], resources=resources)
     outputs = stack.get("outputs") or {}
     facts.client_id = outputs.get("clientId") if isinstance(outputs.get("clientId"), str) else None
     facts.issuer = outputs.get("issuer") if isinstance(outputs.get("issuer"), str) else None
