@@ -205,6 +205,8 @@ def test_created_groups_and_assignments_match_access_exactly(run: Run) -> None:
         if a.inputs["resourceObjectId"] == service_principal
     }
     assert len(run.of_type(ASSIGNMENT)) == len(assigned) == 4
+    # Each assignment waits for the application, which defines the app roles it assigns.
+    assert all(run.one(APP).urn in a.dependencies for a in run.of_type(ASSIGNMENT))
     assert assigned == {object_ids[group]: app_role_id(STACK, value) for group, value in expected.items()}
 
 

@@ -490,7 +490,8 @@ class EntraApplication(IdpClient):
                 app_role_id=role_ids[binding.app_role],
                 principal_object_id=group_ids[binding.group],
                 resource_object_id=service_principal.object_id,
-                opts=child,
+                # The app role must exist on the app first (a role added in the same update included).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[app]),
             )
 
         slots, newest = secret_slots(today, spec.clientSecret.rotationDays)
