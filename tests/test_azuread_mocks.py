@@ -431,7 +431,7 @@ def test_missing_tenant_names_the_provider_key_and_declares_nothing(monkeypatch:
         pytest.param("risk-engineers", 0, "access[2].group", "matches no group", id="missing-group"),
     ],
 )
-def test_a_group_lookup_matching_zero_or_several_groups_is_refused_before_any_idp_resource(
+def test_a_group_lookup_matching_zero_or_several_groups_is_refused_before_anything_is_declared(
     monkeypatch: pytest.MonkeyPatch, group: str, count: int, key_path: str, what: str
 ) -> None:
     monkeypatch.setitem(azuread.MOCK_GROUP_COUNT, group, count)
@@ -443,5 +443,6 @@ def test_a_group_lookup_matching_zero_or_several_groups_is_refused_before_any_id
     assert "display names are not unique in Entra ID; give the group's object id instead" in message
     if count:
         assert mock_group_id(group, 0) in message and mock_group_id(group, 1) in message
-    # Only the composing component was registered: no IdP, Kubernetes or Helm resource.
-    assert [(r.type, r.custom) for r in run.resources] == [("airflow-oidc:index:AirflowOidc", False)]
+    # The lookups run with the provider checks, before the program declares anything.
+    assert run.resources == []
+    assert {token for token, _ in run.invokes} == {GET_GROUPS}

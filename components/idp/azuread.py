@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from components.contract import ClientContract, common_contract, slug
 from components.idp.base import (
@@ -107,6 +107,11 @@ class AzureadIdp(IdpModel):
         "so users are not asked to consent.",
     )
 
+    # The groups to look up (from check_spec) and what the lookups found (in check_provider): the
+    # program calls check_provider before it declares anything, so a bad lookup declares nothing.
+    _bindings: tuple[GroupBinding, ...] = PrivateAttr(default=())
+    _found_groups: dict[str, str] | None = PrivateAttr(default=None)
+
     @field_validator("tenantId")
     @classmethod
     def _tenant_is_guid(cls, value: str | None) -> str | None:
@@ -125,18 +130,21 @@ class AzureadIdp(IdpModel):
                 "Entra ID cannot set it from here: the azuread provider has no token-lifetime policy resource "
                 "(Entra's default access-token lifetime applies); remove the key",
             )
+        self._bindings = tuple(group_bindings(spec))
 
     def check_provider(self, provider: ProviderConfig) -> None:
-        if self.tenantId:
-            return
+        """The tenant must be known; then, with `createGroups: false`, each group named by display name
+        must match exactly one group in it (plain invokes: the program has declared nothing yet)."""
         configured = provider.get("azuread:tenantId")
-        if not configured:
+        if not self.tenantId and not configured:
             raise ProviderConfigError(
                 "azuread:tenantId is not set: set it (`pulumi config set azuread:tenantId <tenant GUID>`), "
                 f"or ARM_TENANT_ID, or {CONFIG_KEY}.idp.tenantId"
             )
-        if not is_guid(configured):
+        if not self.tenantId and configured and not is_guid(configured):
             raise ProviderConfigError(f"azuread:tenantId: {configured!r} is not a tenant id (a GUID)")
+        if not self.createGroups:
+            self._found_groups = lookup_groups(self._bindings, tenant=self.tenant(provider))
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         tenant = self.tenantId or provider.get("azuread:tenantId") or "the Entra tenant"
@@ -181,10 +189,18 @@ class AzureadIdp(IdpModel):
         today: datetime.date,
         opts: pulumi.ResourceOptions,
     ) -> IdpClient:
-        tenant = str(contract.required_claims["tid"])
-        # Lookups first, with plain invokes: an ambiguous or missing group stops the program before
-        # any IdP resource is declared.
-        found = {} if self.createGroups else lookup_groups(spec, stack=stack, tenant=tenant)
+        import pulumi
+
+        from components.stack_config import stack_file
+
+        found = self._found_groups or {}
+        if not self.createGroups and self._found_groups is None:
+            # Not through the program's check_provider (a caller building the component itself):
+            # look up now, still before any IdP resource is declared.
+            try:
+                found = lookup_groups(tuple(group_bindings(spec)), tenant=str(contract.required_claims["tid"]))
+            except GroupLookupError as error:
+                raise pulumi.RunError(f"{stack_file(stack)}: {error}") from None
         return EntraApplication(
             name, spec=spec, contract=contract, stack=stack, today=today, found_groups=found, opts=opts
         )
@@ -302,19 +318,20 @@ def key_text(loc: Sequence[str | int]) -> str:
     return text
 
 
-def lookup_groups(spec: Spec, *, stack: str, tenant: str) -> dict[str, str]:
-    """Display name -> object id of each existing group the spec names (GUIDs are used as is).
+class GroupLookupError(ProviderConfigError):
+    """A group named by display name matches no group or several in the tenant (names the key)."""
 
-    Entra display names are not unique: a name matching no group or several is refused, naming
-    the stack file and the key. Plain (non-Output) invokes, so this runs before anything is declared.
+
+def lookup_groups(bindings: Sequence[GroupBinding], *, tenant: str) -> dict[str, str]:
+    """Display name -> object id of each existing group named (GUIDs are used as is, not looked up).
+
+    Entra display names are not unique: a name matching no group or several is refused, naming the
+    key. Plain (non-Output) invokes, so this can run before anything is declared.
     """
-    import pulumi
     import pulumi_azuread as azuread
 
-    from components.stack_config import stack_file
-
     found: dict[str, str] = {}
-    for binding in group_bindings(spec):
+    for binding in bindings:
         if is_guid(binding.group) or binding.group in found:
             continue
         result = azuread.get_groups(display_name_prefix=binding.group)
@@ -325,9 +342,9 @@ def lookup_groups(spec: Spec, *, stack: str, tenant: str) -> dict[str, str]:
         ]
         if len(matches) != 1:
             what = "no group" if not matches else f"{len(matches)} groups ({', '.join(sorted(matches))})"
-            raise pulumi.RunError(
-                f"{stack_file(stack)}: {key_text(binding.key_path)}: {binding.group!r} matches {what} in tenant "
-                f"{tenant}: display names are not unique in Entra ID; give the group's object id instead"
+            raise GroupLookupError(
+                f"{key_text(binding.key_path)}: {binding.group!r} matches {what} in tenant {tenant}: "
+                "display names are not unique in Entra ID; give the group's object id instead"
             )
         found[binding.group] = matches[0]
     return found
