@@ -72,6 +72,9 @@ class ServiceAccountIdentities:
     """Account name -> {key: value} for the stack's secret store (a Kubernetes Secret); never outputs."""
     outputs: dict[str, Any] = field(default_factory=dict)
     """Non-secret stack outputs (e.g. `serviceAccountRegistration`: what to register by hand)."""
+    audience: Any = None
+    """The tokens' `aud` when the IdP assigns it (Entra: the Airflow application's client id), else None:
+    the contract's."""
 
 
 def service_accounts_output(spec: Spec) -> list[dict[str, str]]:
@@ -90,7 +93,11 @@ def auth_module_source() -> str:
 
 
 def render_auth_settings(
-    spec: Spec, contract: ServiceAccountContract | None, identities: Mapping[str, str] | None
+    spec: Spec,
+    contract: ServiceAccountContract | None,
+    identities: Mapping[str, str] | None,
+    *,
+    audience: str | None = None,
 ) -> str:
     """`airflow_oidc_auth.json`: verification constants and the accounts (identity -> name, role).
 
@@ -112,7 +119,7 @@ def render_auth_settings(
         settings["serviceAccounts"] = {
             "issuer": contract.issuer,
             "discoveryUrl": contract.discovery_url,
-            "audience": contract.audience,
+            "audience": audience or contract.audience,
             "identityClaim": contract.identity_claim,
             "scopeClaim": contract.scope_claim,
             "requiredScope": contract.required_scope,
@@ -137,6 +144,10 @@ def auth_settings_output(
 
     values = dict(identities.identities) if identities else {}
     names = list(values)
-    return pulumi.Output.all(*[values[name] for name in names]).apply(
-        lambda resolved: render_auth_settings(spec, contract, dict(zip(names, [str(v) for v in resolved], strict=True)))
-    )
+    audience = identities.audience if identities else None
+
+    def render(resolved: list[Any]) -> str:
+        found = dict(zip(names, [str(value) for value in resolved[1:]], strict=True))
+        return render_auth_settings(spec, contract, found, audience=str(resolved[0]) if resolved[0] else None)
+
+    return pulumi.Output.all(audience, *[values[name] for name in names]).apply(render)
