@@ -36,6 +36,12 @@ KEYCLOAK_MAPPER = "keycloak:openid/groupMembershipProtocolMapper:GroupMembership
 KEYCLOAK_REALM = "keycloak:index/realm:Realm"
 KEYCLOAK_GROUP = "keycloak:index/group:Group"
 KEYCLOAK_GET_GROUP = "keycloak:index/getGroup:getGroup"
+GOOGLE_CLIENT = "airflow-oidc:idp:GoogleWorkspaceClient"
+GCP_ACCOUNT = "gcp:serviceaccount/account:Account"
+GCP_SECRET = "gcp:secretmanager/secret:Secret"
+GCP_SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
+ESO_SECRET_STORE = "kubernetes:external-secrets.io/v1:SecretStore"
+ESO_EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 
 
 def idp_side(run: Run) -> dict[str, Any]:
@@ -47,6 +53,8 @@ def idp_side(run: Run) -> dict[str, Any]:
         return entra_side(run, client_secret)
     if run.of_type(KEYCLOAK_CLIENT):
         return keycloak_side(run, client_secret)
+    if run.of_type(GOOGLE_CLIENT):
+        return google_side(run, client_secret)
     apps = run.of_type(OKTA_APP)
     if apps:
         app = apps[0].inputs
@@ -213,9 +221,80 @@ def entra_side(run: Run, client_secret: str) -> dict[str, Any]:
 
 
 def kubernetes_secrets(run: Run) -> dict[str, dict[str, str]]:
-    return {
+    """The Secrets in the namespace: those declared, and those External Secrets Operator writes."""
+    declared = {
         secret.inputs["metadata"]["name"]: secret.inputs["stringData"]
         for secret in run.of_type("kubernetes:core/v1:Secret")
+    }
+    synced = external_secrets(run)
+    both = set(declared) & set(synced)
+    if both:
+        raise ValueError(f"Secrets both declared and written by an ExternalSecret: {sorted(both)}")
+    return {**declared, **synced}
+
+
+def external_secrets(run: Run) -> dict[str, dict[str, str]]:
+    """What the operator writes for each declared ExternalSecret: its target Secret, each key from
+    the Secret Manager version it pins, through the SecretStore it names (which must be declared)."""
+    stores = {store.inputs["metadata"]["name"]: store.inputs for store in run.of_type(ESO_SECRET_STORE)}
+    from components.gcp import gcp_mock_outputs
+
+    def computed(resource: Any, key: str) -> str:
+        return str((gcp_mock_outputs(resource.type, resource.name, resource.inputs) or {})[key])
+
+    # (secretId, version number) -> the data, as Secret Manager would hold it (ids as the mocks give them).
+    secret_by_id = {computed(secret, "id"): secret.inputs["secretId"] for secret in run.of_type(GCP_SECRET)}
+    versions = {
+        (secret_by_id[version.inputs["secret"]], computed(version, "version")): version.inputs["secretData"]
+        for version in run.of_type(GCP_SECRET_VERSION)
+    }
+    synced: dict[str, dict[str, str]] = {}
+    for external in run.of_type(ESO_EXTERNAL_SECRET):
+        spec = external.inputs["spec"]
+        store = stores.get(spec["secretStoreRef"]["name"])
+        if store is None or "gcpsm" not in store["spec"]["provider"]:
+            raise ValueError(f"{external.name} names no declared Secret Manager SecretStore")
+        data = {}
+        for item in spec["data"]:
+            ref = item["remoteRef"]
+            if ref["key"] not in secret_by_id.values():
+                raise ValueError(f"{external.name} reads {ref['key']!r}, which the program does not declare")
+            data[item["secretKey"]] = versions[(ref["key"], ref["version"])]
+        synced[spec["target"]["name"]] = data
+    return synced
+
+
+def google_side(run: Run, client_secret: str) -> dict[str, Any]:
+    """Google: the console client as the registration output describes it, and the Cloud Identity
+    lookup the api-server makes as the groups reader (its service account, bound by Workload Identity)."""
+    outputs = run.stack_outputs
+    registration = outputs["registration"]
+    component = run.one(GOOGLE_CLIENT)
+    (reader,) = [account for account in run.of_type(GCP_ACCOUNT) if account.parent == component.urn]
+    values = run.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    annotations = values["apiServer"]["serviceAccount"]["annotations"]
+    return {
+        "kind": "google",
+        "client_id": registration["clientId"],
+        "client_secret": client_secret,
+        # The console generated it and the stack file holds it: the same value on both sides.
+        "client_secret_at_idp": client_secret,
+        "redirect_uris": registration["authorizedRedirectUris"],
+        "post_logout_redirect_uris": [],  # Google registers none
+        "grant_types": ["authorization_code"],
+        "pkce_required": False,  # Google accepts PKCE when the client sends it (Airflow does)
+        "scopes": rendered_scopes(run),
+        # No groups in Google's tokens: the claim is never emitted (no claim values at all).
+        "groups_claim": "groups",
+        "groups_filter": None,
+        "claim_values": {},
+        "token_claims": ["hd"],
+        "domain": registration["hostedDomain"],
+        "groups_reader": annotations["iam.gke.io/gcp-service-account"],
+        "groups_reader_declared": reader.inputs["accountId"],
+        "project": reader.inputs["project"],
+        "issuer": outputs["issuer"],
+        "issuer_path": "",
     }
 
 

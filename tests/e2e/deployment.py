@@ -41,6 +41,7 @@ from playwright.sync_api import BrowserContext
 
 from tests.e2e.harness.airflow import AirflowApiServers, AirflowComponents
 from tests.e2e.harness.browser import Browser, LoginResult
+from tests.e2e.harness.google import GoogleOidcProvider
 from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, Nginx
 from tests.e2e.harness.postgres import Postgres
 from tests.e2e.harness.process import (
@@ -382,6 +383,10 @@ class LocalDeployment(Service):
         if self.idp["kind"] == "azuread":
             claims["oid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow-oidc-e2e:{account}"))
             claims["tid"] = self.idp["tenant"]
+        if self.idp["kind"] == "google":
+            # A Workspace account: its email in the domain, `hd` in every ID token (Google's own claims).
+            claims.update(email=f"{account}@{self.idp['domain']}", hd=self.idp["domain"], email_verified=True)
+            claims["preferred_username"] = claims["email"]
         return claims
 
     def make_users(self) -> dict[str, E2eUser]:
@@ -412,7 +417,9 @@ class LocalDeployment(Service):
         users = {}
         for account, kind, groups in plan:
             refused_at_idp = not idp_groups.admits(groups)
-            roles = frozenset() if refused_at_idp else self.intent.roles_for(idp_groups.visible_groups(groups))
+            # Google's tokens carry no groups: the api-server asks Cloud Identity for the memberships.
+            visible = list(groups) if self.idp["kind"] == "google" else idp_groups.visible_groups(groups)
+            roles = frozenset() if refused_at_idp else self.intent.roles_for(visible)
             claims = self.user_claims(account, groups)
             subject = account if self.intent.username_claim == "sub" else claims[self.intent.username_claim]
             users[account] = E2eUser(
@@ -474,7 +481,13 @@ class LocalDeployment(Service):
         if self.is_keycloak:
             self.provider = KeycloakIdp(self.run.sub("keycloak"), idp, self._realm_users(), port=provider_port)
         else:
-            self.provider = OidcProvider(
+            provider_class: type[OidcProvider] = OidcProvider
+            kind_args: dict[str, Any] = {}
+            if idp["kind"] == "google":
+                # The Cloud Identity and metadata-server stand-ins run beside it (tests/e2e/harness/google.py).
+                provider_class = GoogleOidcProvider
+                kind_args = {"service_account": idp["groups_reader"], "project": idp["project"]}
+            self.provider = provider_class(
                 self.run.sub("provider"),
                 self.client,
                 {account: self.user_claims(account, user.groups) for account, user in self.users.items()},
@@ -482,6 +495,7 @@ class LocalDeployment(Service):
                 claims=self.provider_claims(),
                 port=provider_port,
                 idp_groups=self.idp_groups,
+                **kind_args,
             )
         # Service accounts (kind oidc): registered at the provider exactly as `serviceAccountRegistration`
         # says, plus one the spec does not name (a negative control); the secrets are the harness's own.
@@ -511,6 +525,9 @@ class LocalDeployment(Service):
             self.declared_env.update(
                 all_containers_env(values, self.capture["airflow"].get("config_maps") or {}, self.run.sub("volumes"))
             )
+            if isinstance(self.provider, GoogleOidcProvider):
+                # Not declared (on GKE these are Google's): the harness points the api-servers at the stand-ins.
+                self.declared_env.update(self.provider.api_server_env)
             self.airflow = AirflowApiServers(
                 self.run.sub("airflow"),
                 with_local_issuer(api_server["apiServerConfig"], idp["issuer"], local_issuer),
