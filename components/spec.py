@@ -542,6 +542,23 @@ def parse_spec(raw: Any, source: str) -> Spec:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the spec (by alias), for editors."""
-    schema = Spec.model_json_schema(by_alias=True)
+    schema = _accept_encrypted_secrets(Spec.model_json_schema(by_alias=True))
     schema["title"] = CONFIG_KEY
     return schema
+
+
+# How a stack file holds a value set with `pulumi config set --secret --path`: `{secure: <ciphertext>}`.
+_SECURE_VALUE = {"type": "object", "properties": {"secure": {"type": "string"}}, "required": ["secure"]}
+
+
+def _accept_encrypted_secrets(schema: Any) -> Any:
+    """Secret keys (pydantic's `format: password`) also accept the CLI's encrypted `{secure: ...}` form."""
+    if isinstance(schema, list):
+        return [_accept_encrypted_secrets(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("format") == "password":
+        plain = {key: value for key, value in schema.items() if key not in ("description", "title", "default")}
+        outer = {key: value for key, value in schema.items() if key in ("description", "title", "default")}
+        return {**outer, "anyOf": [plain, {**_SECURE_VALUE, "additionalProperties": False}]}
+    return {key: _accept_encrypted_secrets(value) for key, value in schema.items()}
