@@ -508,15 +508,19 @@ def stack_files(root: Path, given: Sequence[Path], must_exist: bool = True) -> l
     return files
 
 
-def start_worker(root: Path, files: Sequence[str]) -> subprocess.Popen[str]:
-    """The side's worker process: its own checkout on sys.path, this revision's engine and rules."""
+def policy_dir(root: Path) -> Path:
+    """The policy pack whose rules judge both sides: the planned project's own, else this package's."""
+    return root / "policy" if (root / "policy" / "rules.py").is_file() else PACKAGE_ROOT / "policy"
+
+
+def start_worker(root: Path, files: Sequence[str], policy: Path | None = None) -> subprocess.Popen[str]:
+    """The side's worker process: its own checkout on sys.path, this revision's engine and `policy` rules."""
     command = [sys.executable, str(WORKER), "--root", str(root), "--engine", str(ENGINE)]
-    rules = PACKAGE_ROOT / "policy" / "rules.py"
-    if rules.is_file():
-        command += ["--rules", str(rules)]
-        config = PACKAGE_ROOT / "policy" / "config.json"
-        if config.is_file():
-            command += ["--policy-config", str(config)]
+    policy = policy or policy_dir(root)
+    if (policy / "rules.py").is_file():
+        command += ["--rules", str(policy / "rules.py")]
+        if (policy / "config.json").is_file():
+            command += ["--policy-config", str(policy / "config.json")]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
     return subprocess.Popen(
@@ -804,13 +808,33 @@ def plan(files: Sequence[Path], base: str | None, root: Path | None = None) -> P
                     raise PlanError(f"{missing[0]}: no such stack file here or at {base}")
             else:
                 base_files = [f"stacks/{path.name}" for path in sorted(stacks.glob("Pulumi.*.yaml"))]
-            head_process = start_worker(root, head_files)
-            base_process = start_worker(worktree, base_files)  # both sides at once: two cores
+            policy = policy_dir(root)  # the change's rules and configuration judge both sides
+            head_process = start_worker(root, head_files, policy)
+            base_process = start_worker(worktree, base_files, policy)  # both sides at once: two cores
+            config_change = None
+            if policy.parent == root:  # the project has its own pack: a change to its configuration is risky
+                config_change = policy_config_change(worktree / "policy" / "config.json", policy / "config.json")
             head = finish_worker("this change", head_process, started)
             prior = finish_worker(f"base {base}", base_process, started)
         finally:
             remove_worktree(root, worktree)
-    return build_plan(head, prior, head_files, base_files)
+    result = build_plan(head, prior, head_files, base_files)
+    if config_change:
+        result.changes.insert(0, Change("(policy pack)", POLICY, config_change))
+    return result
+
+
+def policy_config_change(base: Path, head: Path) -> str | None:
+    """What changes in the policy pack's configuration (risky: it decides what the rules allow)."""
+    try:
+        before = json.loads(base.read_text()) if base.is_file() else {}
+        after = json.loads(head.read_text()) if head.is_file() else {}
+    except (OSError, ValueError):
+        return "policy/config.json cannot be read on one side"
+    if before == after:
+        return None
+    keys = _changed_keys(before, after)
+    return f"policy/config.json changes ({', '.join(keys)}): the rules now judge with the new configuration"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

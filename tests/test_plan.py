@@ -8,6 +8,7 @@ share runs (one stack per change class), so the module needs four plans.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -110,6 +111,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     shutil.copytree(ROOT / "components", repo / "components", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "__main__.py", repo / "__main__.py")
     shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
+    shutil.copytree(ROOT / "policy", repo / "policy", ignore=shutil.ignore_patterns("__pycache__"))
     (repo / "stacks" / "defaults").mkdir(parents=True)
     # Differs from the model's 720-minute dev session: the plan must show the inherited value.
     (repo / "stacks" / "defaults" / "dev.yaml").write_text(
@@ -148,6 +150,9 @@ def stack_file_changes(repo: tuple[Path, str]) -> Plan:
     added = okta_stack("added")
     added["config"]["airflow-oidc:spec"]["tokens"] = {"sessionMinutes": 2000}  # above the pack's 1440
     write(path, "added-dev", added)
+    config = json.loads((path / "policy" / "config.json").read_text())
+    config["lifetimes-within-bounds"]["maxSessionMinutes"] = 1500
+    (path / "policy" / "config.json").write_text(json.dumps(config))
     try:
         return plan([], base, root=path)
     finally:
@@ -175,6 +180,13 @@ def stack_file_changes(repo: tuple[Path, str]) -> Plan:
 def test_each_change_class_is_named(stack_file_changes: Plan, stack: str, kind: str, says: str) -> None:
     found = messages(stack_file_changes, stack, kind)
     assert any(says in message for message in found), (kind, found, kinds(stack_file_changes, stack))
+
+
+def test_a_change_to_the_policy_configuration_is_risky(stack_file_changes: Plan) -> None:
+    assert messages(stack_file_changes, "(policy pack)", POLICY) == [
+        "policy/config.json changes (lifetimes-within-bounds.maxSessionMinutes): "
+        "the rules now judge with the new configuration"
+    ]
 
 
 def test_no_secret_value_reaches_any_format(stack_file_changes: Plan) -> None:
