@@ -11,6 +11,8 @@
   holding exactly the account's role. Anything else: 401, the reason in the api-server's log.
 - Username/password requests are refused (400): people sign in through single sign-on, and the
   program creates no password users, so a password can only be a leftover or a guess.
+- Every API request of a service account re-checks the spec: an account removed from it, or whose
+  role was changed, is refused at once (403) rather than when its Airflow token expires.
 - Audit: people's Airflow usernames are `<provider>_<sub>` (stable, unreadable). Airflow records
   `user.get_name()` as a DAG run's triggering user and the event log's owner, so a person's
   records read `<email> (<username>)`; a service account's read its spec name.
@@ -140,6 +142,31 @@ def verify_service_account_token(token: str, settings: dict[str, Any] | None) ->
     return dict(matches[0])
 
 
+SERVICE_ACCOUNT_EMAIL_DOMAIN = "@service-account.invalid"
+
+
+def is_service_account_user(username: str, email: str | None) -> bool:
+    """A user this module created for a service account (people's usernames always contain `_`)."""
+    return "_" not in username and bool(email) and str(email).endswith(SERVICE_ACCOUNT_EMAIL_DOMAIN)
+
+
+def _current_accounts() -> dict[str, Any] | None:
+    try:
+        return _settings.service_accounts()
+    except FileNotFoundError:
+        return None
+
+
+def service_account_problem(username: str, roles: list[str], settings: dict[str, Any] | None) -> str | None:
+    """Why a service account's Airflow token no longer holds (None: it does)."""
+    listed = {account["name"]: account["role"] for account in ((settings or {}).get("accounts") or {}).values()}
+    if username not in listed:
+        return f"service account {username} is not in the stack's spec any more"
+    if roles != [listed[username]]:
+        return f"service account {username} holds {roles}, the spec says {listed[username]}: exchange a new token"
+    return None
+
+
 def readable_name(username: str, email: str | None, first_name: str | None, last_name: str | None) -> str:
     """How a user appears in Airflow's records: a person as `<email> (<username>)`, else the username.
 
@@ -184,7 +211,7 @@ class OidcAuthManager(FabAuthManager):
                 username=name,
                 first_name=name,
                 last_name="(service account)",
-                email=f"{name}@service-account.invalid",
+                email=name + SERVICE_ACCOUNT_EMAIL_DOMAIN,
                 role=role,
             )
             # Another api-server may have created it a moment ago.
@@ -196,11 +223,19 @@ class OidcAuthManager(FabAuthManager):
             user.roles = [role]
             user.active = True
             security.update_user(user)
+            # This process's 30-second user cache must not keep the roles just replaced.
+            self.cache.pop(user.id, None)
         log.info("airflow-oidc: API token for service account %s (%s)", name, role_name)
         return user
 
     def deserialize_user(self, token: dict[str, Any]) -> Any:
         user = super().deserialize_user(token)
+        if is_service_account_user(user.username, user.email):
+            # Every request re-checks the spec: a removed account, or one whose role changed, is refused
+            # at once (a ValueError here is Airflow's 403 "Invalid JWT token"), not when its Airflow token expires.
+            problem = service_account_problem(user.username, [role.name for role in user.roles], _current_accounts())
+            if problem:
+                raise ValueError(problem)
         # Airflow records get_name() (DAG runs' triggering user, the event log's owner): readable
         # for people, beside their stable username. Identity checks use get_id(), never the name.
         name = readable_name(user.username, user.email, user.first_name, user.last_name)

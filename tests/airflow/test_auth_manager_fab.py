@@ -174,6 +174,18 @@ def test_readable_names(username: str, email: str | None, first: str | None, las
     assert auth.readable_name(username, email, first, last) == shown
 
 
+def test_a_service_accounts_token_holds_only_while_the_spec_lists_it_with_that_role() -> None:
+    listed = {"accounts": {"0oa-release": {"name": "release-pipeline", "role": "Op"}}}
+    assert auth.service_account_problem("release-pipeline", ["Op"], listed) is None
+    assert "not in the stack's spec any more" in auth.service_account_problem("release-pipeline", ["Op"], {})
+    assert "not in the stack's spec any more" in auth.service_account_problem("release-pipeline", ["Op"], None)
+    assert "the spec says Op" in auth.service_account_problem("release-pipeline", ["Op", "Admin"], listed)
+    assert auth.is_service_account_user("release-pipeline", "release-pipeline@service-account.invalid")
+    # People's usernames carry `_`: never taken for a service account, whatever email their IdP sends.
+    assert not auth.is_service_account_user("okta_00u1", "x@service-account.invalid")
+    assert not auth.is_service_account_user("release-pipeline", "someone@example.com")
+
+
 def test_bearer_token_and_the_class_airflow_loads() -> None:
     assert auth.bearer_token({"authorization": "Bearer abc.def.ghi"}) == "abc.def.ghi"
     assert auth.bearer_token({"Authorization": "Basic dXNlcjpwdw=="}) is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import subprocess
 import time
@@ -96,11 +97,18 @@ def refused_with(deployment: LocalDeployment, bearer: str, reason: str) -> None:
     response = exchange(deployment, bearer=bearer)
     assert response.status_code == 401, response.text
     assert "access_token" not in response.text
+    logged = assert_logged(deployment, marks, reason)
+    assert "refused a service-account token" in logged
+
+
+def assert_logged(deployment: LocalDeployment, marks: list[int], text: str) -> str:
+    """An api-server logged `text` after `marks` (within 5 s); what they logged."""
     deadline = time.monotonic() + 5
-    while reason not in deployment.airflow_log_since(marks) and time.monotonic() < deadline:
+    while text not in deployment.airflow_log_since(marks) and time.monotonic() < deadline:
         time.sleep(0.1)
     logged = deployment.airflow_log_since(marks)
-    assert "refused a service-account token" in logged and reason in logged, logged[-2000:]
+    assert text in logged, logged[-2000:]
+    return logged
 
 
 def resigned(token: str, key: Any, *, kid: str | None = None, **claims: Any) -> str:
@@ -201,6 +209,28 @@ def test_a_role_changed_by_hand_is_put_back_at_the_next_exchange(deployment: Loc
     assert deployment.airflow.user_roles("reporting") == {"Viewer", "Admin"}
     airflow_token(deployment, "reporting")
     assert deployment.airflow.user_roles("reporting") == {"Viewer"}
+
+
+def test_an_account_removed_from_the_spec_is_refused_at_once(deployment: LocalDeployment) -> None:
+    token = airflow_token(deployment, "reporting")
+    assert api(deployment, "GET", f"/api/v2/dags/{DAG_ID}", token).status_code == 200
+    # The settings file as the ConfigMap's update would leave it (kubelet replaces the mounted file).
+    settings_file = deployment.run.sub("volumes") / "airflow-oidc-auth" / "airflow_oidc_auth.json"
+    declared = settings_file.read_text()
+    settings = json.loads(declared)
+    accounts = settings["serviceAccounts"]["accounts"]
+    settings["serviceAccounts"]["accounts"] = {k: v for k, v in accounts.items() if v["name"] != "reporting"}
+    settings_file.write_text(json.dumps(settings))
+    try:
+        marks = deployment.airflow_log_marks()
+        # Airflow answers a token whose user cannot be loaded with 403 "Invalid JWT token".
+        refused = api(deployment, "GET", f"/api/v2/dags/{DAG_ID}", token)
+        assert (refused.status_code, refused.json()["detail"]) == (403, "Invalid JWT token")
+        assert_logged(deployment, marks, "service account reporting is not in the stack's spec any more")
+        refused_with(deployment, deployment.service_account_token("reporting"), "names 0 of this stack's")
+    finally:
+        settings_file.write_text(declared)
+    assert api(deployment, "GET", f"/api/v2/dags/{DAG_ID}", token).status_code == 200
 
 
 # --- refused, each for its own reason ---------------------------------------------------------
