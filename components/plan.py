@@ -532,7 +532,10 @@ def finish_worker(label: str, process: subprocess.Popen[str], started: float) ->
     stdout, stderr = process.communicate()
     if process.returncode != 0:
         last = stderr.strip().splitlines()[-1:] or ["no output"]
-        raise PlanError(f"{label}: the program could not be run under mocks: {last[0]}")
+        hint = ""
+        if "ModuleNotFoundError" in last[0] or "ImportError" in last[0]:
+            hint = " (a revision the mock engine can run has components/idp/ and components/mock_values.py)"
+        raise PlanError(f"{label}: the program could not be run under mocks: {last[0]}{hint}")
     document = json.loads(stdout)
     packages = document.get("idpPackages") or []
     facts: dict[str, Facts] = {}
@@ -555,7 +558,14 @@ def base_worktree(root: Path, rev: str, into: Path) -> Path:
             raise PlanError(f"--base {rev}: git {' '.join(args[:2])}: {done.stderr.strip() or 'failed'}")
         return done.stdout.strip()
 
-    commit = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    found = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise PlanError(f"--base {rev}: not a commit of the repository at {root}")
+    commit = found.stdout.strip()
     path = into / "base"
     git("worktree", "add", "--detach", "--quiet", str(path), commit)
     return path

@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     here = str(Path(__file__).resolve().parent)
     # The side's checkout first, and never this script's own directory (its modules are not top-level).
     sys.path[:] = [str(root)] + [entry for entry in sys.path if entry and Path(entry).resolve() != Path(here)]
+    # An editable install (`pip install -e .`) maps `components.*` to the installed checkout: a module the
+    # side lacks would silently come from another revision. Only the side's own files may be imported.
+    sys.meta_path[:] = [finder for finder in sys.meta_path if "__editable__" not in getattr(finder, "__module__", "")]
     started = time.perf_counter()
     engine = load_by_path("airflow_oidc_plan_engine", args.engine)
     rules = load_by_path("airflow_oidc_plan_rules", args.rules) if args.rules else None
