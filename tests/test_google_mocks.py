@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
+import types
 from typing import Any
 
 import pulumi
 import pytest
 
+import components.airflow_oidc
 from tests.conftest import ROOT
 from tests.mock_engine import Run, fake_secret, is_secret, plain_occurrences, run_program, stack_config
 
@@ -273,3 +276,42 @@ def test_only_pulumi_gcp_is_loaded_and_only_the_submodules_it_uses() -> None:
     assert used == {"pulumi_gcp.secretmanager", "pulumi_gcp.serviceaccount"}, plain["loaded"]
     with_groups = loaded_modules(create_groups=True)
     assert set(with_groups["loaded"]) - {"pulumi_gcp.config"} == used | {"pulumi_gcp.cloudidentity"}
+
+
+def okta_in_secret_manager_on(day: datetime.date, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """The dev stack (Okta, a rotating secret) with the Secret Manager store, as run on `day`."""
+
+    class Day(datetime.date):
+        @classmethod
+        def today(cls) -> Day:
+            return cls(day.year, day.month, day.day)
+
+    monkeypatch.setattr(components.airflow_oidc, "datetime", types.SimpleNamespace(date=Day))
+    config, secret_keys = stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")
+    spec = {**json.loads(config["airflow-oidc:spec"]), "clientSecret": {"store": "gcp-secret-manager"}}
+    return run_program("dev", {**config, "airflow-oidc:spec": json.dumps(spec), "gcp:project": "p-dev"}, secret_keys)
+
+
+def test_rotation_writes_a_new_version_and_rolls_the_api_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Okta rotates every 90 days: the next period replaces the generated secret (its keeper changes;
+    the mocks' value does not), which the Secret Manager version is made from (secret_data forces a
+    new version); the secret itself stays, and the config-version annotation changes."""
+    before = okta_in_secret_manager_on(datetime.date(2026, 1, 5), monkeypatch)
+    same_period = okta_in_secret_manager_on(datetime.date(2026, 1, 6), monkeypatch)
+    after = okta_in_secret_manager_on(datetime.date(2026, 6, 1), monkeypatch)
+
+    def password(run: Run) -> Any:
+        return run.named("airflow-oidc-okta-client-secret")
+
+    def annotation(run: Run) -> str:
+        return str(values(run)["apiServer"]["podAnnotations"]["airflow-oidc/config-version"])
+
+    keepers = [password(run).inputs["keepers"]["generation"] for run in (before, same_period, after)]
+    assert keepers[0] == keepers[1] != keepers[2]
+    assert annotation(before) == annotation(same_period) != annotation(after)
+    for run in (before, after):
+        version = run.one(SM_VERSION)
+        assert version.inputs["secretData"] == fake_secret("airflow-oidc-okta-client-secret")
+        assert is_secret(version.raw_inputs["secretData"])
+        assert password(run).urn in version.dependencies, "the version is made from the rotating secret"
+    assert before.one(SM_SECRET).inputs == after.one(SM_SECRET).inputs, "the secret stays; a version is added"
