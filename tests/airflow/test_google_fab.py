@@ -6,7 +6,8 @@ iss https://accounts.google.com, sub 10769150350006150715113082367, at_hash HK6E
 hd example.com, email jsmith@example.com, iat 1353601026, exp 1353604926, nonce 0394852-3190485-2490358),
 with this stack's client id as aud/azp and its Workspace domain as hd. The page shows `email_verified`
 as the string "true"; Google's tokens carry a JSON boolean, which is what the security manager requires.
-There is no groups claim: memberships come from a Cloud Identity stand-in on loopback
+There is no groups claim: memberships come from a Cloud Identity stand-in on loopback (the e2e tier's,
+tests/e2e/harness/google.py)
 (`groups.memberships.searchTransitiveGroups`), asked with a token from a GCE metadata-server stand-in,
 as google-auth's application default credentials find it on GKE (GCE_METADATA_HOST / GCE_METADATA_IP).
 """
@@ -15,15 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -32,7 +29,6 @@ PROBE = Path(__file__).with_name("fab_probe.py")
 STACK = "growth-prod"
 CLIENT_ID = "1234987819200.apps.googleusercontent.com"  # the aud/azp of Google's documented example
 DOMAIN = "corp-example.net"
-TOKEN = "ya29.metadata-stand-in-token"
 GROUPS_SCOPE = "https://www.googleapis.com/auth/cloud-identity.groups.readonly"
 
 pytestmark = pytest.mark.airflow
@@ -42,6 +38,8 @@ try:
 except ImportError:  # pragma: no cover - the Pulumi venv collects this directory too
     pytest.skip("Airflow tier: run with .venv-airflow (make test does)", allow_module_level=True)
 
+from tests.e2e.harness.google import ACCESS_TOKEN, CloudIdentityStandIn  # noqa: E402
+
 # Who is in which group, directly; groups may be members of groups (Cloud Identity resolves nesting).
 DIRECT: dict[str, list[str]] = {
     f"admin@{DOMAIN}": [f"airflow-admins@{DOMAIN}", f"all-staff@{DOMAIN}"],
@@ -50,107 +48,31 @@ DIRECT: dict[str, list[str]] = {
     f"nested@{DOMAIN}": [f"data-oncall-rota@{DOMAIN}"],
     f"data-oncall-rota@{DOMAIN}": [f"growth-oncall@{DOMAIN}"],
     f"nobody@{DOMAIN}": [f"all-staff@{DOMAIN}"],
+    # Five groups: three pages of the stand-in's two, the mapped one on the last.
     f"pager@{DOMAIN}": [f"g{index}@{DOMAIN}" for index in range(4)] + [f"airflow-admins@{DOMAIN}"],
 }
 ANSWER_STATUS = {f"broken@{DOMAIN}": 500, f"premium-only@{DOMAIN}": 403}
 
 
-def transitive_groups(member: str) -> list[str]:
-    found: list[str] = []
-    pending = list(DIRECT.get(member, []))
-    while pending:
-        group = pending.pop(0)
-        if group not in found:
-            found.append(group)
-            pending.extend(DIRECT.get(group.lower(), []))
-    return found
-
-
-class StandIns(BaseHTTPRequestHandler):
-    """The GCE metadata server and the Cloud Identity Groups API, as google-auth and the lookup use them."""
-
-    calls: list[dict[str, Any]] = []
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
-        pass
-
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        url = urlparse(self.path)
-        query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        self.calls.append({"path": url.path, "query": query, "authorization": self.headers.get("Authorization")})
-        flavor = {"Metadata-Flavor": "Google"}
-        if url.path.startswith("/computeMetadata/") or url.path == "/":
-            if self.headers.get("Metadata-Flavor") != "Google":
-                return self._json(403, {"error": "Missing Metadata-Flavor: Google"})
-            if url.path == "/":  # google-auth's "am I on GCE" ping
-                return self._json(200, {}, flavor)
-            if url.path.endswith("/service-accounts/default/"):
-                email = "airflow-growth-prod-groups@data-platform-prod.iam.gserviceaccount.com"
-                return self._json(200, {"email": email, "aliases": ["default"], "scopes": [GROUPS_SCOPE]}, flavor)
-            if url.path.endswith("/service-accounts/default/token"):
-                return self._json(200, {"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"}, flavor)
-            if url.path.endswith("/project/project-id"):
-                self.send_response(200)
-                self.send_header("Metadata-Flavor", "Google")
-                self.send_header("Content-Type", "application/text")
-                self.end_headers()
-                self.wfile.write(b"data-platform-prod")
-                return None
-            return self._json(404, {"error": "not found"}, flavor)
-        if url.path != "/v1/groups/-/memberships:searchTransitiveGroups":
-            return self._json(404, {"error": {"code": 404, "message": "not found"}})
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self._json(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
-        match = re.fullmatch(
-            r"member_key_id == '([^']+)' && 'cloudidentity\.googleapis\.com/groups\.discussion_forum' in labels",
-            query.get("query", ""),
-        )
-        if not match:
-            return self._json(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}})
-        member = match.group(1)
-        if member in ANSWER_STATUS:
-            return self._json(ANSWER_STATUS[member], {"error": {"code": ANSWER_STATUS[member], "message": "stand-in"}})
-        groups = transitive_groups(member)
-        # Two groups per page, to exercise nextPageToken.
-        start = int(query.get("pageToken") or 0)
-        page = groups[start : start + 2]
-        body: dict[str, Any] = {
-            "memberships": [
-                {
-                    "groupKey": {"id": group},
-                    "group": "groups/" + str(abs(hash(group)) % 10**12),
-                    "displayName": group.split("@")[0],
-                    "relationType": "DIRECT" if group in DIRECT.get(member, []) else "INDIRECT",
-                    "labels": {"cloudidentity.googleapis.com/groups.discussion_forum": ""},
-                }
-                for group in page
-            ]
-        }
-        if start + 2 < len(groups):
-            body["nextPageToken"] = str(start + 2)
-        return self._json(200, body)
+@pytest.fixture(scope="module")
+def google(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudIdentityStandIn]:
+    """The metadata server and Cloud Identity stand-ins the e2e tier uses too (tests/e2e/harness/google.py)."""
+    stand_in = CloudIdentityStandIn(
+        tmp_path_factory.mktemp("google-stand-ins"),
+        service_account="airflow-growth-prod-groups@data-platform-prod.iam.gserviceaccount.com",
+        project="data-platform-prod",
+    )
+    for member, groups in DIRECT.items():
+        stand_in.directory.set_member(member, groups)
+    for member, status in ANSWER_STATUS.items():
+        stand_in.directory.fail_for(member, status)
+    with stand_in:
+        yield stand_in
 
 
 @pytest.fixture(scope="module")
-def stand_ins() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIns)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def stand_ins(google: CloudIdentityStandIn) -> str:
+    return google.address
 
 
 @pytest.fixture(scope="module")
@@ -237,16 +159,18 @@ def login(claims: dict[str, Any]) -> dict[str, Any]:
     return {"op": "login", "claims": claims, "userinfo": None}
 
 
-def lookups(member: str) -> list[dict[str, Any]]:
+def lookups(google: CloudIdentityStandIn, member: str) -> list[dict[str, Any]]:
     return [
         call
-        for call in StandIns.calls
+        for call in google.calls
         if call["path"].startswith("/v1/") and f"member_key_id == '{member}'" in call["query"].get("query", "")
     ]
 
 
-def test_roles_come_from_transitive_workspace_groups(airflow_home: Path, stand_ins: str) -> None:
-    StandIns.calls.clear()
+def test_roles_come_from_transitive_workspace_groups(
+    airflow_home: Path, google: CloudIdentityStandIn, stand_ins: str
+) -> None:
+    google.calls.clear()
     proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "airflow.growth.corp-example.net"}
     steps = [
         {"op": "callback", "headers": {**proxied, "X-Forwarded-Port": "443"}},
@@ -270,14 +194,14 @@ def test_roles_come_from_transitive_workspace_groups(airflow_home: Path, stand_i
     assert two["info"]["role_keys"] == [f"growth-engineers@{DOMAIN}", f"growth-analysts@{DOMAIN}"]
     assert nested["user"]["roles"] == ["Op"], "a member of a member group is a member"
     assert pager["user"]["roles"] == ["Admin"], "the mapped group was on the last page"
-    assert len(lookups(f"pager@{DOMAIN}")) == 3
+    assert len(lookups(google, f"pager@{DOMAIN}")) == 3
     assert nobody["info"] == {} and nobody["logged_in"] is False and nobody["user"] is None
     assert nobody["user_count"] == 4, "a refused login creates no user row"
     assert "no group of theirs is mapped" in logs
     # Every lookup carried the token the metadata server issued (application default credentials).
-    api_calls = [call for call in StandIns.calls if call["path"].startswith("/v1/")]
-    assert api_calls and all(call["authorization"] == f"Bearer {TOKEN}" for call in api_calls)
-    token_calls = [call for call in StandIns.calls if call["path"].endswith("/token")]
+    api_calls = [call for call in google.calls if call["path"].startswith("/v1/")]
+    assert api_calls and all(call["authorization"] == f"Bearer {ACCESS_TOKEN}" for call in api_calls)
+    token_calls = [call for call in google.calls if call["path"].endswith("/token")]
     assert token_calls and GROUPS_SCOPE in token_calls[0]["query"].get("scopes", "")
     assert not any("userinfo" in result["userinfo_calls"] for result in (admin, two, nested, pager, nobody))
 
@@ -295,28 +219,30 @@ REFUSED_CLAIMS = [
 
 
 def test_tokens_outside_the_domain_or_unverified_are_refused_without_a_lookup(
-    airflow_home: Path, stand_ins: str
+    airflow_home: Path, google: CloudIdentityStandIn, stand_ins: str
 ) -> None:
     """`hd` missing (a consumer account) or foreign, `email_verified` false: refused, Cloud Identity never asked."""
-    StandIns.calls.clear()
+    google.calls.clear()
     results, logs = probe(airflow_home, stand_ins, [login(claims) for claims, _ in REFUSED_CLAIMS])
     for result, (_, reason) in zip(results, REFUSED_CLAIMS, strict=True):
         assert result["info"] == {} and result["logged_in"] is False and result["user"] is None
         assert reason in logs, reason
     assert len({result["user_count"] for result in results}) == 1, "a refused login creates no user row"
-    assert not [call for call in StandIns.calls if call["path"].startswith("/v1/")], "refused before any lookup"
+    assert not [call for call in google.calls if call["path"].startswith("/v1/")], "refused before any lookup"
 
 
-def test_a_failed_lookup_refuses_the_login_with_the_reason(airflow_home: Path, stand_ins: str) -> None:
+def test_a_failed_lookup_refuses_the_login_with_the_reason(
+    airflow_home: Path, google: CloudIdentityStandIn, stand_ins: str
+) -> None:
     """An API error (500) or a refusal (403: the edition lacks transitive search): no login, no default role."""
-    StandIns.calls.clear()
+    google.calls.clear()
     steps = [login(google_claims("2001", f"broken@{DOMAIN}")), login(google_claims("2002", f"premium-only@{DOMAIN}"))]
     (broken, denied), logs = probe(airflow_home, stand_ins, steps)
     for result in (broken, denied):
         assert result["info"] == {} and result["logged_in"] is False and result["user"] is None
     assert f"refused broken@{DOMAIN}: the Cloud Identity lookup answered HTTP 500" in logs
     assert f"refused premium-only@{DOMAIN}: the Cloud Identity lookup answered HTTP 403" in logs
-    assert lookups(f"broken@{DOMAIN}") and lookups(f"premium-only@{DOMAIN}")
+    assert lookups(google, f"broken@{DOMAIN}") and lookups(google, f"premium-only@{DOMAIN}")
 
 
 def test_an_unreachable_api_refuses_the_login(airflow_home: Path) -> None:
@@ -327,10 +253,12 @@ def test_an_unreachable_api_refuses_the_login(airflow_home: Path) -> None:
     assert "the Cloud Identity lookup failed" in logs
 
 
-def test_the_lookup_refuses_an_email_that_could_escape_the_query(airflow_home: Path, stand_ins: str) -> None:
-    StandIns.calls.clear()
+def test_the_lookup_refuses_an_email_that_could_escape_the_query(
+    airflow_home: Path, google: CloudIdentityStandIn, stand_ins: str
+) -> None:
+    google.calls.clear()
     crafted = f"x' || true || 'y@{DOMAIN}"
     (result,), logs = probe(airflow_home, stand_ins, [login(google_claims("4001", crafted))])
     assert result["info"] == {} and result["user"] is None
     assert "is not an email address" in logs
-    assert not [call for call in StandIns.calls if call["path"].startswith("/v1/")]
+    assert not [call for call in google.calls if call["path"].startswith("/v1/")]

@@ -92,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         url = urlparse(self.path)
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        self.server.calls.append({"path": url.path, "query": query, "authorization": self.headers.get("Authorization")})
         if url.path == "/" or url.path.startswith("/computeMetadata/"):
             self._metadata(url.path)
         elif url.path == SEARCH_PATH:
@@ -153,6 +154,7 @@ class _Server(ThreadingHTTPServer):
         self.service_account = stand_in.service_account
         self.project = stand_in.project
         self.scopes = ["https://www.googleapis.com/auth/cloud-identity.groups.readonly"]
+        self.calls = stand_in.calls
         self._log_path = stand_in.log_path
         self._log_lock = threading.Lock()
 
@@ -169,6 +171,8 @@ class CloudIdentityStandIn(Service):
         self.directory = WorkspaceDirectory()
         self.service_account = service_account
         self.project = project
+        self.calls: list[dict[str, Any]] = []
+        """Every request: path, query and Authorization header (the tokens are the stand-in's own)."""
         self._server: _Server | None = None
 
     @property
