@@ -2,14 +2,16 @@
 
 The claims follow Google's documented ID token payload ("An ID token's payload",
 https://developers.google.com/identity/openid-connect/openid-connect#an-id-tokens-payload:
-iss https://accounts.google.com, sub 10769150350006150715113082367, at_hash HK6E_P6Dh8Y93mRNtsDB1Q,
-hd example.com, email jsmith@example.com, iat 1353601026, exp 1353604926, nonce 0394852-3190485-2490358),
-with this stack's client id as aud/azp and its Workspace domain as hd. The page shows `email_verified`
-as the string "true"; Google's tokens carry a JSON boolean, which is what the security manager requires.
-There is no groups claim: memberships come from a Cloud Identity stand-in on loopback (the e2e tier's,
-tests/e2e/harness/google.py)
-(`groups.memberships.searchTransitiveGroups`), asked with a token from a GCE metadata-server stand-in,
-as google-auth's application default credentials find it on GKE (GCE_METADATA_HOST / GCE_METADATA_IP).
+iss https://accounts.google.com, azp/aud 1234987819200.apps.googleusercontent.com,
+sub 10769150350006150715113082367, at_hash HK6E_P6Dh8Y93mRNtsDB1Q, hd example.com,
+email jsmith@example.com, iat 1353601026, exp 1353604926, nonce 0394852-3190485-2490358; checked
+against a verbatim copy of the page's example, not the page itself), with this stack's Workspace
+domain as hd. The example spells `email_verified` as the string "true"; Google's tokens carry a JSON
+boolean, and the security manager accepts only that (a string is refused, below).
+There is no groups claim: memberships come from the Cloud Identity stand-in on loopback that the e2e
+tier uses too (tests/e2e/harness/google.py: `groups.memberships.searchTransitiveGroups`, paged),
+asked with a token from its GCE metadata-server stand-in, as google-auth's application default
+credentials find it on GKE (GCE_METADATA_HOST / GCE_METADATA_IP).
 """
 
 from __future__ import annotations
