@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -315,3 +317,29 @@ def test_rotation_writes_a_new_version_and_rolls_the_api_server(monkeypatch: pyt
         assert is_secret(version.raw_inputs["secretData"])
         assert password(run).urn in version.dependencies, "the version is made from the rotating secret"
     assert before.one(SM_SECRET).inputs == after.one(SM_SECRET).inputs, "the secret stays; a version is added"
+
+
+def test_fleet_refuses_two_google_stacks_sharing_the_client_or_the_groups_reader(tmp_path: Path) -> None:
+    """`airflow-oidc validate`: another stack with the same console client and team/env is a clash."""
+    from components.fleet import fleet_clashes, fleet_member
+
+    (tmp_path / "stacks").mkdir()
+    shutil.copytree(ROOT / "stacks" / "defaults", tmp_path / "stacks" / "defaults")
+    first = tmp_path / "stacks" / STACK_FILE.name
+    first.write_text(STACK_FILE.read_text())
+    second = tmp_path / "stacks" / "Pulumi.growth2-prod.yaml"
+    second.write_text(
+        STACK_FILE.read_text()
+        .replace("airflow.growth.corp-example.net", "airflow2.growth.corp-example.net")
+        .replace("namespace: airflow-growth", "namespace: airflow-growth2")
+    )
+    clashes = fleet_clashes([first, second])
+    assert any("Google OAuth client id '1234-abc.apps.googleusercontent.com'" in line for line in clashes), clashes
+    assert any(f"GCP service account in {PROJECT} 'airflow-growth-prod-groups'" in line for line in clashes), clashes
+    second.write_text(
+        second.read_text()
+        .replace("1234-abc.apps", "5678-def.apps")
+        .replace("team: growth", "team: growth2")
+    )
+    assert fleet_member(second) is not None, "the second stack is valid: it is part of the fleet"
+    assert fleet_clashes([first, second]) == []

@@ -104,6 +104,13 @@ class GoogleIdp(IdpModel):
                 "the project of the GKE cluster (Workload Identity pool <project>.svc.id.goog)"
             )
 
+    def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
+        project = provider.get("gcp:project") or "the GCP project"
+        return {
+            "Google OAuth client id": self.clientId,
+            f"GCP service account in {project}": service_account_id(spec, "groups"),
+        }
+
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
         return ClientContract(
             issuer=GOOGLE_ISSUER,
