@@ -81,6 +81,9 @@ class GcpSecretManagerClientSecret(ComponentResource):
         super().__init__("airflow-oidc:secrets:GcpSecretManagerClientSecret", name, None, opts)
         namespace = spec.airflow.namespace
         child = pulumi.ResourceOptions(parent=self)
+        # Children do not inherit the component's depends_on: the namespaced ones wait for what it waits for.
+        waits_for = list(opts.depends_on or []) if opts is not None and isinstance(opts.depends_on, list) else []
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=waits_for)
         guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
         secret = secretmanager.Secret(
             f"{name}-secret",
@@ -130,7 +133,7 @@ class GcpSecretManagerClientSecret(ComponentResource):
                 "labels": {"app.kubernetes.io/managed-by": "airflow-oidc"},
             },
             automount_service_account_token=False,
-            opts=child,
+            opts=in_namespace,
         )
         store_name = secret_store_name(spec)
         store = k8s.apiextensions.CustomResource(
@@ -146,7 +149,7 @@ class GcpSecretManagerClientSecret(ComponentResource):
                     }
                 }
             },
-            opts=child,
+            opts=in_namespace,
         )
         self.external_secret = k8s.apiextensions.CustomResource(
             f"{name}-external-secret",
@@ -166,7 +169,7 @@ class GcpSecretManagerClientSecret(ComponentResource):
                 ],
             },
             # The operator can read the secret only once both grants exist.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[access, binding, store]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*waits_for, access, binding, store]),
         )
         self.secret_id = secret.id
         self.version = version.version

@@ -173,6 +173,10 @@ def test_secret_store_authenticates_as_a_reader_of_this_secret_only(run: Run) ->
     assert email != groups_reader(run).inputs["accountId"] + f"@{PROJECT}.iam.gserviceaccount.com"
     # The operator can read the secret once both grants and the store exist.
     external = run.one(EXTERNAL_SECRET)
+    # Namespaced objects wait for the namespace the program creates.
+    namespace = run.one("kubernetes:core/v1:Namespace").urn
+    for resource in (run.one(KSA), run.one(SECRET_STORE), external):
+        assert namespace in resource.dependencies, resource.name
     for name in (
         "airflow-oidc-airflow-client-secret-store-reader-access",
         "airflow-oidc-airflow-client-secret-store-reader-workload-identity",
@@ -337,9 +341,7 @@ def test_fleet_refuses_two_google_stacks_sharing_the_client_or_the_groups_reader
     assert any("Google OAuth client id '1234-abc.apps.googleusercontent.com'" in line for line in clashes), clashes
     assert any(f"GCP service account in {PROJECT} 'airflow-growth-prod-groups'" in line for line in clashes), clashes
     second.write_text(
-        second.read_text()
-        .replace("1234-abc.apps", "5678-def.apps")
-        .replace("team: growth", "team: growth2")
+        second.read_text().replace("1234-abc.apps", "5678-def.apps").replace("team: growth", "team: growth2")
     )
     assert fleet_member(second) is not None, "the second stack is valid: it is part of the fleet"
     assert fleet_clashes([first, second]) == []
