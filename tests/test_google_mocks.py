@@ -345,3 +345,15 @@ def test_fleet_refuses_two_google_stacks_sharing_the_client_or_the_groups_reader
     )
     assert fleet_member(second) is not None, "the second stack is valid: it is part of the fleet"
     assert fleet_clashes([first, second]) == []
+
+
+def test_google_with_the_kubernetes_store_keeps_the_secret_in_the_program_s_secret() -> None:
+    """Any store works with kind google: with `kubernetes`, the console secret is in the declared Secret."""
+    kube = run_program(STACK, *spec_with(clientSecret={"store": "kubernetes"}))
+    assert not kube.of_type(SM_SECRET) and not kube.of_type(EXTERNAL_SECRET) and not kube.of_type(SECRET_STORE)
+    secret = kube.named("airflow-oidc-airflow-secret-oidc-client-secret")
+    assert secret.inputs["stringData"] == {"client-secret": CLIENT_SECRET}
+    assert is_secret(secret.raw_inputs["stringData"])
+    assert is_secret(kube.stack_outputs["clientSecret"])
+    # The groups reader is the kind's, whatever the store.
+    assert [a.name for a in kube.of_type(ACCOUNT)] == ["airflow-oidc-google-groups-reader"]
