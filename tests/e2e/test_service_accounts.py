@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import subprocess
 import time
@@ -296,3 +297,36 @@ def test_a_person_appears_by_a_readable_identity(deployment: LocalDeployment) ->
     # The stable username is unchanged (the user row, roles and lookups use it).
     assert deployment.has_user_row(admin.username)
     assert deployment.airflow.user_roles(admin.username) == {"Admin"}
+
+
+def test_a_person_who_triggers_from_the_ui_appears_by_a_readable_identity(deployment: LocalDeployment) -> None:
+    admin = deployment.admin
+    readable = f"{admin.account_id}@example.com ({admin.username})"
+    token = deployment.admin_token()
+
+    def runs_by(name: str) -> list[str]:
+        listed = api(deployment, "GET", f"/api/v2/dags/{DAG_ID}/dagRuns", token, params={"limit": 100})
+        assert listed.status_code == 200, listed.text
+        return [run["dag_run_id"] for run in listed.json()["dag_runs"] if run["triggering_user_name"] == name]
+
+    before = set(runs_by(readable))
+    result = deployment.login(admin, label="ui-trigger", settle=True, keep_context=True)
+    assert result.context is not None and result.has_token
+    try:
+        page = result.context.new_page()
+        page.goto(f"{deployment.base_url}/dags/{DAG_ID}")
+        page.get_by_role("button", name=re.compile(r"^Trigger", re.IGNORECASE)).first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name=re.compile(r"^Trigger", re.IGNORECASE)).last.click()
+        deadline = time.monotonic() + 15
+        while not set(runs_by(readable)) - before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        page.screenshot(path=str(deployment.run.sub("screenshots") / "ui-trigger.png"))
+        # Airflow's own UI answers "who triggered which workflow": the runs list shows the readable name.
+        page.goto(f"{deployment.base_url}/dags/{DAG_ID}/runs")
+        page.get_by_text(readable).first.wait_for()
+        page.get_by_text("ci-deploy").first.wait_for()
+        page.screenshot(path=str(deployment.run.sub("screenshots") / "ui-runs.png"), full_page=True)
+    finally:
+        result.context.close()
+    assert set(runs_by(readable)) - before, f"no run triggered from the UI by {readable}"
