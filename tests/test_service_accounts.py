@@ -108,6 +108,7 @@ def test_okta_scope_and_policy_rule_allow_exactly_the_service_accounts(okta_cust
     rules = {rule.name: rule.inputs for rule in okta_custom.of_type(RULE)}
     rule = rules["airflow-oidc-okta-sa-policy-rule"]
     assert rule["grantTypeWhitelists"] == ["client_credentials"]
+    assert rule["groupWhitelists"] == ["EVERYONE"]
     assert rule["scopeWhitelists"] == ["airflow_prod_api"]
     assert rule["accessTokenLifetimeMinutes"] == 15
     assert rule["policyId"] == fake("airflow-oidc-okta-sa-policy", "id")

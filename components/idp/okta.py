@@ -318,6 +318,8 @@ def okta_service_accounts(
         priority=1,
         status="ACTIVE",
         grant_type_whitelists=["client_credentials"],
+        # No user in this grant: Okta still wants the rule's people condition, as on the web app's rule.
+        group_whitelists=["EVERYONE"],
         scope_whitelists=[scope.name],
         access_token_lifetime_minutes=spec.access_token_minutes,
         opts=opts,
