@@ -1,9 +1,11 @@
-"""End-to-end SSO for stacks/Pulumi.local.yaml (`idp.kind: keycloak`) against a real Keycloak 26.
+"""End-to-end SSO for the Keycloak stacks (`idp.kind: keycloak`) against a real Keycloak 26.
 
-Keycloak runs on the stack's own URL, http://127.0.0.1:8180 (no replacement in the rendered
-webserver_config.py), with the realm, groups, client and mapper exactly as the program declared
-them (applied through the Admin REST API); the users sign in on Keycloak's own login page with a
-username and password. nginx serves https://localhost:8443: both ports must be free.
+local: the realm created by the program; Keycloak on the stack's own URL, http://127.0.0.1:8180 (no
+replacement in the rendered webserver_config.py); nginx on https://localhost:8443 (both ports must be
+free). search-prod: the company realm exists (the harness creates it first), groups created, a
+default-role audience; Keycloak on a free port (only the issuer's scheme and host move), nginx on 443.
+The realm, groups, client and mapper are exactly what the program declared (applied through the Admin
+REST API); the users sign in on Keycloak's own login page with a username and password.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from tests.e2e.sso_cases import AUTHLIB_REFUSED, NOT_MAPPED, SsoLoginCases, asse
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """stacks/Pulumi.local.yaml, deployed once for the module."""
-    yield from deployed(stack_file("local"))
+@pytest.fixture(scope="module", params=["local", "search-prod"])
+def deployment(request: pytest.FixtureRequest, e2e_prerequisites: None) -> Iterator[LocalDeployment]:
+    """stacks/Pulumi.<local|search-prod>.yaml, one at a time, each deployed once for the module."""
+    yield from deployed(stack_file(request.param))
 
 
 def keycloak(deployment: LocalDeployment) -> KeycloakIdp:
@@ -97,5 +99,6 @@ class TestKeycloakLocalStack(SsoLoginCases):
         assert client["attributes"]["post.logout.redirect.uris"] == deployment.idp["post_logout_redirect_uris"][0]
         mapper = admin.protocol_mapper(idp.realm, deployment.client.client_id, deployment.idp["mapper_name"])
         assert mapper["config"]["full.path"] == "false" and mapper["config"]["claim.name"] == "groups"
-        realm = admin.get_realm(idp.realm)
-        assert realm["sslRequired"] == "external" and realm["bruteForceProtected"] is True
+        if deployment.idp["realm_declared"]:
+            realm = admin.get_realm(idp.realm)
+            assert realm["sslRequired"] == "external" and realm["bruteForceProtected"] is True
