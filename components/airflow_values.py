@@ -171,7 +171,9 @@ def helm_values(
         "jwtSecretName": names.jwt_secret,
         "postgresql": {"enabled": bundled},
         # A post-install hook would deadlock a waiting release: the pods wait for migrations.
-        "migrateDatabaseJob": {"useHelmHooks": False},
+        # applyCustomEnv: the top-level env (PYTHONPATH of the auth-manager module) reaches the job.
+        "migrateDatabaseJob": {"useHelmHooks": False, "applyCustomEnv": True},
+        "databaseCleanup": {"applyCustomEnv": True},
         # No local admin with a password: users come from the IdP.
         "createUserJob": {"enabled": False},
         "webserver": {"defaultUser": {"enabled": False}},

@@ -71,6 +71,8 @@ OWNED_VALUE_PATHS: dict[str, str] = {
     "createUserJob": "no local admin with a password: users come from the IdP",
     "webserver.defaultUser": "no local admin with a password: users come from the IdP",
     "migrateDatabaseJob.useHelmHooks": "a hook would deadlock the first install",
+    "migrateDatabaseJob.applyCustomEnv": "off, the job would not get PYTHONPATH and could not load the auth manager",
+    "databaseCleanup.applyCustomEnv": "off, the job would not get PYTHONPATH and could not load the auth manager",
     "images.airflow": "set airflow.image instead",
     "airflowVersion": "derived from airflow.image.tag",
     "defaultAirflowTag": "derived from airflow.image.tag",

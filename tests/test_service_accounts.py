@@ -209,6 +209,9 @@ def test_auth_module_is_mounted_into_every_airflow_container(stack: str, request
     ]
     assert values["env"] == [{"name": "PYTHONPATH", "value": "/opt/airflow/airflow-oidc"}]
     assert values["config"]["core"]["auth_manager"] == "airflow_oidc_auth.OidcAuthManager"
+    # The jobs that run Airflow get the top-level env only with applyCustomEnv (owned by the program).
+    assert values["migrateDatabaseJob"]["applyCustomEnv"] is True
+    assert values["databaseCleanup"]["applyCustomEnv"] is True
     expected = auth_version(data["airflow_oidc_auth.py"], data["airflow_oidc_auth.json"])
     assert values["airflowPodAnnotations"] == {"airflow-oidc/auth-version": expected}
     release = run.one(RELEASE)
@@ -259,6 +262,31 @@ def problems(raw: dict[str, Any]) -> str:
     with pytest.raises(SpecError) as caught:
         parse_spec(raw, "stacks/Pulumi.test.yaml")
     return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"volumes": []},
+        {"volumeMounts": [{"name": "x", "mountPath": "/x"}]},
+        {"env": [{"name": "PYTHONPATH", "value": "/elsewhere"}]},
+        {"migrateDatabaseJob": {"applyCustomEnv": False}},
+        {"airflowPodAnnotations": {"airflow-oidc/auth-version": "pinned"}},
+        {"config": {"core": {"auth_manager": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"}}},
+    ],
+    ids=["volumes", "volume-mounts", "env", "migrate-job-env", "auth-version", "auth-manager"],
+)
+def test_values_that_would_unmount_the_auth_module_are_refused(values: dict[str, Any]) -> None:
+    raw = spec_with("local-oidc")
+    raw["airflow"] = {**raw["airflow"], "values": values}
+    assert "is owned by the program" in problems(raw)
+
+
+def test_other_pod_annotations_are_still_yours() -> None:
+    raw = spec_with("local-oidc")
+    raw["airflow"] = {**raw["airflow"], "values": {"airflowPodAnnotations": {"team": "data"}}}
+    spec = parse_spec(raw, "stacks/Pulumi.test.yaml")
+    assert spec.airflow.values == {"airflowPodAnnotations": {"team": "data"}}
 
 
 @pytest.mark.parametrize(
