@@ -10,7 +10,7 @@ STAMP := .installed
 .PHONY: help venvs e2e-deps demo test test-unit test-airflow test-e2e lint lint-workflows chart bench validate clean
 
 help:
-	@echo "make demo   - SSO login on this machine: OIDC provider + Airflow 3 + TLS ingress (no cloud account)"
+	@echo "make demo   - SSO login on this machine: Keycloak + Airflow 3 + TLS ingress (no cloud account)"
 	@echo "make test   - every test: lint, spec, mocks, chart schema, Airflow/FAB, end-to-end browser logins"
 	@echo "make bench  - benchmarks (figures printed, no thresholds)"
 

@@ -146,6 +146,16 @@ class AirflowApiServers(Service):
             env=self.process_env(0),
             cwd=self.home,
         )
+        # Once, before the servers: each api-server syncs FAB's permissions at startup, and two doing it
+        # at once on a fresh database collide on a unique key (ab_permission_view_role) and one exits.
+        run_logged(
+            [str(self.airflow_bin), "sync-perm"],
+            self.migrate_log,
+            what="airflow sync-perm",
+            timeout=300,
+            env=self.process_env(0),
+            cwd=self.home,
+        )
 
     def start_servers(self) -> None:
         """Start every api-server at once and wait until each answers its health endpoint."""
