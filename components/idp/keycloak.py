@@ -58,7 +58,8 @@ class KeycloakIdp(IdpModel):
     )
     url: str | None = Field(
         default=None,
-        description="Keycloak server URL (https; http only on loopback). Default: `keycloak:url` (or KEYCLOAK_URL).",
+        description="Keycloak URL browsers and Airflow use (https; http only on loopback); the issuer is "
+        "`<url>/realms/<realm>`. Default: `keycloak:url` (or KEYCLOAK_URL), which the provider itself talks to.",
     )
     createRealm: bool = Field(  # noqa: N815
         default=False, description="Create the realm (brute-force protection on, SSL required for external)."
