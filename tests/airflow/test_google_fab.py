@@ -54,6 +54,8 @@ DIRECT: dict[str, list[str]] = {
     f"pager@{DOMAIN}": [f"g{index}@{DOMAIN}" for index in range(4)] + [f"airflow-admins@{DOMAIN}"],
 }
 ANSWER_STATUS = {f"broken@{DOMAIN}": 500, f"premium-only@{DOMAIN}": 403}
+SLOW = {f"slow@{DOMAIN}": 12.0}
+"""Answered after the lookup's timeout (ROLE_LOOKUP timeout_seconds: 10)."""
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,9 @@ def google(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudIdentitySt
         stand_in.directory.set_member(member, groups)
     for member, status in ANSWER_STATUS.items():
         stand_in.directory.fail_for(member, status)
+    for member, seconds in SLOW.items():
+        stand_in.directory.set_member(member, [f"airflow-admins@{DOMAIN}"])
+        stand_in.directory.delay_for(member, seconds)
     with stand_in:
         yield stand_in
 
@@ -236,14 +241,20 @@ def test_tokens_outside_the_domain_or_unverified_are_refused_without_a_lookup(
 def test_a_failed_lookup_refuses_the_login_with_the_reason(
     airflow_home: Path, google: CloudIdentityStandIn, stand_ins: str
 ) -> None:
-    """An API error (500) or a refusal (403: the edition lacks transitive search): no login, no default role."""
+    """An API error (500), a refusal (403: the edition lacks transitive search) or no answer within the
+    timeout (an Admin-group member): no login, no default role."""
     google.calls.clear()
-    steps = [login(google_claims("2001", f"broken@{DOMAIN}")), login(google_claims("2002", f"premium-only@{DOMAIN}"))]
-    (broken, denied), logs = probe(airflow_home, stand_ins, steps)
-    for result in (broken, denied):
+    steps = [
+        login(google_claims("2001", f"broken@{DOMAIN}")),
+        login(google_claims("2002", f"premium-only@{DOMAIN}")),
+        login(google_claims("2003", f"slow@{DOMAIN}")),
+    ]
+    (broken, denied, slow), logs = probe(airflow_home, stand_ins, steps)
+    for result in (broken, denied, slow):
         assert result["info"] == {} and result["logged_in"] is False and result["user"] is None
     assert f"refused broken@{DOMAIN}: the Cloud Identity lookup answered HTTP 500" in logs
     assert f"refused premium-only@{DOMAIN}: the Cloud Identity lookup answered HTTP 403" in logs
+    assert f"refused slow@{DOMAIN}: the Cloud Identity lookup failed: ReadTimeout" in logs
     assert lookups(google, f"broken@{DOMAIN}") and lookups(google, f"premium-only@{DOMAIN}")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +41,7 @@ class WorkspaceDirectory:
         self._lock = threading.Lock()
         self._direct: dict[str, list[str]] = {}
         self._failing: dict[str, int] = {}
+        self._slow: dict[str, float] = {}
         self.lookups: list[str] = []
         """Every member looked up, in order."""
 
@@ -55,6 +57,18 @@ class WorkspaceDirectory:
                 self._failing.pop(member.lower(), None)
             else:
                 self._failing[member.lower()] = status
+
+    def delay_for(self, member: str, seconds: float | None) -> None:
+        """Answer lookups for `member` only after this many seconds (None: at once)."""
+        with self._lock:
+            if seconds is None:
+                self._slow.pop(member.lower(), None)
+            else:
+                self._slow[member.lower()] = seconds
+
+    def delay(self, member: str) -> float:
+        with self._lock:
+            return self._slow.get(member.lower(), 0.0)
 
     def failure(self, member: str) -> int | None:
         with self._lock:
@@ -124,6 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         member = match.group(1)
         directory = self.server.directory
         directory.lookups.append(member)
+        time.sleep(directory.delay(member))
         status = directory.failure(member)
         if status is not None:
             return self._send(status, {"error": {"code": status, "message": "e2e stand-in failure"}})
