@@ -17,12 +17,14 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import ssl
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from components.airflow_values import render_webserver_config
-from components.contract import LOGIN_PATH, ClientContract, client_contract
+from components.contract import CLIENT_SECRET_ENV, LOGIN_PATH, ClientContract, client_contract
 from components.spec import Spec
 
 PASS = "pass"
@@ -159,6 +161,23 @@ class Http:
                 return Response(url, answer.code, answer.headers, answer.read(), self.now())
 
         return get
+
+    def post_form(self, url: str, form: Mapping[str, str], *, basic_auth: tuple[str, str]) -> Response:
+        """POST a form with HTTP Basic client authentication (client_secret_basic, RFC 6749 2.3.1)."""
+        user, password = (urllib.parse.quote(part) for part in basic_auth)  # as Authlib encodes them
+        credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(
+            url,
+            data=urlencode(form).encode(),
+            headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"},
+            method="POST",
+        )
+        opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=self.context))
+        try:
+            with opener.open(request, timeout=self.timeout) as answer:
+                return Response(url, answer.status, answer.headers, answer.read(), self.now())
+        except urllib.error.HTTPError as answer:
+            return Response(url, answer.code, answer.headers, answer.read(), self.now())
 
 
 def _unreachable(error: BaseException) -> str:
@@ -298,6 +317,8 @@ class DoctorTarget:
     airflow_url: str | None
     client_id: str | None = None
     id_token: str | None = field(default=None, repr=False)
+    client_secret: str | None = field(default=None, repr=False)
+    """Only sent to the IdP's token endpoint, never printed (the api-server's env var, or a file)."""
 
 
 def issuer_keys(spec: Spec) -> str:
@@ -344,6 +365,7 @@ class Doctor:
         self.check_jwks(alg)
         self.probe_airflow()  # learns the client id Airflow presents, for the IdP's redirect check
         self.check_redirect_uri_accepted()
+        self.check_client_secret()
         self.check_airflow_login_page()
         self.check_airflow_authorization_request()
         self.check_session_cookie()
@@ -575,6 +597,51 @@ class Doctor:
             self.add(name, PASS, f"the IdP shows its sign-in page for {redirect_uri} (nobody signed in)")
         else:
             self.add(name, FAIL, f"the authorization request ended with HTTP {response.status}", register)
+
+    def check_client_secret(self) -> None:
+        """Redeem a made-up code with the client's credentials: an IdP authenticates the client before it
+        looks at the code, so `invalid_grant` means the secret is right and `invalid_client` that it is not."""
+        name = "client secret"
+        if not self._needs_discovery(name):
+            return
+        endpoint = self.discovery.get("token_endpoint")  # type: ignore[union-attr]
+        if not endpoint or not self.client_id:
+            self.add(name, CANNOT, "no token endpoint or no client id")
+            return
+        if not self.target.client_secret:
+            self.add(
+                name,
+                CANNOT,
+                f"no client secret given: run the doctor where ${CLIENT_SECRET_ENV} is set (the api-server pod), "
+                "or give --client-secret-file",
+            )
+            return
+        form = {
+            "grant_type": "authorization_code",
+            "code": "airflow-oidc-doctor-" + secrets.token_urlsafe(16),
+            "redirect_uri": self.contract.redirect_uris[0],
+            "code_verifier": secrets.token_urlsafe(48),
+        }
+        try:
+            response = self.http.post_form(str(endpoint), form, basic_auth=(self.client_id, self.target.client_secret))
+            error = str(response.json().get("error", ""))
+        except (OSError, ValueError, AttributeError) as problem:
+            self.add(name, CANNOT, f"the token endpoint gave no OAuth error ({type(problem).__name__})")
+            return
+        if error in ("invalid_client", "unauthorized_client"):
+            key = _spec_key(self.spec, "clientSecret", "the client secret the program registers")
+            self.add(
+                name,
+                FAIL,
+                f"the IdP refuses client {self.client_id!r}'s credentials ({error}, HTTP {response.status}): "
+                "the sign-in fails at the token exchange",
+                f"the secret the api-server holds and the IdP's differ: set {key} to the IdP's secret (or register "
+                "the program's), `pulumi up`, and let the api-server pods roll",
+            )
+        elif error == "invalid_grant":
+            self.add(name, PASS, "the IdP accepts the client's credentials (it refused only the made-up code)")
+        else:
+            self.add(name, CANNOT, f"the token endpoint answered HTTP {response.status} error={error or '(none)'}")
 
     # --- Airflow ------------------------------------------------------------------------------------
 
@@ -931,6 +998,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "with the declared one, byte for byte)",
     )
     parser.add_argument("--client-id", help="the OAuth client id (default: what Airflow sends, or `idp.clientId`)")
+    parser.add_argument(
+        "--client-secret-file",
+        type=Path,
+        metavar="FILE",
+        help=f"the client secret, to check it at the token endpoint (default: ${CLIENT_SECRET_ENV}); never printed",
+    )
     parser.add_argument("--ca-file", help="CA certificates (PEM) to verify Airflow's and the IdP's TLS with")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     parser.add_argument("--timeout", type=float, default=10, help="seconds per HTTP request (default 10)")
@@ -966,6 +1039,14 @@ def doctor(args: argparse.Namespace, *, now: Callable[[], float] = time.time) ->
                 file=sys.stderr,
             )
             return 2
+    client_secret = os.environ.get(CLIENT_SECRET_ENV) or None
+    if args.client_secret_file is not None:
+        try:
+            client_secret = args.client_secret_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            why = getattr(error, "strerror", None) or type(error).__name__
+            print(f"{args.client_secret_file}: cannot read the client secret file: {why}", file=sys.stderr)
+            return 2
     target = DoctorTarget(
         source=source,
         spec=spec,
@@ -974,6 +1055,7 @@ def doctor(args: argparse.Namespace, *, now: Callable[[], float] = time.time) ->
         airflow_url=args.airflow_url or spec.public_url,
         client_id=args.client_id or getattr(spec.idp, "clientId", None),
         id_token=id_token,
+        client_secret=client_secret,
     )
     http = Http(timeout=args.timeout, ca_file=args.ca_file, insecure=args.insecure, now=now)
     checks = Doctor(target, http).run()

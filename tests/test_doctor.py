@@ -209,6 +209,17 @@ class FakeIdp(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": "not found"})
 
+    def do_POST(self) -> None:  # noqa: N802
+        """The token endpoint: client authentication first, then the (always unknown) code."""
+        length = int(self.headers.get("Content-Length") or 0)
+        form = dict(parse_qsl(self.rfile.read(length).decode()))
+        expected = "Basic " + base64.b64encode(f"airflow:{self.state['secret']}".encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            self._send(401, {"error": "invalid_client"})
+        else:
+            assert form["grant_type"] == "authorization_code" and form["code"].startswith("airflow-oidc-doctor-")
+            self._send(400, {"error": "invalid_grant"})
+
     def _date(self) -> str:
         return formatdate(time.time() + self.state.get("clock_offset", 0), usegmt=True)
 
@@ -230,6 +241,7 @@ def idp(rsa_key: dict[str, int]) -> Iterator[dict[str, Any]]:
         "issuer": issuer,
         "jwk": public_jwk(rsa_key),
         "registered": ["https://airflow.example.com/auth/oauth-authorized/oidc"],
+        "secret": "s3cr3t-at-the-idp",
     }
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -238,7 +250,9 @@ def idp(rsa_key: dict[str, int]) -> Iterator[dict[str, Any]]:
     server.server_close()
 
 
-def run(idp: dict[str, Any], *, token: str | None = None, now: Any = time.time) -> dict[str, Any]:
+def run(
+    idp: dict[str, Any], *, token: str | None = None, now: Any = time.time, secret: str | None = None
+) -> dict[str, Any]:
     spec = make_spec(
         idp={"kind": "oidc", "issuer": idp["issuer"], "clientId": "airflow", "scopes": ["openid", "groups"]}
     )
@@ -251,6 +265,7 @@ def run(idp: dict[str, Any], *, token: str | None = None, now: Any = time.time) 
         airflow_url=None,
         client_id="airflow",
         id_token=token,
+        client_secret=secret,
     )
     return {check.name: check for check in Doctor(target, Http(timeout=5, now=now)).run()}
 
@@ -271,6 +286,14 @@ def test_a_healthy_idp_passes_and_airflow_is_not_checked_without_a_url(idp: dict
     assert checks["airflow redirect_uri"].status == CANNOT
     assert "this machine" in checks["clock skew"].detail
     assert "logout ends Airflow's only" in checks["endpoints"].detail  # no end_session_endpoint published
+
+
+def test_the_client_secret_is_checked_by_redeeming_a_made_up_code(idp: dict[str, Any]) -> None:
+    assert run(idp)["client secret"].status == CANNOT
+    assert run(idp, secret="s3cr3t-at-the-idp")["client secret"].status == PASS
+    wrong = run(idp, secret="s3cr3t-at-the-idX")["client secret"]
+    assert wrong.status == FAIL and "invalid_client" in wrong.detail and "`idp.clientSecret`" in wrong.fix
+    assert "s3cr3t" not in wrong.detail + wrong.fix
 
 
 def test_unregistered_redirect_uri_is_told_from_a_login_page(idp: dict[str, Any]) -> None:

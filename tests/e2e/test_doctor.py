@@ -10,13 +10,11 @@ user runs it, `python -m components.cli doctor ... --format json`, in the Pulumi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -28,8 +26,9 @@ from joserfc import jwt  # noqa: E402  (Authlib's JOSE library, in the Airflow v
 from joserfc.jwk import RSAKey  # noqa: E402
 
 from tests.e2e.conftest import deployed  # noqa: E402
-from tests.e2e.deployment import PULUMI_PYTHON, LocalDeployment, one_character_off, stack_file  # noqa: E402
-from tests.e2e.harness.process import REPO_ROOT, free_port  # noqa: E402
+from tests.e2e.deployment import LocalDeployment, one_character_off, stack_file  # noqa: E402
+from tests.e2e.doctor_cases import assert_logout_ends_the_idp_session, failed, run_doctor  # noqa: E402
+from tests.e2e.harness.process import free_port  # noqa: E402
 from tests.e2e.harness.provider import Shims  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -44,6 +43,7 @@ ALL_CHECKS = [
     "scopes",
     "jwks",
     "redirect uri accepted",
+    "client secret",
     "airflow login page",
     "airflow redirect_uri",
     "airflow nonce",
@@ -86,41 +86,6 @@ def work_dir(tmp_path: Path) -> Path:
     """Where a case writes its pasted token and spec variants (0700)."""
     tmp_path.chmod(0o700)
     return tmp_path
-
-
-def run_doctor(
-    deployment: LocalDeployment, work_dir: Path, *, token: str | None = None, stack: Path | None = None
-) -> tuple[int, dict[str, dict[str, str]], str]:
-    """(exit status, check name -> check, raw stdout) of the doctor as a user runs it."""
-    args = [
-        str(PULUMI_PYTHON),
-        "-m",
-        "components.cli",
-        "doctor",
-        str(stack or deployment.stack_file),
-        "--format",
-        "json",
-        "--ca-file",
-        str(deployment.nginx.cert_path),
-        "--issuer-url",
-        deployment.provider.issuer,
-    ]
-    if token is not None:
-        token_file = work_dir / "pasted-id-token"
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
-        args += ["--id-token", str(token_file)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    started = time.monotonic()
-    result = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode in (0, 1), result.stderr[-2000:]
-    report = json.loads(result.stdout)
-    print(f"[doctor] {time.monotonic() - started:.1f} s, exit {result.returncode}, {report['failed']} failed")
-    return result.returncode, {check["name"]: check for check in report["checks"]}, result.stdout
-
-
-def failed(checks: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    return {name: check for name, check in checks.items() if check["status"] == "fail"}
 
 
 def id_token(deployment: LocalDeployment, **changes: Any) -> str:
@@ -215,6 +180,20 @@ def test_unregistered_redirect_uri_fails_at_the_idp(deployment: LocalDeployment,
     assert checks["airflow redirect_uri"]["status"] == "pass"
 
 
+def test_client_secret_the_idp_does_not_hold_fails(deployment: LocalDeployment, work_dir: Path) -> None:
+    """The provider holding a secret one character off (the `invalid_client` symptom): the doctor redeems a
+    made-up code with the api-server's secret; without a secret the check is left undone."""
+    with deployment.provider_registered_with(client_secret=one_character_off(deployment.client.client_secret)):
+        status, checks, _ = run_doctor(deployment, work_dir)
+    assert status == 1
+    assert list(failed(checks)) == ["client secret"]
+    assert "invalid_client" in checks["client secret"]["detail"]
+    assert "`idp.clientSecret`" in checks["client secret"]["fix"]
+
+    _, unchecked, _ = run_doctor(deployment, work_dir, with_secret=False)
+    assert unchecked["client secret"]["status"] == "cannot check"
+
+
 def test_provider_that_does_not_echo_the_nonce_fails(deployment: LocalDeployment, work_dir: Path) -> None:
     """Discovery has no nonce flag: listing `nonce` in claims_supported passes; a pasted token without
     a nonce (a provider without nonce support) fails with its fix."""
@@ -253,7 +232,7 @@ def test_clock_skew_beyond_authlibs_leeway_fails(
     ("changes", "check", "in_detail", "in_fix"),
     [
         pytest.param(
-            {"iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600},
+            {"iat": -7200, "exp": -3600},  # seconds from now, when the token is made
             "token expiry",
             "expired 60 min ago",
             "paste a fresh token",
@@ -276,6 +255,8 @@ def test_pasted_token_problems_fail_on_their_check(
     in_fix: str,
 ) -> None:
     """An expired token, one issued to another client, one whose groups map to no role: each fails alone."""
+    now = int(time.time())
+    changes = {key: now + value if key in ("iat", "exp") else value for key, value in changes.items()}
     status, checks, _ = run_doctor(deployment, work_dir, token=id_token(deployment, **changes))
 
     assert status == 1
@@ -315,50 +296,7 @@ def test_airflow_without_proxy_handling_sends_an_http_redirect_uri(deployment: L
 
 
 def test_logout_ends_the_idp_session_so_signing_in_again_asks_for_credentials(deployment: LocalDeployment) -> None:
-    """FAB's bare cookie-clearing logout leaves the provider's session (the next sign-in skips its form);
-    the UI's logout goes on to the provider's end_session_endpoint with id_token_hint and the registered
-    post-logout redirect URI, and the next sign-in asks the provider for credentials again."""
+    """After the UI's logout, signing in again asks the stand-in provider for credentials (see the helper)."""
     deployment.use_airflow()
     user = next(user for user in deployment.users_of("mapped") if "Viewer" in user.expected_roles)
-    base = deployment.base_url
-    first = deployment.login(user, label="logout-first", keep_context=True)
-    assert first.has_token and first.context is not None, first
-    context = first.context
-    try:
-        assert any("provider login form" in step for step in first.steps), first.steps
-
-        page = context.new_page()
-        page.goto(f"{base}/auth/logout")  # the cookie-only logout: the provider's session stays
-        page.close()
-        second = deployment.login(user, label="logout-second", context=context, keep_context=True)
-        assert second.has_token, second
-        assert not any("provider login form" in step for step in second.steps), second.steps
-
-        visited: list[str] = []
-        page = context.new_page()
-        page.on("request", lambda request: visited.append(request.url))
-        page.goto(f"{base}/api/v2/auth/logout")
-        page.wait_for_load_state("load")
-        confirm = page.locator('button[name="logout"][value="yes"]')  # oidc-provider asks to confirm
-        if confirm.count():
-            with page.expect_navigation(wait_until="load"):
-                confirm.click()
-        landed = page.url
-        page.close()
-
-        (end_session,) = [url for url in visited if urlsplit(url).path.endswith("/session/end")]
-        query = dict(parse_qsl(urlsplit(end_session).query))
-        assert query["post_logout_redirect_uri"] == deployment.client.post_logout_redirect_uris[0]
-        assert query["client_id"] == deployment.client.client_id
-        hint = jwt.decode(
-            query["id_token_hint"], RSAKey.import_key(json.loads(deployment.provider.key_path.read_text()))
-        )
-        assert hint.claims["sub"] == user.account_id
-        assert landed == deployment.client.post_logout_redirect_uris[0], landed
-        assert not any(cookie["name"] == "_token" for cookie in context.cookies())
-
-        third = deployment.login(user, label="logout-third", context=context)
-        assert third.has_token, third
-        assert any("provider login form" in step for step in third.steps), third.steps
-    finally:
-        context.close()
+    assert_logout_ends_the_idp_session(deployment, user)
