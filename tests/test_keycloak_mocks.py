@@ -298,3 +298,15 @@ def test_fleet_names_are_the_client_id_and_the_groups_it_creates() -> None:
     assert names[f"Keycloak client id in {where}"] == "airflow-search-prod"
     assert names[f"Keycloak group 'search-oncall' created in {where}"] == "search-oncall"
     assert len(names) == 1 + 4
+
+
+def test_sign_in_everyone_gives_every_realm_user_the_default_role_and_creates_no_extra_group() -> None:
+    def edit(spec: dict[str, Any]) -> None:
+        spec["signIn"] = {"everyone": True}
+
+    run = run_with("search-prod", edit)
+    text = rendered_config(run)
+    assert "DEFAULT_ROLE_EVERYONE = True" in text and 'DEFAULT_ROLE = "Viewer"' in text
+    assert sorted(g.inputs["name"] for g in run.of_type(GROUP)) == sorted(
+        ["search-airflow-admins", "search-oncall", "search-engineers"]
+    )
