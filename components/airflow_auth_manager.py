@@ -108,7 +108,12 @@ def verify_service_account_token(token: str, settings: dict[str, Any] | None) ->
     if header.get("alg") not in algorithms:
         raise RefusedTokenError(f"signature algorithm {header.get('alg')!r} is not one of {algorithms}")
     try:
-        key = _keys.client(settings["discoveryUrl"]).get_signing_key_from_jwt(token)
+        keys = _keys.client(settings["discoveryUrl"])
+    except (OSError, ValueError, KeyError) as error:  # unreachable, not JSON, no jwks_uri
+        url = settings["discoveryUrl"]
+        raise RefusedTokenError(f"the IdP's discovery document {url} is unusable: {error}") from None
+    try:
+        key = keys.get_signing_key_from_jwt(token)
         claims = jwt.decode(
             token,
             key.key,

@@ -55,7 +55,8 @@ def idp_side(run: Run) -> dict[str, Any]:
         return keycloak_side(run, client_secret)
     if run.of_type(GOOGLE_CLIENT):
         return google_side(run, client_secret)
-    apps = run.of_type(OKTA_APP)
+    # The web app (service apps are service accounts'; registration order is not guaranteed).
+    apps = [a for a in run.of_type(OKTA_APP) if a.inputs.get("type") != "service"]
     if apps:
         app = apps[0].inputs
         claims = run.of_type("okta:auth/serverClaim:ServerClaim")
@@ -88,6 +89,7 @@ def idp_side(run: Run) -> dict[str, Any]:
             "assigned_groups": [name_by_id[a["id"]] for a in assignments],
             "issuer": outputs["issuer"],
             "issuer_path": issuer_path,
+            **okta_service_accounts(run),
         }
     registration = outputs["registration"]
     return {
@@ -218,6 +220,29 @@ def entra_side(run: Run, client_secret: str) -> dict[str, Any]:
         "issuer": outputs["issuer"],
         "issuer_path": f"/{tenant}/v2.0",
     }
+
+
+def okta_service_accounts(run: Run) -> dict[str, Any]:
+    """Okta's service apps as the custom server lets them get tokens: only the clients the
+    client-credentials policy names, with the secret Okta holds, and the scope its rule grants."""
+    rules = [
+        rule.inputs
+        for rule in run.of_type("okta:auth/serverPolicyRule:ServerPolicyRule")
+        if rule.inputs.get("grantTypeWhitelists") == ["client_credentials"]
+    ]
+    if not rules:
+        return {}
+    (rule,) = rules
+    (policy,) = [p.inputs for p in run.of_type("okta:auth/serverPolicy:ServerPolicy") if p.name.endswith("-sa-policy")]
+    allowed = set(policy["clientWhitelists"])
+    ids = run.stack_outputs["serviceAccountClientIds"]
+    apps = {a.name: a.inputs for a in run.of_type(OKTA_APP) if a.inputs.get("type") == "service"}
+    accounts = []
+    for name, client_id in ids.items():
+        (app,) = [inputs for resource, inputs in apps.items() if resource.endswith(f"-sa-{name}")]
+        if client_id in allowed and app["grantTypes"] == ["client_credentials"]:
+            accounts.append({"name": name, "client_id": client_id, "client_secret": app["clientBasicSecret"]})
+    return {"service_accounts": accounts, "service_account_scopes": list(rule["scopeWhitelists"])}
 
 
 def kubernetes_secrets(run: Run) -> dict[str, dict[str, str]]:

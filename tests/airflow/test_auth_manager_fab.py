@@ -144,6 +144,12 @@ def test_refused_an_unknown_key_and_no_signature(issuer: str) -> None:
         auth.verify_service_account_token(unsigned, settings(issuer))
 
 
+def test_an_unreachable_idp_refuses_instead_of_failing(issuer: str) -> None:
+    gone = settings(issuer, discoveryUrl="http://127.0.0.1:9/.well-known/openid-configuration")
+    with pytest.raises(auth.RefusedTokenError, match="discovery document .* is unusable"):
+        auth.verify_service_account_token(token(issuer), gone)
+
+
 def test_refused_a_token_naming_two_accounts(issuer: str) -> None:
     two = settings(
         issuer,

@@ -504,6 +504,19 @@ class LocalDeployment(Service):
         if isinstance(self.provider, OidcProvider) and registration:
             self.provider.machine_clients = list(self.machine_clients.values())
             self.provider.resource_servers = service_account_resources(registration)
+        # Okta (custom server): the service apps its client-credentials policy names, with the secrets Okta
+        # holds, tokens shaped like Okta's (`cid`, `scp`) for the server's audience; plus another stack's
+        # service app on the same shared server, with that stack's scope.
+        okta_accounts = idp.get("service_accounts") or []
+        if isinstance(self.provider, OidcProvider) and okta_accounts:
+            audience = str(self.auth_settings()["serviceAccounts"]["audience"])
+            self.machine_clients = {a["name"]: MachineClient(a["client_id"], a["client_secret"]) for a in okta_accounts}
+            self.machine_clients[UNLISTED_SERVICE_ACCOUNT] = MachineClient("0oa-other-stack", secrets.token_urlsafe(24))
+            scopes = " ".join([*idp["service_account_scopes"], OTHER_STACK_SCOPE])
+            self.provider.machine_clients = list(self.machine_clients.values())
+            self.provider.resource_servers = {uri: {"scope": scopes, "ttl": 600} for uri in (audience, OTHER_RESOURCE)}
+            self.provider.token_profile = "okta"
+            self.provider.default_machine_resource = audience
         try:
             start_in_parallel(self._stack, [self.postgres, self.provider])
             self.timings["postgres+provider"] = time.monotonic() - started
@@ -525,6 +538,8 @@ class LocalDeployment(Service):
             self.declared_env.update(
                 all_containers_env(values, self.capture["airflow"].get("config_maps") or {}, self.run.sub("volumes"))
             )
+            # As in webserver_config.py, only the issuer's scheme and host move to the local provider.
+            with_local_issuer_in_auth_settings(self.run.sub("volumes"), idp["issuer"], local_issuer)
             if isinstance(self.provider, GoogleOidcProvider):
                 # Not declared (on GKE these are Google's): the harness points the api-servers at the stand-ins.
                 self.declared_env.update(self.provider.api_server_env)
@@ -694,19 +709,33 @@ class LocalDeployment(Service):
         """Current size of the provider's log."""
         return self.provider.log_path.stat().st_size
 
-    def service_account_token(self, account: str, *, resource: str | None = None) -> str:
+    def service_account_token(self, account: str, *, resource: str | None = None, scope: str | None = None) -> str:
         """An access token for service account `account` (or `UNLISTED_SERVICE_ACCOUNT`) from the provider,
-        by the client-credentials grant, for `resource` (default: the registered one), as a CI job gets it."""
+        by the client-credentials grant, as a CI job gets it: for `resource` (default: the registered one;
+        Okta: the server's audience) and, for Okta, `scope` (default: the scopes the stack's rule grants)."""
         if not isinstance(self.provider, OidcProvider):
             raise HarnessError("service-account tokens come from the oidc provider only")
+        client = self.machine_clients[account]
+        if self.idp["kind"] == "okta":
+            granted = " ".join(self.idp["service_account_scopes"])
+            return self.provider.client_credentials_token(client, resource, granted if scope is None else scope)
         registered = self.capture["outputs"]["serviceAccountRegistration"][0]["resource"]
-        return self.provider.client_credentials_token(self.machine_clients[account], resource or registered)
+        return self.provider.client_credentials_token(client, resource or registered, scope)
+
+    def auth_settings(self) -> dict[str, Any]:
+        """The auth-manager module's settings as the program declared them (its ConfigMap's JSON)."""
+        for data in (self.capture["airflow"].get("config_maps") or {}).values():
+            if "airflow_oidc_auth.json" in data:
+                return dict(json.loads(data["airflow_oidc_auth.json"]))
+        raise HarnessError("the program declares no ConfigMap with airflow_oidc_auth.json")
 
 
 UNLISTED_SERVICE_ACCOUNT = "unlisted"
 """A client-credentials client registered at the provider that the spec does not list."""
 OTHER_RESOURCE = "https://other-api.example.com"
 """Another API at the same provider: its tokens' `aud` is not Airflow's."""
+OTHER_STACK_SCOPE = "airflow_another_stack_api"
+"""Another stack's API scope on a shared Okta custom server."""
 
 
 def service_account_clients(registration: Sequence[Mapping[str, Any]]) -> dict[str, MachineClient]:
@@ -751,6 +780,21 @@ def all_containers_env(
             value = re.sub(rf"(?<![^:]){re.escape(mount_path)}(?=$|[:/])", str(directory), value)
         env[item["name"]] = value
     return env
+
+
+def with_local_issuer_in_auth_settings(root: Path, declared_issuer: str, local_issuer: str) -> None:
+    """The materialised `airflow_oidc_auth.json` files with the service accounts' issuer (and its discovery
+    URL) moved from the declared issuer to the local provider; any other issuer there is an error."""
+    for path in root.glob("*/airflow_oidc_auth.json"):
+        settings = json.loads(path.read_text())
+        accounts = settings.get("serviceAccounts")
+        if not accounts or local_issuer == declared_issuer:
+            continue
+        if accounts["issuer"] != declared_issuer or not accounts["discoveryUrl"].startswith(declared_issuer + "/"):
+            raise HarnessError(f"{path.name} trusts {accounts['issuer']}, the IdP side declares {declared_issuer}")
+        accounts["issuer"] = local_issuer
+        accounts["discoveryUrl"] = local_issuer + accounts["discoveryUrl"][len(declared_issuer) :]
+        path.write_text(json.dumps(settings, indent=2))
 
 
 def _require_free(port: int, what: str) -> None:

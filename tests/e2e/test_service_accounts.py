@@ -39,36 +39,53 @@ DAG_ID = "airflow_oidc_deploy"
 @pytest.fixture(scope="module")
 def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
     for running in deployed(stack_file("local-oidc")):
-        # The api-servers parse no DAGs: serialize the test DAG into the metadata database once.
-        env = {**running.airflow.process_env(0), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)}
-        log = running.run.sub("airflow") / "dags-reserialize.log"
-        with log.open("w") as out:
-            subprocess.run(
-                [str(running.airflow.airflow_bin), "dags", "reserialize"],
-                env=env,
-                cwd=running.airflow.home,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=300,
-                check=True,
-            )
+        serialize_test_dag(running)
         yield running
 
 
-def public(deployment: LocalDeployment, path: str) -> str:
-    return deployment.base_url + path
+def serialize_test_dag(deployment: LocalDeployment) -> None:
+    """The api-servers parse no DAGs: `airflow dags reserialize` writes the test DAG to the database."""
+    env = {**deployment.airflow.process_env(0), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)}
+    log = deployment.run.sub("airflow") / "dags-reserialize.log"
+    with log.open("w") as out:
+        subprocess.run(
+            [str(deployment.airflow.airflow_bin), "dags", "reserialize"],
+            env=env,
+            cwd=deployment.airflow.home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            check=True,
+        )
+
+
+class _ResolvedTo(requests.adapters.HTTPAdapter):
+    """Connects to the local ingress while TLS (SNI, certificate check) and Host name the stack's hostname."""
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(server_hostname=self.hostname, assert_hostname=self.hostname)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def public_request(deployment: LocalDeployment, method: str, path: str, **kwargs: Any) -> Any:
+    """A request to the stack's public URL through the local TLS ingress (the hostname need not resolve)."""
+    session = requests.Session()
+    session.mount("https://", _ResolvedTo(deployment.hostname))
+    port = deployment.https_port
+    host = deployment.hostname + ("" if port == 443 else f":{port}")
+    headers = {"Host": host, **kwargs.pop("headers", {})}
+    url = f"https://127.0.0.1:{port}{path}"
+    return session.request(method, url, headers=headers, verify=str(deployment.nginx.cert_path), timeout=30, **kwargs)
 
 
 def exchange(deployment: LocalDeployment, *, bearer: str | None = None, body: dict[str, Any] | None = None) -> Any:
     """`POST /auth/token` at the public URL, as the CI job calls it."""
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-    return requests.post(
-        public(deployment, "/auth/token"),
-        json=body if body is not None else {},
-        headers=headers,
-        verify=str(deployment.nginx.cert_path),
-        timeout=30,
-    )
+    return public_request(deployment, "POST", "/auth/token", json=body if body is not None else {}, headers=headers)
 
 
 def airflow_token(deployment: LocalDeployment, account: str) -> str:
@@ -78,14 +95,7 @@ def airflow_token(deployment: LocalDeployment, account: str) -> str:
 
 
 def api(deployment: LocalDeployment, method: str, path: str, token: str, **kwargs: Any) -> Any:
-    return requests.request(
-        method,
-        public(deployment, path),
-        headers={"Authorization": f"Bearer {token}"},
-        verify=str(deployment.nginx.cert_path),
-        timeout=30,
-        **kwargs,
-    )
+    return public_request(deployment, method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 
 def trigger(deployment: LocalDeployment, token: str) -> Any:

@@ -185,6 +185,10 @@ class OidcProvider(Service):
         self.idp_groups = idp_groups
         self.machine_clients = list(machine_clients)
         self.resource_servers = {uri: dict(server) for uri, server in (resource_servers or {}).items()}
+        self.token_profile: str | None = None
+        """`okta`: machine clients' access tokens also carry Okta's `cid` and `scp` claims."""
+        self.default_machine_resource: str | None = None
+        """The resource (`aud`) of a client-credentials request naming none (Okta: the server's audience)."""
         # Kept across restarts: relying parties cache the JWKS by kid.
         self.key_path = log_dir / "signing-key.json"
         self._log_offset = 0
@@ -240,6 +244,8 @@ class OidcProvider(Service):
                     "keyFile": str(self.key_path),
                     "machineClients": [machine.to_json() for machine in self.machine_clients],
                     "resourceServers": self.resource_servers,
+                    "accessTokenProfile": self.token_profile,
+                    "defaultMachineResource": self.default_machine_resource,
                 },
                 handle,
                 indent=2,
@@ -294,11 +300,13 @@ class OidcProvider(Service):
         self.users = {account: dict(user_claims) for account, user_claims in users.items()}
         self._admin("POST", "/users", self.users)
 
-    def client_credentials_token(self, client: MachineClient, resource: str, scope: str | None = None) -> str:
-        """An access token by the client-credentials grant (RFC 8707 `resource`), as a CI job gets one."""
+    def client_credentials_token(self, client: MachineClient, resource: str | None, scope: str | None = None) -> str:
+        """An access token by the client-credentials grant (RFC 8707 `resource`, or the provider's
+        default one, as Okta's), as a CI job gets one."""
+        fields = {"grant_type": "client_credentials", "resource": resource, "scope": scope}
         response = requests.post(
             self.issuer + "/token",
-            data={"grant_type": "client_credentials", "resource": resource, **({"scope": scope} if scope else {})},
+            data={key: value for key, value in fields.items() if value},
             auth=(client.client_id, client.client_secret),
             timeout=10,
         )

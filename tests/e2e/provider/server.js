@@ -160,6 +160,10 @@ function buildProvider(port) {
       token_endpoint_auth_method: 'client_secret_basic',
     }))],
     claims: config.claims ?? { openid: ['sub'] },
+    // Okta's access tokens name the client in `cid` and the granted scopes in `scp` (a list).
+    extraTokenClaims: async (ctx, token) => (config.accessTokenProfile === 'okta' && token.kind === 'ClientCredentials'
+      ? { cid: token.clientId, scp: (token.scope ?? '').split(' ').filter(Boolean) }
+      : undefined),
     conformIdTokenClaims: config.conformIdTokenClaims ?? true,
     findAccount,
     loadExistingGrant,
@@ -172,7 +176,10 @@ function buildProvider(port) {
       resourceIndicators: {
         enabled: machineClients.length > 0,
         // No `resource` (the browser sign-in): no resource server, an opaque token for userinfo, as before.
-        defaultResource: async (ctx, requestClient, oneOf) => oneOf,
+        // Okta's client-credentials requests name no resource: its server's audience is the default.
+        defaultResource: async (ctx, requestClient, oneOf) => oneOf
+          ?? (machineClients.some((m) => m.client_id === requestClient?.clientId) ? config.defaultMachineResource : undefined)
+          ?? undefined,
         getResourceServerInfo: async (ctx, resourceIndicator) => {
           const server = resourceServers[resourceIndicator];
           if (!server) throw new errors.InvalidTarget();
