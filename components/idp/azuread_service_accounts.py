@@ -15,6 +15,7 @@ secret (rotated every `clientSecret.rotationDays`) goes to the stack's secret st
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +137,8 @@ def provision_entra_service_accounts(
             azuread.ApplicationFederatedIdentityCredential(
                 f"{name}-sa-{account.name}-github",
                 application_id=app.id,
-                display_name=f"github-{account.githubRepository.replace('/', '-')}"[:120],
+                # Entra allows letters, digits, dashes and underscores here (120 at most).
+                display_name=re.sub(r"[^A-Za-z0-9_-]", "-", f"github-{account.githubRepository}")[:120],
                 description=f"GitHub Actions of {account.githubRepository} sign in as {account.name}",
                 audiences=[FEDERATION_AUDIENCE],
                 issuer=GITHUB_ACTIONS_ISSUER,
