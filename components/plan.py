@@ -111,6 +111,8 @@ class Facts:
     default_role_everyone: bool = False
     default_role_claim_values: list[str] = field(default_factory=list)
     required_claims: dict[str, Any] = field(default_factory=dict)
+    service_accounts: dict[str, str] = field(default_factory=dict)
+    """Service account -> its Airflow role (the stack output `serviceAccounts`)."""
     lifetimes: dict[str, float] = field(default_factory=dict)
     secret_holders: list[str] = field(default_factory=list)
     hostname: str | None = None
@@ -193,6 +195,11 @@ def facts_of(stack: Mapping[str, Any], idp_packages: Sequence[str]) -> Facts:
     facts.client_id = outputs.get("clientId") if isinstance(outputs.get("clientId"), str) else None
     facts.issuer = outputs.get("issuer") if isinstance(outputs.get("issuer"), str) else None
     facts.hostname = outputs.get("url") if isinstance(outputs.get("url"), str) else None
+    facts.service_accounts = {
+        str(entry["name"]): str(entry["role"])
+        for entry in outputs.get("serviceAccounts") or []
+        if isinstance(entry, Mapping) and "name" in entry and "role" in entry
+    }
     uris: set[str] = set()
     for key in ("redirectUris", "postLogoutRedirectUris"):
         uris.update(uri for uri in outputs.get(key) or [] if isinstance(uri, str))
@@ -316,6 +323,18 @@ def diff_stack(
     for value, role in base.roles.items():
         if value not in head.roles:
             add(CHANGED, f"`{value}` no longer gets {role}")
+    # Machine identities: a new service account, or a higher role, is a privilege change like a group's.
+    for account, role in head.service_accounts.items():
+        before = base.service_accounts.get(account)
+        if before is None:
+            add(PRIVILEGE, f"service account `{account}` gains {role} (new)")
+        elif _rank(role) > _rank(before):
+            add(PRIVILEGE, f"service account `{account}`: {before} → {role}")
+        elif role != before:
+            add(CHANGED, f"service account `{account}`: {before} → {role} (lower)")
+    for account, role in base.service_accounts.items():
+        if account not in head.service_accounts:
+            add(CHANGED, f"service account `{account}` removed (was {role})")
     if _rank(head.default_role) > _rank(base.default_role):
         add(PRIVILEGE, f"default role {base.default_role or 'none'} → {head.default_role}")
     elif head.default_role != base.default_role:
@@ -652,6 +671,8 @@ def fact_rows(facts: Facts) -> list[tuple[str, str]]:
     elif facts.default_role_claim_values:
         audience += " + " + ", ".join(f"`{value}`" for value in facts.default_role_claim_values)
     rows += [("default role", _show(facts.default_role)), ("who may sign in", audience)]
+    for account, role in facts.service_accounts.items():
+        rows.append((f"service account `{account}`", role))
     for label, minutes in facts.lifetimes.items():
         rows.append((label, _number(minutes)))
     for key, entry in facts.resolved.items():

@@ -381,3 +381,33 @@ def test_kinds_without_service_accounts_say_so() -> None:
     )
     google = SERVICE_ACCOUNTS_NOT_OFFERED["google"]
     assert "no client-credentials grant" in google and "Google's own APIs" in google
+
+
+# --- `airflow-oidc plan`: service accounts and their roles, new or escalated ones risky ----------
+
+
+def test_plan_lists_service_accounts_and_flags_new_or_escalated_ones_as_risky(okta_custom: Run) -> None:
+    from components.plan import CHANGED, PRIVILEGE, diff_stack, fact_rows, facts_of
+
+    def facts(accounts: list[dict[str, str]]) -> Any:
+        result = {"stack": "prod", "file": "stacks/Pulumi.prod.yaml", "resources": [], "outputs": {}}
+        if accounts:
+            result["outputs"] = {"serviceAccounts": accounts}
+        return facts_of(result, ())
+
+    declared = facts(okta_custom.stack_outputs["serviceAccounts"])
+    assert declared.service_accounts == {"release-pipeline": "Op", "dashboards": "Viewer"}
+    assert ("service account `release-pipeline`", "Op") in fact_rows(declared)
+    base = facts([{"name": "release-pipeline", "role": "Viewer"}, {"name": "legacy", "role": "Op"}])
+    head = facts([{"name": "release-pipeline", "role": "Op"}, {"name": "nightly", "role": "User"}])
+    changes = {(change.kind, change.message) for change in diff_stack(base, head, {})}
+    assert changes == {
+        (PRIVILEGE, "service account `release-pipeline`: Viewer → Op"),
+        (PRIVILEGE, "service account `nightly` gains User (new)"),
+        (CHANGED, "service account `legacy` removed (was Op)"),
+    }
+    lowered = {
+        (c.kind, c.message) for c in diff_stack(head, facts([{"name": "release-pipeline", "role": "Viewer"}]), {})
+    }
+    assert (CHANGED, "service account `release-pipeline`: Op → Viewer (lower)") in lowered
+    assert not [c for c in diff_stack(declared, declared, {}) if "service account" in c.message]
