@@ -183,7 +183,8 @@ class Http:
 def _unreachable(error: BaseException) -> str:
     """Why a request failed, without the URL's query (it may carry a state or a challenge)."""
     reason = getattr(error, "reason", None) or error
-    return f"{type(error).__name__}: {reason}"
+    hint = "; give --ca-file with the CA that signed it" if isinstance(reason, ssl.SSLCertVerificationError) else ""
+    return f"{type(error).__name__}: {reason}{hint}"
 
 
 # --- the security manager's own mapping, loaded from the rendered webserver_config.py ---------------
@@ -344,7 +345,8 @@ class Doctor:
         self.http = http
         self.checks: list[Check] = []
         self.discovery: dict[str, Any] | None = None
-        self.discovery_response: Response | None = None
+        self.idp_responses: list[Response] = []
+        """Every answer of the IdP, for its clock (some servers send Date on some routes only)."""
         self.jwks: dict[str, Any] | None = None
         self.airflow_login: Response | None = None
         self.airflow_start: Response | None = None
@@ -398,7 +400,8 @@ class Doctor:
         if not isinstance(document, dict):
             self.add("discovery", FAIL, f"{where} is not a JSON object (not an OpenID provider's discovery)", fix)
             return
-        self.discovery, self.discovery_response = document, response
+        self.discovery = document
+        self.idp_responses.append(response)
         self.add("discovery", PASS, f"{where} answered")
 
     def _needs_discovery(self, name: str) -> bool:
@@ -505,6 +508,7 @@ class Doctor:
         )
         try:
             response = self.http.session()(str(uri))
+            self.idp_responses.append(response)
             document = response.json() if response.status == 200 else None
         except (OSError, ValueError) as error:
             self.add("jwks", FAIL, f"{uri} unreachable ({_unreachable(error)})", fix)
@@ -564,6 +568,7 @@ class Doctor:
         try:
             for _ in range(MAX_HOPS):
                 response = get(url)
+                self.idp_responses.append(response)
                 location = response.location()
                 if location and location.startswith(redirect_uri):
                     error = dict(parse_qsl(urlsplit(location).query)).get("error")
@@ -788,10 +793,11 @@ class Doctor:
 
     def check_clock_skew(self) -> None:
         name = "clock skew"
-        idp = _clock_offset(self.discovery_response)
+        idp = next((offset for r in self.idp_responses if (offset := _clock_offset(r)) is not None), None)
         airflow = _clock_offset(self.airflow_login)
         if idp is None:
-            self.add(name, CANNOT, "no Date header from the IdP")
+            seen = f"{len(self.idp_responses)} answers" if self.idp_responses else "no answer"
+            self.add(name, CANNOT, f"the IdP sends no Date header ({seen}; Keycloak sends none)")
             return
         if airflow is not None:
             skew, between = idp - airflow, "the IdP's clock against Airflow's"
