@@ -685,16 +685,31 @@ class Doctor:
         name = "airflow login page"
         if not self._needs_airflow(name):
             return
-        page, provider = self.airflow_login.text(), self.contract.provider  # type: ignore[union-attr]
-        if self.airflow_login.status == 200 and (  # type: ignore[union-attr]
-            f"btn-signin-{provider}" in page or f"{LOGIN_PATH}{provider}" in page
-        ):
+        login = self.airflow_login
+        assert login is not None
+        page, provider, status = login.text(), self.contract.provider, login.status
+        if status == 200 and (f"btn-signin-{provider}" in page or f"{LOGIN_PATH}{provider}" in page):
             self.add(name, PASS, f"{LOGIN_PATH} offers the `{provider}` provider")
+        elif status >= 500:
+            self.add(
+                name,
+                FAIL,
+                f"{LOGIN_PATH} answered HTTP {status}: no api-server answers behind the ingress",
+                "not a spec key: check the api-server pods (ready? crash-looping on webserver_config.py?) and "
+                "the ingress's backend",
+            )
+        elif status == 404:
+            self.add(
+                name,
+                FAIL,
+                f"{LOGIN_PATH} answered HTTP 404: no FAB login page there",
+                "the UI must be Airflow 3 with the FAB auth manager at the root of `hostname` (no path prefix)",
+            )
         else:
             self.add(
                 name,
                 FAIL,
-                f"{LOGIN_PATH} answered HTTP {self.airflow_login.status} without a `{provider}` sign-in button",  # type: ignore[union-attr]
+                f"{LOGIN_PATH} answered HTTP {status} without a `{provider}` sign-in button",
                 "Airflow is not running the rendered webserver_config.py: run `pulumi up`, and check that "
                 "`airflow.values` does not replace the api-server's config ([fab] config_file)",
             )

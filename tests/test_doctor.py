@@ -15,7 +15,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -233,6 +233,56 @@ class FakeIdp(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class FakeAirflow(BaseHTTPRequestHandler):
+    """Airflow's login page and provider start; `state` says what its authorization request carries."""
+
+    state: dict[str, Any] = {}
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.state.get("status", 200) != 200:
+            self.send_response(self.state["status"])
+            self.end_headers()
+            return
+        if self.path == "/auth/login/":
+            body = b'<a id="btn-signin-oidc" href="/auth/login/oidc">Sign in</a>'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/auth/login/oidc":
+            query = {
+                "response_type": "code",
+                "client_id": "airflow",
+                "redirect_uri": "https://airflow.example.com/auth/oauth-authorized/oidc",
+                "state": "s",
+                "nonce": "n",
+                "code_challenge": "c" * 43,
+                "code_challenge_method": "S256",
+                **self.state.get("query", {}),
+            }
+            query = {key: value for key, value in query.items() if value is not None}
+            self.send_response(302)
+            self.send_header("Location", self.state["authorize"] + "?" + urlencode(query))
+            self.send_header("Set-Cookie", "session=abc; HttpOnly; Path=/")
+            self.end_headers()
+
+
+@pytest.fixture
+def airflow(idp: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAirflow)
+    FakeAirflow.state = {
+        "url": f"http://127.0.0.1:{server.server_address[1]}",
+        "authorize": idp["issuer"] + "/authorize",
+    }
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield FakeAirflow.state
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def idp(rsa_key: dict[str, int]) -> Iterator[dict[str, Any]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeIdp)
@@ -251,7 +301,12 @@ def idp(rsa_key: dict[str, int]) -> Iterator[dict[str, Any]]:
 
 
 def run(
-    idp: dict[str, Any], *, token: str | None = None, now: Any = time.time, secret: str | None = None
+    idp: dict[str, Any],
+    *,
+    token: str | None = None,
+    now: Any = time.time,
+    secret: str | None = None,
+    airflow_url: str | None = None,
 ) -> dict[str, Any]:
     spec = make_spec(
         idp={"kind": "oidc", "issuer": idp["issuer"], "clientId": "airflow", "scopes": ["openid", "groups"]}
@@ -262,7 +317,7 @@ def run(
         spec=spec,
         contract=contract,
         issuer_url=idp["issuer"],
-        airflow_url=None,
+        airflow_url=airflow_url,
         client_id="airflow",
         id_token=token,
         client_secret=secret,
@@ -370,6 +425,38 @@ def test_a_wrong_redirect_uri_from_airflow_is_diagnosed(idp: dict[str, Any], sen
     target = DoctorTarget("stacks/Pulumi.test.yaml", spec, client_contract(spec, stack="test"), idp["issuer"], None)
     fix = Doctor(target, Http())._redirect_fix(sent, target.contract.redirect_uris[0])
     assert hint in fix
+
+
+@pytest.mark.parametrize(
+    ("state", "name", "in_detail", "in_fix"),
+    [
+        ({}, None, "", ""),
+        (
+            {"query": {"redirect_uri": "http://airflow.example.com/auth/oauth-authorized/oidc"}},
+            "airflow redirect_uri",
+            "'http://airflow.example.com",
+            "`airflow.forwardedAllowIps`",
+        ),
+        ({"query": {"nonce": None}}, "airflow nonce", "no nonce", "`openid` must be in `idp.scopes`"),
+        ({"query": {"code_challenge_method": "plain"}}, "airflow pkce", "'plain'", "S256"),
+        ({"status": 502}, "airflow login page", "HTTP 502", "api-server pods"),
+    ],
+)
+def test_what_airflow_itself_sends_is_checked(
+    idp: dict[str, Any], airflow: dict[str, Any], state: dict[str, Any], name: str | None, in_detail: str, in_fix: str
+) -> None:
+    """The doctor follows Airflow's /auth/login/<provider> redirect and reads its authorization request."""
+    airflow.update(state)
+    checks = run(idp, airflow_url=airflow["url"])
+    failures = {key: check for key, check in checks.items() if check.status == FAIL}
+    if name is None:
+        assert failures == {}
+        assert {checks[key].status for key in ("airflow login page", "airflow redirect_uri", "airflow pkce")} == {PASS}
+        assert checks["session cookie"].status == PASS  # http: Secure is not required
+        assert "against Airflow's" in checks["clock skew"].detail
+        return
+    assert list(failures) == [name]
+    assert in_detail in failures[name].detail and in_fix in failures[name].fix
 
 
 def test_report_formats_and_exit_semantics(idp: dict[str, Any]) -> None:
