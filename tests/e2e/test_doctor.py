@@ -295,6 +295,43 @@ def test_airflow_without_proxy_handling_sends_an_http_redirect_uri(deployment: L
 # --- logout that logs out -----------------------------------------------------------------------------
 
 
+@pytest.mark.restarts_airflow
+def test_without_end_session_endpoint_logout_ends_only_airflows_session(
+    deployment: LocalDeployment, work_dir: Path
+) -> None:
+    """A provider whose discovery has no end_session_endpoint (Google's case): the UI's logout lands on
+    Airflow's login page without visiting the provider, and the provider's session survives it; the
+    doctor says so. The api-servers restart so that Authlib reads the changed discovery document."""
+    deployment.provider.set_shims(Shims(discoveryFields={"end_session_endpoint": None}))
+    deployment.use_airflow(env={"AIRFLOW_OIDC_E2E_DISCOVERY": "no-end-session-endpoint"})
+    _, checks, _ = run_doctor(deployment, work_dir)
+    assert "logout ends Airflow's only" in checks["endpoints"]["detail"]
+
+    user = next(user for user in deployment.users_of("mapped") if "Op" in user.expected_roles)
+    first = deployment.login(user, label="logout-no-end-session", keep_context=True)
+    assert first.has_token and first.context is not None, first
+    context = first.context
+    try:
+        for page in list(context.pages):
+            page.close()
+        visited: list[str] = []
+        page = context.new_page()
+        page.on("request", lambda request: visited.append(request.url))
+        page.goto(f"{deployment.base_url}/api/v2/auth/logout")
+        page.wait_for_load_state("load")
+        landed = page.url
+        page.close()
+        assert landed == deployment.client.post_logout_redirect_uris[0], (landed, visited)
+        assert not any(url.startswith(deployment.provider.issuer) for url in visited), visited
+        assert not any(cookie["name"] == "_token" for cookie in context.cookies())
+
+        again = deployment.login(user, label="logout-no-end-session-again", context=context)
+        assert again.has_token, again
+        assert not any("login form" in step for step in again.steps), again.steps
+    finally:
+        context.close()
+
+
 def test_logout_ends_the_idp_session_so_signing_in_again_asks_for_credentials(deployment: LocalDeployment) -> None:
     """After the UI's logout, signing in again asks the stand-in provider for credentials (see the helper)."""
     deployment.use_airflow()

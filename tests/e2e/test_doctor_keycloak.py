@@ -52,6 +52,7 @@ def test_doctor_passes_on_keycloak_as_declared(deployment: LocalDeployment, work
     unchecked = {name for name, check in checks.items() if check["status"] == "cannot check"}
     # Keycloak's discovery lists no nonce, and Keycloak (Quarkus) answers without a Date header.
     assert unchecked <= {"idp nonce", "clock skew"}, {name: checks[name]["detail"] for name in unchecked}
+    print(f"[doctor] on Keycloak: clock skew {checks['clock skew']['status']}: {checks['clock skew']['detail']}")
     if "clock skew" in unchecked:
         assert "no Date header" in checks["clock skew"]["detail"]
     assert "ends the IdP session too" in checks["endpoints"]["detail"]
