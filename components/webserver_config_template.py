@@ -68,7 +68,8 @@ OAUTH_PROVIDERS = [
         "remote_app": {
             "client_id": _env(CLIENT_ID_ENV),
             "client_secret": _env(CLIENT_SECRET_ENV),
-            "server_metadata_url": ISSUER + "/.well-known/openid-configuration",
+            # OpenID Connect Discovery 1.0, section 4: a terminating `/` of the issuer is removed first.
+            "server_metadata_url": ISSUER.rstrip("/") + "/.well-known/openid-configuration",
             # PKCE (S256) on top of the client secret: a stolen code is useless without the verifier.
             "client_kwargs": {"scope": " ".join(SCOPES), "code_challenge_method": "S256"},
         },

@@ -108,3 +108,15 @@ def test_config_version_changes_with_config_client_and_secret_generation() -> No
 def test_cookies_are_secure_exactly_when_the_ui_is_https(hostname: str, secure: bool) -> None:
     text = render_webserver_config(client_contract(spec(hostname=hostname), stack="dev"))
     assert f"SECURE_COOKIES = {secure}\n" in text
+
+
+def test_an_issuer_ending_in_a_slash_is_kept_byte_for_byte_and_discovery_drops_it() -> None:
+    """Tokens and discovery must name the issuer exactly as the provider does (Auth0's ends in `/`);
+    the discovery URL removes the terminating slash first (OpenID Connect Discovery 1.0, section 4)."""
+    given = spec(idp={"kind": "oidc", "issuer": "https://tenant.example-idp.com/", "clientId": "airflow"})
+    contract = client_contract(given, stack="dev")
+    assert contract.issuer == "https://tenant.example-idp.com/"
+    text = render_webserver_config(contract)
+    constants = ast.literal_eval(re.search(r"^ISSUER = (.+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert constants == "https://tenant.example-idp.com/"
+    assert 'ISSUER.rstrip("/") + "/.well-known/openid-configuration"' in text

@@ -60,7 +60,9 @@ class OidcIdp(IdpModel):
     @classmethod
     def _issuer_url(cls, value: str) -> str:
         require_url(value, what="issuer")
-        return value.rstrip("/")
+        # Kept exactly as given: the ID token's `iss` and discovery's `issuer` must equal it byte for
+        # byte (some providers' issuers end in `/`); only the discovery URL drops the slash.
+        return value
 
     @field_validator("scopes")
     @classmethod
@@ -106,7 +108,7 @@ class OidcIdp(IdpModel):
 
         return ServiceAccountContract(
             issuer=self.issuer,
-            discovery_url=self.issuer + "/.well-known/openid-configuration",
+            discovery_url=self.issuer.rstrip("/") + "/.well-known/openid-configuration",
             audience=self.serviceAccountAudience or spec.public_url,
             identity_claim=self.serviceAccountClaim,
             credential="registered by hand",
