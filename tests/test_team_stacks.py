@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from components.idp import KINDS, kind_name
 from components.mock_engine import run_program
 from components.spec import CONFIG_KEY, SpecError
 from components.stack_config import resolved_from_stack_file
+from tests.conftest import ROOT
 
 DEFAULTS = {
     "defaults": {
@@ -162,6 +164,21 @@ def test_new_stack_writes_a_valid_stack_for_every_kind(
     model = next(model for model in KINDS if kind_name(model) == kind)
     for key in model.PROVIDER_CONFIG:
         assert f"pulumi config set -s green-{env} {key} <value>" in out
+
+
+@pytest.mark.parametrize("kind", [kind_name(model) for model in KINDS])
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_new_stack_passes_the_projects_own_environment_defaults(
+    tmp_path: Path, kind: str, env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What new-stack writes must pass the platform team's real defaults (allowedAdminGroups in prod)."""
+    stacks = tmp_path / "stacks"
+    shutil.copytree(ROOT / "stacks" / "defaults", stacks / "defaults")
+    status = main(["new-stack", "--team", "green", "--env", env, "--idp", kind, "--stacks-dir", str(stacks)])
+    _, err = capsys.readouterr()
+    assert status == 0, err
+    ok, text = check_stack_file(stacks / f"Pulumi.green-{env}.yaml")
+    assert ok, text
 
 
 def test_new_stack_inherits_the_environment_defaults_and_refuses_to_overwrite(
