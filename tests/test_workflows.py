@@ -223,10 +223,14 @@ def pull_request(tmp_path: Path) -> tuple[Path, str]:
     """A clone of this repository on a branch `pr`, with the program's .venv: (checkout, base branch)."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    branch = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--abbrev-ref", "HEAD"], check=True, capture_output=True, text=True
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
     ).stdout.strip()
-    git(clone, "checkout", "-q", "-b", "pr")
+    # The workflow diffs against origin/<base_ref>: name this checkout's commit so, whether it is on a
+    # branch or detached (a worktree, CI's checkout).
+    branch = "review-base"
+    git(clone, "update-ref", f"refs/remotes/origin/{branch}", head)
+    git(clone, "checkout", "-q", "-b", "pr", head)
     (clone / ".venv").symlink_to(ROOT / ".venv")
     return clone, branch
 
