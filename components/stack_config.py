@@ -57,7 +57,7 @@ def read_program_inputs() -> ProgramInputs:
         raise pulumi.RunError(str(error)) from None
     provider = provider_settings(spec, pulumi_config_value)
     try:
-        spec.idp.check_provider(provider)
+        spec.idp.check_provider(spec, provider)
         check_store_provider(spec, provider)
     except ProviderConfigError as error:
         raise pulumi.RunError(f"{source}: {error}") from None

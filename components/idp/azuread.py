@@ -107,9 +107,8 @@ class AzureadIdp(IdpModel):
         "so users are not asked to consent.",
     )
 
-    # The groups to look up (from check_spec) and what the lookups found (in check_provider): the
-    # program calls check_provider before it declares anything, so a bad lookup declares nothing.
-    _bindings: tuple[GroupBinding, ...] = PrivateAttr(default=())
+    # What the lookups found (in check_provider): the program calls check_provider before it
+    # declares anything, so a bad lookup declares nothing; provision reuses the answer.
     _found_groups: dict[str, str] | None = PrivateAttr(default=None)
 
     @field_validator("tenantId")
@@ -130,9 +129,8 @@ class AzureadIdp(IdpModel):
                 "Entra ID cannot set it from here: the azuread provider has no token-lifetime policy resource "
                 "(Entra's default access-token lifetime applies); remove the key",
             )
-        self._bindings = tuple(group_bindings(spec))
 
-    def check_provider(self, provider: ProviderConfig) -> None:
+    def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
         """The tenant must be known; then, with `createGroups: false`, each group named by display name
         must match exactly one group in it (plain invokes: the program has declared nothing yet)."""
         configured = provider.get("azuread:tenantId")
@@ -144,7 +142,7 @@ class AzureadIdp(IdpModel):
         if not self.tenantId and configured and not is_guid(configured):
             raise ProviderConfigError(f"azuread:tenantId: {configured!r} is not a tenant id (a GUID)")
         if not self.createGroups:
-            self._found_groups = lookup_groups(self._bindings, tenant=self.tenant(provider))
+            self._found_groups = lookup_groups(tuple(group_bindings(spec)), tenant=self.tenant(provider))
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         tenant = self.tenantId or provider.get("azuread:tenantId") or "the Entra tenant"

@@ -74,8 +74,9 @@ class IdpModel(Model):
     def check_spec(self, spec: Spec) -> None:
         """Spec-wide checks of this kind (what the IdP cannot do): raise `components.model.at(...)`."""
 
-    def check_provider(self, provider: ProviderConfig) -> None:
-        """Refuse missing or malformed provider settings (`ProviderConfigError`, naming the key)."""
+    def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
+        """Refuse missing or malformed provider settings (`ProviderConfigError`, naming the key). Called
+        by the program before it declares anything: lookups that may refuse the stack belong here."""
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         """Names this stack takes at the IdP that no other stack may take too: what (scoped to the IdP

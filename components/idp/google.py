@@ -97,7 +97,7 @@ class GoogleIdp(IdpModel):
                 "createGroups: true needs the Workspace customer id (Admin console > Account settings, e.g. C01abcde)",
             )
 
-    def check_provider(self, provider: ProviderConfig) -> None:
+    def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
         if not provider.get("gcp:project"):
             raise ProviderConfigError(
                 "gcp:project is not set: set it (`pulumi config set gcp:project <project-id>`) or GOOGLE_PROJECT: "

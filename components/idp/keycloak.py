@@ -93,7 +93,7 @@ class KeycloakIdp(IdpModel):
                     f"{group.strip('/').split('/')[-1]!r}",
                 )
 
-    def check_provider(self, provider: ProviderConfig) -> None:
+    def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
         if self.url:
             return
         url = provider.get("keycloak:url")

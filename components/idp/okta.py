@@ -94,7 +94,7 @@ class OktaIdp(IdpModel):
                 "use idp.authorizationServer.mode: custom to set it",
             )
 
-    def check_provider(self, provider: ProviderConfig) -> None:
+    def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
         if not (self.orgUrl or provider.get("okta:orgName")):
             raise ProviderConfigError(
                 "okta:orgName is not set: set it (`pulumi config set okta:orgName <org>`), "
