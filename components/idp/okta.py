@@ -300,28 +300,17 @@ def okta_service_accounts(
         metadata_publish="NO_CLIENTS",
         opts=opts,
     )
-    policy = okta.auth.ServerPolicy(
-        f"{name}-sa-policy",
-        auth_server_id=server_id,
-        name=f"airflow-{slug(stack)}-automation",
+    server_policy(
+        okta,
+        f"{name}-sa",
+        server_id=server_id,
+        policy_name=f"airflow-{slug(stack)}-automation",
         description=f"Airflow ({stack}): its service accounts only",
-        client_whitelists=list(identities.values()),
+        clients=list(identities.values()),
         priority=2,
-        status="ACTIVE",
-        opts=opts,
-    )
-    okta.auth.ServerPolicyRule(
-        f"{name}-sa-policy-rule",
-        auth_server_id=server_id,
-        policy_id=policy.id,
-        name="client-credentials",
-        priority=1,
-        status="ACTIVE",
-        grant_type_whitelists=["client_credentials"],
-        # No user in this grant: Okta still wants the rule's people condition, as on the web app's rule.
-        group_whitelists=["EVERYONE"],
-        scope_whitelists=[scope.name],
-        access_token_lifetime_minutes=spec.access_token_minutes,
+        grant="client_credentials",
+        scopes=[scope.name],
+        lifetime_minutes=spec.access_token_minutes,
         opts=opts,
     )
     return ServiceAccountIdentities(
@@ -513,26 +502,58 @@ class OktaApplication(IdpClient):
             always_include_in_token=True,
             opts=opts,
         )
-        policy = okta.auth.ServerPolicy(
-            f"{name}-policy",
-            auth_server_id=server_id,
-            name=okta_policy_name(stack),
+        server_policy(
+            okta,
+            name,
+            server_id=server_id,
+            policy_name=okta_policy_name(stack),
             description=f"Airflow ({stack}): this client only",
-            client_whitelists=[app.client_id],
+            clients=[app.client_id],
             priority=1,
-            status="ACTIVE",
+            grant="authorization_code",
+            scopes=list(contract.scopes),
+            lifetime_minutes=settings.access_token_minutes,
             opts=opts,
         )
-        okta.auth.ServerPolicyRule(
-            f"{name}-policy-rule",
-            auth_server_id=server_id,
-            policy_id=policy.id,
-            name="authorization-code",
-            priority=1,
-            status="ACTIVE",
-            grant_type_whitelists=["authorization_code"],
-            group_whitelists=["EVERYONE"],
-            scope_whitelists=list(contract.scopes),
-            access_token_lifetime_minutes=settings.access_token_minutes,
-            opts=opts,
-        )
+
+
+def server_policy(
+    okta: Any,
+    name: str,
+    *,
+    server_id: str,
+    policy_name: str,
+    description: str,
+    clients: list[Any],
+    priority: int,
+    grant: str,
+    scopes: list[Any],
+    lifetime_minutes: int,
+    opts: pulumi.ResourceOptions,
+) -> None:
+    """An access policy on a custom authorization server for exactly `clients`, with one rule
+    allowing one grant for these scopes (`<name>-policy`, `<name>-policy-rule`)."""
+    policy = okta.auth.ServerPolicy(
+        f"{name}-policy",
+        auth_server_id=server_id,
+        name=policy_name,
+        description=description,
+        client_whitelists=clients,
+        priority=priority,
+        status="ACTIVE",
+        opts=opts,
+    )
+    okta.auth.ServerPolicyRule(
+        f"{name}-policy-rule",
+        auth_server_id=server_id,
+        policy_id=policy.id,
+        name=grant.replace("_", "-"),
+        priority=1,
+        status="ACTIVE",
+        grant_type_whitelists=[grant],
+        # Okta wants the rule's people condition even for client credentials (no user in that grant).
+        group_whitelists=["EVERYONE"],
+        scope_whitelists=scopes,
+        access_token_lifetime_minutes=lifetime_minutes,
+        opts=opts,
+    )
