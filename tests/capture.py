@@ -115,7 +115,8 @@ def keycloak_side(run: Run, client_secret: str) -> dict[str, Any]:
     from tests.e2e.harness.keycloak import capture_declared
 
     outputs = run.stack_outputs
-    client = run.one(KEYCLOAK_CLIENT).inputs
+    # The Airflow client (the service accounts' clients have service accounts on).
+    (client,) = [c.inputs for c in run.of_type(KEYCLOAK_CLIENT) if not c.inputs.get("serviceAccountsEnabled")]
     mapper = run.one(KEYCLOAK_MAPPER).inputs
     realms = run.of_type(KEYCLOAK_REALM)
     # The client's realmId is a declared realm's id (its name) or the name of a realm that must exist.
@@ -163,9 +164,10 @@ def entra_side(run: Run, client_secret: str) -> dict[str, Any]:
     from components.idp.azuread import GRAPH_SIGN_IN_SCOPES, AzureadIdp, mock_group_id
 
     outputs = run.stack_outputs
-    app_resource = run.one(ENTRA_APP)
+    # The Airflow app registration and its service principal (not the service accounts' `-sa-` ones).
+    (app_resource,) = [a for a in run.of_type(ENTRA_APP) if "-sa-" not in a.name]
     app = app_resource.inputs
-    service_principal = run.one(ENTRA_SERVICE_PRINCIPAL)
+    (service_principal,) = [p for p in run.of_type(ENTRA_SERVICE_PRINCIPAL) if "-sa-" not in p.name]
 
     def computed(resource: Any, key: str) -> str:
         values = AzureadIdp.mock_outputs(resource.type, resource.name, resource.inputs) or {}
@@ -177,7 +179,7 @@ def entra_side(run: Run, client_secret: str) -> dict[str, Any]:
             name_by_id[mock_group_id(args["displayNamePrefix"])] = args["displayNamePrefix"]
     value_by_role_id = {role["id"]: role["value"] for role in app["appRoles"]}
     claim_values: dict[str, list[str]] = {}
-    for assignment in run.of_type(ENTRA_ASSIGNMENT):
+    for assignment in [a for a in run.of_type(ENTRA_ASSIGNMENT) if "-sa-" not in a.name]:
         inputs = assignment.inputs
         if inputs["resourceObjectId"] != computed(service_principal, "objectId"):
             raise ValueError(f"{assignment.name} assigns a role of another service principal")
@@ -185,7 +187,7 @@ def entra_side(run: Run, client_secret: str) -> dict[str, Any]:
         group = name_by_id.get(principal, principal)  # a group given by object id keeps it
         claim_values.setdefault(group, []).append(value_by_role_id[inputs["appRoleId"]])
     # Entra holds both password slots; the client secret Airflow gets must be one of them.
-    held = [computed(password, "value") for password in run.of_type(ENTRA_PASSWORD)]
+    held = [computed(password, "value") for password in run.of_type(ENTRA_PASSWORD) if "-sa-" not in password.name]
     if client_secret not in held:
         raise ValueError("the client secret in the Kubernetes Secret is none of the app's passwords")
     scope_names = {scope_id: name for name, scope_id in GRAPH_SIGN_IN_SCOPES.items()}

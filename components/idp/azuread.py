@@ -32,6 +32,7 @@ from components.model import CONFIG_KEY, GUID, at
 if TYPE_CHECKING:
     import pulumi
 
+    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
     from components.spec import Spec
 else:
     # Pulumi resolves a component's output annotations at run time; the Airflow venv has no Pulumi.
@@ -153,6 +154,45 @@ class AzureadIdp(IdpModel):
                 if not is_guid(binding.group):
                     names[f"Entra group created in tenant {tenant}: {binding.group}"] = binding.group
         return names
+
+    # --- service accounts (components/idp/azuread_service_accounts.py) ---------------------------
+
+    SERVICE_ACCOUNT_KEYS: ClassVar[frozenset[str]] = frozenset({"githubRepository", "githubEnvironment"})
+
+    def service_accounts_refusal(self, spec: Spec) -> str | None:
+        return None
+
+    def service_account_contract(
+        self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountContract:
+        from components.idp.azuread_service_accounts import entra_service_account_contract
+
+        return entra_service_account_contract(self.tenant(provider))
+
+    def provision_service_accounts(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        accounts: ServiceAccountContract,
+        client: IdpClient,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> ServiceAccountIdentities:
+        from components.idp.azuread_service_accounts import provision_entra_service_accounts
+
+        assert isinstance(client, EntraApplication)
+        return provision_entra_service_accounts(
+            name,
+            spec=spec,
+            airflow_client_id=client.client_id,
+            airflow_service_principal_object_id=client.service_principal_object_id,
+            stack=stack,
+            today=today,
+            opts=opts,
+        )
 
     def tenant(self, provider: ProviderConfig) -> str:
         """The tenant: `idp.tenantId`, else `azuread:tenantId`."""
@@ -415,6 +455,8 @@ class EntraApplication(IdpClient):
         import pulumi
         import pulumi_azuread as azuread
 
+        from components.idp.azuread_service_accounts import service_account_app_roles
+
         super().__init__("airflow-oidc:idp:EntraApplication", name, None, opts)
         assert isinstance(spec.idp, AzureadIdp)
         idp = spec.idp
@@ -452,7 +494,11 @@ class EntraApplication(IdpClient):
                     enabled=True,
                 )
                 for value, role in role_of_value.items()
-            ],
+            ]
+            # Service accounts: one application-only app role each (components/idp/azuread_service_accounts.py).
+            + [azuread.ApplicationAppRoleArgs(**role) for role in service_account_app_roles(spec, stack)],
+            # v2 access tokens for this API: the issuer and audience service accounts' tokens are checked against.
+            api=azuread.ApplicationApiArgs(requested_access_token_version=2) if spec.serviceAccounts else None,
             required_resource_accesses=[
                 azuread.ApplicationRequiredResourceAccessArgs(
                     resource_app_id=GRAPH_APP_ID,

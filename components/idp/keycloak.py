@@ -29,6 +29,7 @@ from components.model import at, require_url
 if TYPE_CHECKING:
     import pulumi
 
+    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
     from components.spec import Spec
 
 CLIENT_TYPE = "keycloak:openid/client:Client"
@@ -117,6 +118,43 @@ class KeycloakIdp(IdpModel):
             for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
                 names[f"Keycloak group {group!r} created in {where}"] = group
         return names
+
+    # --- service accounts (components/idp/keycloak_service_accounts.py) --------------------------
+
+    def service_accounts_refusal(self, spec: Spec) -> str | None:
+        return None
+
+    def service_account_contract(
+        self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountContract:
+        from components.idp.keycloak_service_accounts import keycloak_service_account_contract
+
+        return keycloak_service_account_contract(contract.issuer, keycloak_client_id(stack))
+
+    def provision_service_accounts(
+        self,
+        name: str,
+        *,
+        spec: Spec,
+        contract: ClientContract,
+        accounts: ServiceAccountContract,
+        client: IdpClient,
+        stack: str,
+        today: datetime.date,
+        opts: pulumi.ResourceOptions,
+    ) -> ServiceAccountIdentities:
+        from components.idp.keycloak_service_accounts import provision_keycloak_service_accounts
+
+        assert isinstance(client, KeycloakClient)
+        return provision_keycloak_service_accounts(
+            name,
+            spec=spec,
+            realm_id=client.realm_id,
+            airflow_client_id=keycloak_client_id(stack),
+            access_token_lifespan=keycloak_client_settings(spec, contract, stack).access_token_lifespan,
+            today=today,
+            opts=opts,
+        )
 
     def server_url(self, provider: ProviderConfig) -> str:
         """The Keycloak server: `idp.url`, else `keycloak:url`."""
@@ -294,6 +332,8 @@ class KeycloakClient(IdpClient):
         # no `pulumi` at import time (the Airflow venv imports it without Pulumi).
         self.client_internal_id: pulumi.Output[str] = client.id
         """Keycloak's internal id of the client (not the OAuth client id)."""
+        self.realm_id: pulumi.Input[str] = realm_id
+        """The realm (the created realm's id, so what uses it waits for it)."""
         self.finish(client_id=client.client_id, client_secret=client_secret, secret_version=str(generation))
 
     def _groups(
