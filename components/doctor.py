@@ -15,7 +15,6 @@ import argparse
 import ast
 import base64
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -65,12 +64,6 @@ CLIENT_REFUSED = re.compile(
 MAX_HOPS = 6
 # Algorithms whose key the relying party gets from the JWKS (not `none`, not a shared HMAC secret).
 ASYMMETRIC_KTY = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
-# DER DigestInfo prefixes of EMSA-PKCS1-v1_5 (RFC 8017, section 9.2, note 1).
-_PKCS1_DIGEST = {
-    "RS256": (hashlib.sha256, bytes.fromhex("3031300d060960864801650304020105000420")),
-    "RS384": (hashlib.sha384, bytes.fromhex("3041300d060960864801650304020205000430")),
-    "RS512": (hashlib.sha512, bytes.fromhex("3051300d060960864801650304020305000440")),
-}
 
 
 @dataclass(frozen=True)
@@ -229,7 +222,7 @@ class RoleMapping:
         return sorted({self.namespace["DEFAULT_ROLE"] if key == default_key else by_value[key] for key in keys})
 
 
-# --- JWTs (decoded without a library; RS* verified in pure Python) ------------------------------------
+# --- JWTs (decoded here to report on any token; signatures verified with PyJWT) ------------------------
 
 
 class TokenError(ValueError):
@@ -269,20 +262,6 @@ class Jwt:
         return cls(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
 
 
-def rsa_pkcs1_verify(jwk: Mapping[str, Any], alg: str, signing_input: bytes, signature: bytes) -> bool:
-    """RSASSA-PKCS1-v1_5 verification (RFC 8017, 8.2.2) with a JWK's public `n`, `e`."""
-    hash_function, prefix = _PKCS1_DIGEST[alg]
-    n = int.from_bytes(_b64url(str(jwk["n"])), "big")
-    e = int.from_bytes(_b64url(str(jwk["e"])), "big")
-    size = (n.bit_length() + 7) // 8
-    if len(signature) != size:
-        return False
-    encoded = pow(int.from_bytes(signature, "big"), e, n).to_bytes(size, "big")
-    digest_info = prefix + hash_function(signing_input).digest()
-    expected = b"\x00\x01" + b"\xff" * (size - len(digest_info) - 3) + b"\x00" + digest_info
-    return hmac.compare_digest(encoded, expected)
-
-
 def verify_signature(token: Jwt, jwks: Mapping[str, Any]) -> tuple[str, str]:
     """(status, detail) of the token's signature against the provider's published keys."""
     alg, kid = str(token.header.get("alg")), token.header.get("kid")
@@ -292,14 +271,18 @@ def verify_signature(token: Jwt, jwks: Mapping[str, Any]) -> tuple[str, str]:
     matching = [key for key in keys if kid is None or key.get("kid") == kid]
     if not matching:
         return FAIL, f"no published key has kid {kid!r} ({len(keys)} signing keys published)"
-    if alg in _PKCS1_DIGEST:
-        if any(
-            key.get("kty") == "RSA" and rsa_pkcs1_verify(key, alg, token.signing_input, token.signature)
-            for key in matching
-        ):
+    import jwt  # PyJWT, as Airflow ships it: the same verification the api-server's libraries do
+
+    if alg not in jwt.algorithms.get_default_algorithms():
+        return CANNOT, f"{alg} signatures are not verified by the doctor (PyJWT knows no such algorithm)"
+    for key in matching:
+        try:
+            public = jwt.PyJWK(dict(key), algorithm=alg)
+        except (jwt.PyJWKError, jwt.InvalidKeyError):
+            continue  # a key of another type or curve: not the one that signed
+        if public.Algorithm.verify(token.signing_input, public.key, token.signature):
             return PASS, f"{alg} signature verified with the published key {kid!r}"
-        return FAIL, f"the {alg} signature does not verify with the published key {kid!r}"
-    return CANNOT, f"{alg} signatures are not verified by the doctor (RS256/384/512 are)"
+    return FAIL, f"the {alg} signature does not verify with the published key {kid!r}"
 
 
 # --- the checks ---------------------------------------------------------------------------------------

@@ -5,9 +5,7 @@ injected). The live checks against Airflow and a real provider are in tests/e2e/
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import jwt
 import pytest
 
 from components.airflow_values import render_webserver_config
@@ -33,7 +32,6 @@ from components.doctor import (
     RoleMapping,
     TokenError,
     render,
-    rsa_pkcs1_verify,
     verify_signature,
 )
 from components.spec import parse_spec
@@ -104,49 +102,33 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _prime(bits: int, rng: random.Random) -> int:
-    while True:
-        candidate = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
-        if all(pow(a, candidate - 1, candidate) == 1 for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)):
-            return candidate
-
-
 @pytest.fixture(scope="module")
-def rsa_key() -> dict[str, int]:
-    """A 1024-bit RSA key made here (the Pulumi venv has no crypto library; the doctor needs none)."""
-    rng = random.Random(20261201)
-    e = 65537
-    while True:
-        p, q = _prime(512, rng), _prime(512, rng)
-        phi = (p - 1) * (q - 1)
-        if p != q and phi % e:
-            return {"n": p * q, "e": e, "d": pow(e, -1, phi)}
+def rsa_key() -> Any:
+    """A 2048-bit RSA key (cryptography, as PyJWT uses it)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def sign_rs256(key: dict[str, int], claims: dict[str, Any], kid: str = "k1") -> str:
-    header = _b64(json.dumps({"alg": "RS256", "kid": kid}).encode())
-    payload = _b64(json.dumps(claims).encode())
-    size = (key["n"].bit_length() + 7) // 8
-    digest_info = (
-        bytes.fromhex("3031300d060960864801650304020105000420")
-        + hashlib.sha256(f"{header}.{payload}".encode()).digest()
-    )
-    encoded = b"\x00\x01" + b"\xff" * (size - len(digest_info) - 3) + b"\x00" + digest_info
-    signature = pow(int.from_bytes(encoded, "big"), key["d"], key["n"]).to_bytes(size, "big")
-    return f"{header}.{payload}.{_b64(signature)}"
+def sign_rs256(key: Any, claims: dict[str, Any], kid: str = "k1") -> str:
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
 
-def public_jwk(key: dict[str, int], kid: str = "k1") -> dict[str, str]:
-    n = key["n"].to_bytes((key["n"].bit_length() + 7) // 8, "big")
-    return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": _b64(n), "e": _b64(b"\x01\x00\x01")}
+def public_jwk(key: Any, kid: str = "k1") -> dict[str, str]:
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
 
 
 def test_rs256_signatures_verify_and_a_changed_payload_does_not(rsa_key: dict[str, int]) -> None:
     token = Jwt.parse(sign_rs256(rsa_key, {"sub": "u1"}))
     jwk = public_jwk(rsa_key)
-    assert rsa_pkcs1_verify(jwk, "RS256", token.signing_input, token.signature)
-    assert not rsa_pkcs1_verify(jwk, "RS256", token.signing_input + b"x", token.signature)
     assert verify_signature(token, {"keys": [jwk]})[0] == PASS
+    changed = Jwt(token.header, token.claims, token.signing_input + b"x", token.signature)
+    assert verify_signature(changed, {"keys": [jwk]})[0] == FAIL
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    impostor = public_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048))  # same kid, other key
+    assert verify_signature(token, {"keys": [impostor]})[0] == FAIL
     assert verify_signature(token, {"keys": [public_jwk(rsa_key, kid="other")]})[0] == FAIL
 
 
