@@ -54,12 +54,14 @@ class AirflowOidc(pulumi.ComponentResource):
         super().__init__("airflow-oidc:index:AirflowOidc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         contract = client_contract(spec, stack=stack, provider=provider)
+        # One date for the whole run: the web client's and the service accounts' rotation periods agree.
+        today = today or datetime.date.today()
         client = spec.idp.provision(
             f"{name}-{contract.provider}",
             spec=spec,
             contract=contract,
             stack=stack,
-            today=today or datetime.date.today(),
+            today=today,
             opts=child,
         )
         accounts = identities = None
@@ -73,7 +75,7 @@ class AirflowOidc(pulumi.ComponentResource):
                 accounts=accounts,
                 client=client,
                 stack=stack,
-                today=today or datetime.date.today(),
+                today=today,
                 opts=pulumi.ResourceOptions(parent=client),
             )
         deployment = AirflowDeployment(
