@@ -311,30 +311,26 @@ def diff_stack(
     def add(kind: str, message: str) -> None:
         changes.append(Change(head.stack, kind, message))
 
-    # Who gets which role.
-    for value, role in head.roles.items():
-        before = base.roles.get(value)
-        if before is None:
-            add(PRIVILEGE, f"`{value}` gains {role} (not mapped before)")
-        elif _rank(role) > _rank(before):
-            add(PRIVILEGE, f"`{value}`: {before} → {role}")
-        elif role != before:
-            add(CHANGED, f"`{value}`: {before} → {role} (lower)")
-    for value, role in base.roles.items():
-        if value not in head.roles:
-            add(CHANGED, f"`{value}` no longer gets {role}")
-    # Machine identities: a new service account, or a higher role, is a privilege change like a group's.
-    for account, role in head.service_accounts.items():
-        before = base.service_accounts.get(account)
-        if before is None:
-            add(PRIVILEGE, f"service account `{account}` gains {role} (new)")
-        elif _rank(role) > _rank(before):
-            add(PRIVILEGE, f"service account `{account}`: {before} → {role}")
-        elif role != before:
-            add(CHANGED, f"service account `{account}`: {before} → {role} (lower)")
-    for account, role in base.service_accounts.items():
-        if account not in head.service_accounts:
-            add(CHANGED, f"service account `{account}` removed (was {role})")
+    def role_changes(
+        base_roles: Mapping[str, str], head_roles: Mapping[str, str], who: str, new: str, gone: str
+    ) -> None:
+        """A holder that is new or gets a higher role is a privilege change; lower or gone, a change."""
+        for holder, role in head_roles.items():
+            before = base_roles.get(holder)
+            name = who.format(holder)
+            if before is None:
+                add(PRIVILEGE, f"{name} gains {role} ({new})")
+            elif _rank(role) > _rank(before):
+                add(PRIVILEGE, f"{name}: {before} → {role}")
+            elif role != before:
+                add(CHANGED, f"{name}: {before} → {role} (lower)")
+        for holder, role in base_roles.items():
+            if holder not in head_roles:
+                add(CHANGED, f"{who.format(holder)} {gone.format(role)}")
+
+    # Who gets which role; machine identities count like groups.
+    role_changes(base.roles, head.roles, "`{}`", "not mapped before", "no longer gets {}")
+    role_changes(base.service_accounts, head.service_accounts, "service account `{}`", "new", "removed (was {})")
     if _rank(head.default_role) > _rank(base.default_role):
         add(PRIVILEGE, f"default role {base.default_role or 'none'} → {head.default_role}")
     elif head.default_role != base.default_role:
