@@ -18,7 +18,7 @@ $(VENV)/$(STAMP): requirements/pulumi.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements/pulumi.lock
-	$(VENV)/bin/pip install -q --no-deps -e .
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .  # setuptools from the lock: offline
 	touch $@
 
 $(AIRFLOW_VENV)/$(STAMP): requirements/airflow.lock

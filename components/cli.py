@@ -24,8 +24,9 @@ from pydantic.fields import FieldInfo
 from components import new_stack as new_stack_command
 from components import plan as plan_command
 from components.fleet import fleet_clashes, fleet_of
+from components.project import Project, ProjectNotFoundError, find_project
 from components.spec import CONFIG_KEY, Spec, SpecError, json_schema
-from components.stack_config import STACKS_DIR, spec_from_stack_file
+from components.stack_config import spec_from_stack_file
 
 REFERENCE_BEGIN = "<!-- spec-reference:begin -->"
 REFERENCE_END = "<!-- spec-reference:end -->"
@@ -41,17 +42,19 @@ def shown_name(path: Path) -> str:
     return f"stacks/{path.name}" if path.parent.name == "stacks" else str(path)
 
 
-def validate(paths: Sequence[Path]) -> int:
+def validate(paths: Sequence[Path], project: Project | None = None) -> int:
     """Validate each stack file's spec: `ok` lines on stdout, problems on stderr; 1 if any file is bad.
+    No file given: every stack file of the project (found from the working directory unless given).
 
     Then the fleet (components/fleet.py): the files and the other stack files beside them must not
     share a hostname, a kube context + namespace + release, or a name at the IdP.
     """
     given = list(paths)
     if not paths:
-        paths = sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
+        project = project or find_project()
+        paths = project.stack_files()
         if not paths:
-            print(f"airflow-oidc: no stack files (Pulumi.*.yaml) in {STACKS_DIR}", file=sys.stderr)
+            print(f"airflow-oidc: no stack files (Pulumi.*.yaml) in {project.stacks_dir}", file=sys.stderr)
             return 1
     failed = 0
     for path in paths:
@@ -264,41 +267,125 @@ def reference(update: Path | None) -> int:
 # --- entry point ----------------------------------------------------------------------------------
 
 
+PROJECT_HELP = "the project's root (holds Pulumi.yaml); default: found from the working directory, as pulumi finds it"
+
+
+def _subcommand(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, details: str = ""
+) -> argparse.ArgumentParser:
+    """A sub-command whose one-line summary shows in `airflow-oidc --help` and heads its own --help."""
+    parser = commands.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + "." + (f" {details}" if details else ""),
+    )
+    # Also accepted after the sub-command (`airflow-oidc validate --project-dir DIR`).
+    parser.add_argument("--project-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=PROJECT_HELP)
+    return parser
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml's, as pip recorded it)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("airflow-oidc")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script `airflow-oidc`; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="airflow-oidc", description=f"Tools for the stack config key {CONFIG_KEY}.")
+    parser = argparse.ArgumentParser(
+        prog="airflow-oidc",
+        description=f"Tools for the stack config key {CONFIG_KEY}. Every command works on the project around "
+        "the working directory (the nearest Pulumi.yaml above it): its stacks/, stacks/defaults/ and policy/.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--project-dir", type=Path, metavar="DIR", default=None, help=PROJECT_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    check = commands.add_parser("validate", help="validate stack files' spec (default: every stacks/Pulumi.*.yaml)")
+    check = _subcommand(
+        commands,
+        "validate",
+        "validate stack files offline: the spec, the environment defaults, the fleet",
+        "Default: every stack file of the project. A STACK_FILE is a path or a stack name.",
+    )
     check.add_argument("files", nargs="*", type=Path, metavar="STACK_FILE")
-    commands.add_parser("schema", help="print the spec's JSON Schema")
-    docs = commands.add_parser("reference", help="print the Markdown reference of every spec key")
+    _subcommand(
+        commands, "schema", "print the JSON Schema of the spec, for editors", "Validate your stack files in the editor."
+    )
+    docs = _subcommand(commands, "reference", "print the Markdown reference of every spec key")
     docs.add_argument(
         "--update", type=Path, metavar="README", help="rewrite the block between the spec-reference markers in README"
     )
     plan_command.add_arguments(
-        commands.add_parser("plan", help="what `pulumi up` would declare per stack; with --base, the risky changes")
+        _subcommand(
+            commands,
+            "plan",
+            "show what `pulumi up` would declare per stack, offline; with --base, what a change does",
+            "Runs every stack file through the program under the mock engine (no credentials, no network).",
+        )
     )
     new_stack_command.add_arguments(
-        commands.add_parser(
-            "new-stack", help="write a valid stacks/Pulumi.<team>-<env>.yaml and print the next commands"
+        _subcommand(
+            commands,
+            "new-stack",
+            "write a team's new stack file, valid as written, and print the next commands",
+            "Sees the team's other stacks and shares their IdP groups the way the kind allows.",
         )
     )
     from components import doctor  # its own module: the live checks of a deployed stack
 
-    doctor.add_arguments(commands.add_parser("doctor", help="check a live setup against the stack file; 1 on a fail"))
+    doctor.add_arguments(
+        _subcommand(
+            commands,
+            "doctor",
+            "check a live setup (IdP discovery, Airflow's login redirect, a pasted ID token) against a stack file",
+            "Exit status 1 when a check fails.",
+        )
+    )
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ProjectNotFoundError as error:
+        print(f"airflow-oidc {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def project_of(args: argparse.Namespace) -> Project:
+    """The project the command works on (`--project-dir`, else `AIRFLOW_OIDC_PROJECT_DIR`, else found)."""
+    return find_project(getattr(args, "project_dir", None))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "doctor":
+        from components import doctor
+
         return doctor.doctor(args)
     if args.command == "plan":
         return plan_command.run(args)
     if args.command == "new-stack":
         return new_stack_command.run(args)
     if args.command == "validate":
-        return validate(args.files)
+        if not args.files:
+            return validate([], project_of(args))
+        project = find_project_or_none(args)
+        return validate([project.stack_path(path) if project else path for path in args.files])
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
     return reference(args.update)
+
+
+def find_project_or_none(args: argparse.Namespace) -> Project | None:
+    """The project when there is one: stack files given by path need none (stack names do)."""
+    try:
+        return project_of(args)
+    except ProjectNotFoundError:
+        if getattr(args, "project_dir", None) is not None:
+            raise
+        return None
 
 
 if __name__ == "__main__":

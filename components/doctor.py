@@ -992,7 +992,9 @@ def stack_name(path: Path) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `doctor` subcommand's arguments."""
-    parser.add_argument("stack_file", type=Path, metavar="STACK_FILE")
+    parser.add_argument(
+        "stack_file", type=Path, metavar="STACK_FILE", help="a stack file, or a stack name of the project"
+    )
     parser.add_argument("--airflow-url", help="Airflow's public URL (default: https://<hostname> of the spec)")
     parser.add_argument("--id-token", type=Path, metavar="FILE", help="an ID token a user pasted (never printed)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -1020,6 +1022,10 @@ def doctor(args: argparse.Namespace, *, now: Callable[[], float] = time.time) ->
     from components.stack_config import provider_from_stack_file, spec_from_stack_file
 
     path: Path = args.stack_file
+    if not path.exists():  # a stack name (`ledger-prod`): the project's Pulumi.ledger-prod.yaml
+        from components.project import find_project
+
+        path = find_project(getattr(args, "project_dir", None)).stack_path(path)
     ok, problem = check_stack_file(path)
     if not ok:
         print(problem, file=sys.stderr)

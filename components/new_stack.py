@@ -22,8 +22,8 @@ from components.fleet import fleet_clashes, fleet_of
 from components.idp import KINDS, kind_name, kind_names
 from components.idp.base import IdpModel
 from components.model import CONFIG_KEY
+from components.project import find_project
 from components.spec import SpecError, parse_spec
-from components.stack_config import STACKS_DIR
 
 PLACEHOLDERS: tuple[Any, ...] = (
     "https://idp.example.com",
@@ -204,9 +204,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="environment (dev, prod, ...): stacks/defaults/<env>.yaml applies")
     parser.add_argument("--idp", required=True, choices=kind_names(), help="the IdP kind")
     parser.add_argument("--hostname", help="public host of the UI (default airflow-<team>.<env>.example.com)")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)
+    parser.add_argument("--stacks-dir", type=Path, help=argparse.SUPPRESS)  # default: the project's
     parser.add_argument("--force", action="store_true", help="replace an existing stack file")
 
 
 def run(args: argparse.Namespace) -> int:
-    return new_stack(args.team, args.env, args.idp, args.hostname, args.stacks_dir, args.force)
+    stacks_dir = args.stacks_dir or find_project(getattr(args, "project_dir", None)).stacks_dir
+    return new_stack(args.team, args.env, args.idp, args.hostname, stacks_dir, args.force)

@@ -35,8 +35,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.model import ROLE_RANK
+from components.project import ProjectNotFoundError, find_project
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().with_name("plan_worker.py")
 ENGINE = Path(__file__).resolve().with_name("mock_engine.py")
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -497,14 +497,6 @@ class Side:
     seconds: float
 
 
-def project_root(start: Path) -> Path:
-    """The directory holding Pulumi.yaml at or above `start`; else the package's own checkout."""
-    for directory in (start, *start.parents):
-        if (directory / "Pulumi.yaml").is_file():
-            return directory
-    return PACKAGE_ROOT
-
-
 def stack_files(root: Path, given: Sequence[Path], must_exist: bool = True) -> list[str]:
     """Stack files as paths relative to `root` (they must be in its stack config directory, `stacks/`).
 
@@ -524,8 +516,8 @@ def stack_files(root: Path, given: Sequence[Path], must_exist: bool = True) -> l
 
 
 def policy_dir(root: Path) -> Path:
-    """The policy pack whose rules judge both sides: the planned project's own, else this package's."""
-    return root / "policy" if (root / "policy" / "rules.py").is_file() else PACKAGE_ROOT / "policy"
+    """The policy pack whose rules judge both sides: the planned project's own (`policy/rules.py`)."""
+    return root / "policy"
 
 
 def start_worker(root: Path, files: Sequence[str], policy: Path | None = None) -> subprocess.Popen[str]:
@@ -815,7 +807,7 @@ RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_js
 
 def plan(files: Sequence[Path], base: str | None, root: Path | None = None) -> Plan:
     """Plan the stack files of `root` (default: the project around the working directory)."""
-    root = (root or project_root(Path.cwd())).resolve()
+    root = (root or find_project().root).resolve()
     requested = stack_files(root, files, must_exist=base is None)
     head_files = [file for file in requested if (root / file).is_file()]
     if not head_files and base is None:
@@ -839,7 +831,7 @@ def plan(files: Sequence[Path], base: str | None, root: Path | None = None) -> P
             head_process = start_worker(root, head_files, policy)
             base_process = start_worker(worktree, base_files, policy)  # both sides at once: two cores
             config_change = None
-            if policy.parent == root:  # the project has its own pack: a change to its configuration is risky
+            if (policy / "rules.py").is_file():  # a change to the pack's configuration is risky
                 config_change = policy_config_change(worktree / "policy" / "config.json", policy / "config.json")
             head = finish_worker("this change", head_process, started)
             prior = finish_worker(f"base {base}", base_process, started)
@@ -873,8 +865,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """`airflow-oidc plan`: print the plan; exit 0 (no risky change), 1 (risky changes) or 2 (an error)."""
     try:
-        result = plan(args.files, args.base)
-    except PlanError as error:
+        project = find_project(getattr(args, "project_dir", None))
+        files = [project.stack_path(path) for path in args.files]
+        result = plan(files, args.base, project.root)
+    except (PlanError, ProjectNotFoundError) as error:
         print(f"airflow-oidc plan: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(RENDERERS[args.format](result))

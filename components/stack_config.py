@@ -13,10 +13,9 @@ import yaml
 
 from components.env_defaults import Resolved, resolve_spec
 from components.idp.base import ProviderConfigError
+from components.project import ProjectNotFoundError, find_project, load_project
 from components.secret_store import STORE_PROVIDER_CONFIG, check_store_provider
 from components.spec import CONFIG_KEY, Spec, SpecError
-
-STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 
 
 def stack_file(stack: str) -> str:
@@ -52,7 +51,7 @@ def read_program_inputs() -> ProgramInputs:
         raise pulumi.RunError(f"{source}: {CONFIG_KEY}: must be a mapping (YAML object)") from None
     try:
         # The same resolution as `airflow-oidc validate`: the stack's values over stacks/defaults/<env>.yaml.
-        spec = resolve_spec(raw, source, STACKS_DIR).spec
+        spec = resolve_spec(raw, source, program_stacks_dir()).spec
     except SpecError as error:
         raise pulumi.RunError(str(error)) from None
     provider = provider_settings(spec, pulumi_config_value)
@@ -62,6 +61,18 @@ def read_program_inputs() -> ProgramInputs:
     except ProviderConfigError as error:
         raise pulumi.RunError(f"{source}: {error}") from None
     return ProgramInputs(spec=spec, stack=stack, provider=provider)
+
+
+def program_stacks_dir() -> Path:
+    """The stack config directory of the project being deployed: where the engine says Pulumi.yaml is (under
+    `pulumi up`), else the project around the working directory (mock runs: `plan`'s worker runs in it)."""
+    import pulumi
+
+    root = pulumi.get_root_directory()
+    try:
+        return (load_project(Path(root)) if root else find_project()).stacks_dir
+    except ProjectNotFoundError as error:
+        raise pulumi.RunError(str(error)) from None
 
 
 def pulumi_config_value(key: str) -> str | None:

@@ -60,10 +60,35 @@ def test_validate_all_stacks_in_process(capsys: pytest.CaptureFixture[str]) -> N
         assert re.fullmatch(rf"ok  stacks/Pulumi\.[\w-]+\.yaml \(({kinds}), \d+ groups?\)", line), line
 
 
-def test_validate_all_stacks_subprocess_from_any_directory(tmp_path: Path) -> None:
-    result = cli("validate", cwd=tmp_path)  # the default stacks come from the project, not the cwd
+def test_validate_all_stacks_subprocess_from_a_subdirectory() -> None:
+    result = cli("validate", cwd=ROOT / "components" / "idp")  # the project is found above, as pulumi finds it
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(STACK_FILES)
+
+
+def test_outside_any_project_the_command_says_how_to_name_one(tmp_path: Path) -> None:
+    result = cli("validate", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"no Pulumi.yaml in {tmp_path.resolve()} or any directory above it" in result.stderr
+    assert "--project-dir DIR or AIRFLOW_OIDC_PROJECT_DIR" in result.stderr
+    for where in (["--project-dir", str(ROOT), "validate"], ["validate", "--project-dir", str(ROOT)]):
+        named = cli(*where, cwd=tmp_path)
+        assert named.returncode == 0, named.stderr
+        assert len(named.stdout.splitlines()) == len(STACK_FILES)
+    by_env = subprocess.run(
+        [sys.executable, "-m", "components.cli", "validate"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "AIRFLOW_OIDC_PROJECT_DIR": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert by_env.returncode == 0 and len(by_env.stdout.splitlines()) == len(STACK_FILES), by_env.stderr
+
+
+def test_a_stack_is_named_by_its_stack_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--project-dir", str(ROOT), "validate", STACK_FILES[0].name[len("Pulumi.") : -len(".yaml")]]) == 0
+    assert capsys.readouterr().out.split()[1] == f"stacks/{STACK_FILES[0].name}"
 
 
 def test_validate_ok_line_counts_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -128,13 +128,12 @@ def test_without_a_defaults_file_a_stack_resolves_as_before(stacks: Path) -> Non
 
 
 def test_the_program_and_validate_resolve_the_same(stacks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The program reads stacks/defaults/ beside its stack files; pointed at this directory, it declares
-    exactly what validate resolved."""
-    import components.stack_config as stack_config
-
+    """The program reads its project's stacks/defaults/; in this project, it declares exactly what validate
+    resolved."""
     path = write_stack(stacks, "blue-qa", spec())
     resolved = resolved_from_stack_file(path)
-    monkeypatch.setattr(stack_config, "STACKS_DIR", stacks)
+    (stacks.parent / "Pulumi.yaml").write_text("name: airflow-oidc\nruntime: python\nstackConfigDir: stacks\n")
+    monkeypatch.chdir(stacks.parent)  # the project is found from the working directory, as `pulumi` finds it
     run = run_program("blue-qa", {CONFIG_KEY: json.dumps(spec())})
     release = run.one("kubernetes:helm.sh/v3:Release")
     fab = release.inputs["values"]["config"]["fab"]
