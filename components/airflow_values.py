@@ -19,6 +19,7 @@ from components.service_accounts import (
     AUTH_MOUNT_PATH,
     AUTH_VERSION_ANNOTATION,
     AUTH_VOLUME,
+    ROLLED_COMPONENTS,
     auth_module_source,
     auth_version,
     render_auth_settings,
@@ -194,6 +195,7 @@ def helm_values(
             # uvicorn honours X-Forwarded-* (within FORWARDED_ALLOW_IPS) only with --proxy-headers.
             "args": ["bash", "-c", "exec airflow api-server --proxy-headers"],
             "apiServerConfig": rendered,
+            # The SSO config and the client secret's version: these pods alone read them.
             "podAnnotations": {VERSION_ANNOTATION: version},
             # Named by the program, so an IdP-side binding (GKE Workload Identity) can name it too.
             "serviceAccount": {
@@ -213,8 +215,8 @@ def helm_values(
             ],
         },
         "ingress": _ingress_values(spec),
-        **auth_module_values(spec, auth_version),
     }
+    values = merge_values(values, auth_module_values(spec, auth_version))
     if not bundled:
         assert database is not None
         values["data"] = {"metadataSecretName": database.secretName}
@@ -229,15 +231,23 @@ def auth_config_map_name(spec: Spec) -> str:
 def auth_module_values(spec: Spec, version: Any = None) -> dict[str, Any]:
     """The chart's values for EVERY Airflow container (api-server, scheduler, dag-processor, triggerer,
     workers, jobs): the module's ConfigMap as a volume, mounted read-only (a directory, not subPath,
-    so it follows the ConfigMap), on PYTHONPATH; the pods roll when the module or its settings change."""
+    so it follows the ConfigMap), on PYTHONPATH.
+
+    The long-running components roll when the module or its settings change: the version annotation
+    goes on each one's `podAnnotations`, never on `airflowPodAnnotations`, which the chart also puts
+    in the migration Job's pod template (immutable: a changed annotation there fails the upgrade while
+    the finished Job still exists, apache/airflow#27561). Jobs run anew and import the module as it is.
+    """
     if version is None:
         version = auth_version(auth_module_source(), render_auth_settings(spec, None, None))
-    return {
+    values: dict[str, Any] = {
         "volumes": [{"name": AUTH_VOLUME, "configMap": {"name": auth_config_map_name(spec)}}],
         "volumeMounts": [{"name": AUTH_VOLUME, "mountPath": AUTH_MOUNT_PATH, "readOnly": True}],
         "env": [{"name": "PYTHONPATH", "value": AUTH_MOUNT_PATH}],
-        "airflowPodAnnotations": {AUTH_VERSION_ANNOTATION: version},
     }
+    for component in ROLLED_COMPONENTS:
+        values[component] = {"podAnnotations": {AUTH_VERSION_ANNOTATION: version}}
+    return values
 
 
 def merge_values(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

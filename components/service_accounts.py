@@ -33,6 +33,11 @@ AUTH_MOUNT_PATH = "/opt/airflow/airflow-oidc"
 """Where the ConfigMap is mounted in every Airflow container (and put on PYTHONPATH)."""
 AUTH_VOLUME = "airflow-oidc-auth"
 AUTH_VERSION_ANNOTATION = "airflow-oidc/auth-version"
+ROLLED_COMPONENTS = ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers")
+"""The chart's long-running components (they import the auth manager at start): each gets the
+auth-version annotation on its own `podAnnotations` (`workers`: the Celery workers and the
+KubernetesExecutor's pod template). Never `airflowPodAnnotations`: the chart puts those in the
+migration Job's pod template too, which is immutable (apache/airflow#27561)."""
 SETTINGS_VERSION = 1
 
 

@@ -17,6 +17,7 @@ from components.idp.base import IdpModel
 from components.idp.oidc import OidcIdp
 from components.idp.okta import CustomAuthorizationServer, OktaIdp, OrgAuthorizationServer
 from components.model import CONFIG_KEY, LOOPBACK_HOSTS, LocatedError, Model, Role, at
+from components.service_accounts import AUTH_VERSION_ANNOTATION, ROLLED_COMPONENTS
 
 __all__ = [
     "CONFIG_KEY",
@@ -53,8 +54,14 @@ OWNED_VALUE_PATHS: dict[str, str] = {
     "volumes": "a list for every Airflow container: it mounts the auth-manager module (use <component>.extraVolumes)",
     "volumeMounts": "a list for every Airflow container: it mounts the auth-manager module "
     "(use <component>.extraVolumeMounts)",
-    "airflowPodAnnotations.airflow-oidc/auth-version": "it rolls every Airflow pod when the auth-manager module "
-    "or its service accounts change",
+    f"airflowPodAnnotations.{AUTH_VERSION_ANNOTATION}": "the program sets it per long-running component; here it "
+    "would reach the migration Job's immutable pod template and fail upgrades (apache/airflow#27561)",
+    **{
+        f"{component}.podAnnotations.{AUTH_VERSION_ANNOTATION}": "it rolls the component's pods when the "
+        "auth-manager module or its service accounts change"
+        for component in ROLLED_COMPONENTS
+        if component != "apiServer"  # apiServer.podAnnotations is owned as a whole (above)
+    },
     "extraEnv": "secrets are wired by the program",
     "extraEnvFrom": "secrets are wired by the program",
     "ingress": "derived from hostname and airflow.tls",

@@ -282,7 +282,8 @@ def test_release_values_carry_the_sso_wiring(runs: dict[str, Run]) -> None:
     }
     assert values["config"]["api_auth"]["jwt_expiration_time"] == 480 * 60
     assert values["apiServer"]["replicas"] == 2
-    assert values["scheduler"] == {"replicas": 2}, "airflow.values are merged last"
+    assert values["scheduler"]["replicas"] == 2, "airflow.values are merged last"
+    assert set(values["scheduler"]) == {"replicas", "podAnnotations"}, "merged key by key: the program's stay"
     assert values["ingress"]["apiServer"]["hosts"] == [
         {"name": "airflow.payments.example.com", "tls": {"enabled": True, "secretName": "airflow-tls"}}
     ]

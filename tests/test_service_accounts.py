@@ -213,7 +213,10 @@ def test_auth_module_is_mounted_into_every_airflow_container(stack: str, request
     assert values["migrateDatabaseJob"]["applyCustomEnv"] is True
     assert values["databaseCleanup"]["applyCustomEnv"] is True
     expected = auth_version(data["airflow_oidc_auth.py"], data["airflow_oidc_auth.json"])
-    assert values["airflowPodAnnotations"] == {"airflow-oidc/auth-version": expected}
+    # On each long-running component's pods, never on every pod: the migration Job's template is immutable.
+    for component in ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers"):
+        assert values[component]["podAnnotations"]["airflow-oidc/auth-version"] == expected, component
+    assert "airflowPodAnnotations" not in values
     release = run.one(RELEASE)
     assert config_map.urn in release.dependencies
     # No secret in the ConfigMap: the module and its JSON hold public verification constants only.
@@ -236,10 +239,11 @@ def test_a_changed_role_changes_the_settings_and_rolls_every_pod(okta_custom: Ru
     assert roles == {"release-pipeline": "Admin", "dashboards": "Viewer"}
     assert before != after
     annotation = "airflow-oidc/auth-version"
-    assert (
-        values_of(changed)["airflowPodAnnotations"][annotation]
-        != values_of(okta_custom)["airflowPodAnnotations"][annotation]
-    )
+    for component in ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers"):
+        assert (
+            values_of(changed)[component]["podAnnotations"][annotation]
+            != values_of(okta_custom)[component]["podAnnotations"][annotation]
+        ), component
 
 
 def test_without_service_accounts_the_module_refuses_every_bearer_token() -> None:
@@ -272,9 +276,20 @@ def problems(raw: dict[str, Any]) -> str:
         {"env": [{"name": "PYTHONPATH", "value": "/elsewhere"}]},
         {"migrateDatabaseJob": {"applyCustomEnv": False}},
         {"airflowPodAnnotations": {"airflow-oidc/auth-version": "pinned"}},
+        {"scheduler": {"podAnnotations": {"airflow-oidc/auth-version": "pinned"}}},
+        {"workers": {"podAnnotations": {"airflow-oidc/auth-version": "pinned"}}},
         {"config": {"core": {"auth_manager": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"}}},
     ],
-    ids=["volumes", "volume-mounts", "env", "migrate-job-env", "auth-version", "auth-manager"],
+    ids=[
+        "volumes",
+        "volume-mounts",
+        "env",
+        "migrate-job-env",
+        "auth-version",
+        "scheduler-auth-version",
+        "workers-auth-version",
+        "auth-manager",
+    ],
 )
 def test_values_that_would_unmount_the_auth_module_are_refused(values: dict[str, Any]) -> None:
     raw = spec_with("local-oidc")
@@ -284,9 +299,10 @@ def test_values_that_would_unmount_the_auth_module_are_refused(values: dict[str,
 
 def test_other_pod_annotations_are_still_yours() -> None:
     raw = spec_with("local-oidc")
-    raw["airflow"] = {**raw["airflow"], "values": {"airflowPodAnnotations": {"team": "data"}}}
+    extra = {"airflowPodAnnotations": {"team": "data"}, "scheduler": {"podAnnotations": {"team": "data"}}}
+    raw["airflow"] = {**raw["airflow"], "values": extra}
     spec = parse_spec(raw, "stacks/Pulumi.test.yaml")
-    assert spec.airflow.values == {"airflowPodAnnotations": {"team": "data"}}
+    assert spec.airflow.values == extra
 
 
 @pytest.mark.parametrize(
