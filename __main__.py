@@ -14,6 +14,7 @@ pulumi.export("issuer", sso.issuer)
 pulumi.export("redirectUris", sso.redirect_uris)
 pulumi.export("postLogoutRedirectUris", sso.post_logout_redirect_uris)
 pulumi.export("access", sso.access)
+pulumi.export("accessModel", sso.access_model)  # who may sign in, as what: `plan` diffs it, policies read it
 pulumi.export("configVersion", sso.config_version)
 if inputs.spec.clientSecret.store == "kubernetes":  # a cloud store keeps it out of the outputs too
     pulumi.export("clientSecret", sso.client_secret)  # a Pulumi secret: `pulumi stack output --show-secrets`

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.access import ACCESS_MODEL_FILE, AccessModel
 from components.airflow_values import (
     SecretNames,
     auth_config_map_name,
@@ -57,6 +58,7 @@ class AirflowDeployment(pulumi.ComponentResource):
         provider: Mapping[str, str] | None = None,
         service_accounts: ServiceAccountContract | None = None,
         service_account_identities: ServiceAccountIdentities | None = None,
+        access_model: AccessModel | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("airflow-oidc:airflow:Deployment", name, None, opts)
@@ -128,13 +130,17 @@ class AirflowDeployment(pulumi.ComponentResource):
             )
         # The auth-manager module every Airflow container imports ([core] auth_manager), and its
         # settings (verification constants, the accounts: no secrets), mounted from one ConfigMap.
+        # The access model rides along (no secrets either): the policy pack reads it from here.
         module_source = auth_module_source()
         settings = auth_settings_output(spec, service_accounts, service_account_identities)
+        auth_data: dict[str, pulumi.Input[str]] = {AUTH_MODULE_FILE: module_source, AUTH_SETTINGS_FILE: settings}
+        if access_model is not None:
+            auth_data[ACCESS_MODEL_FILE] = access_model.to_text()
         depends.append(
             k8s.core.v1.ConfigMap(
                 f"{name}-auth-manager",
                 metadata={"name": auth_config_map_name(spec), "namespace": namespace_name},
-                data={AUTH_MODULE_FILE: module_source, AUTH_SETTINGS_FILE: settings},
+                data=auth_data,
                 opts=in_namespace,
             )
         )

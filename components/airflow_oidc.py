@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 
+from components.access import AccessModel
 from components.airflow import AirflowDeployment
 from components.contract import ClientContract, client_contract
 from components.service_accounts import service_accounts_output
@@ -39,7 +40,10 @@ class AirflowOidc(pulumi.ComponentResource):
     """The client secret (a Pulumi secret)."""
     idp_outputs: dict[str, pulumi.Output[Any]]
     """The kind's own outputs (e.g. `registration`: what to register by hand)."""
+    access_model: pulumi.Output[dict[str, Any]]
+    """The effective-access model (components/access.py), non-secret: who may sign in and as what."""
     contract: ClientContract
+    model: AccessModel
 
     def __init__(
         self,
@@ -54,6 +58,7 @@ class AirflowOidc(pulumi.ComponentResource):
         super().__init__("airflow-oidc:index:AirflowOidc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         contract = client_contract(spec, stack=stack, provider=provider)
+        model = spec.idp.access_model(spec, stack=stack, provider=provider or {})
         # One date for the whole run: the web client's and the service accounts' rotation periods agree.
         today = today or datetime.date.today()
         client = spec.idp.provision(
@@ -89,9 +94,12 @@ class AirflowOidc(pulumi.ComponentResource):
             provider=provider,
             service_accounts=accounts,
             service_account_identities=identities,
+            access_model=model,
             opts=child,
         )
         self.contract = contract
+        self.model = model
+        self.access_model = pulumi.Output.from_input(model.to_json())
         self.url = pulumi.Output.from_input(spec.public_url)
         self.client_id = client.client_id
         self.issuer = pulumi.Output.from_input(contract.issuer)
@@ -113,6 +121,7 @@ class AirflowOidc(pulumi.ComponentResource):
                 "redirect_uris": self.redirect_uris,
                 "post_logout_redirect_uris": self.post_logout_redirect_uris,
                 "access": self.access,
+                "access_model": self.access_model,
                 "config_version": self.config_version,
                 **self.idp_outputs,
             }

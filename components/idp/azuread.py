@@ -32,8 +32,9 @@ from components.model import CONFIG_KEY, GUID, at
 if TYPE_CHECKING:
     import pulumi
 
+    from components.access import GroupGrant, ServiceAccountGrant
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import Spec
+    from components.spec import ServiceAccount, Spec
 else:
     # Pulumi resolves a component's output annotations at run time; the Airflow venv has no Pulumi.
     with contextlib.suppress(ImportError):
@@ -154,6 +155,69 @@ class AzureadIdp(IdpModel):
                 if not is_guid(binding.group):
                     names[f"Entra group created in tenant {tenant}: {binding.group}"] = binding.group
         return names
+
+    # --- the access model (components/access.py) ------------------------------------------------
+
+    ACCESS_NOTES: ClassVar[tuple[str, ...]] = (
+        "Entra ID: only direct members of an assigned group get its app role (nested groups are not honoured)",
+    )
+
+    def group_grant(
+        self,
+        spec: Spec,
+        group: str,
+        *,
+        role: str | None,
+        loc: tuple[str | int, ...],
+        contract: ClientContract,
+        extra: bool = False,
+    ) -> GroupGrant:
+        from components.access import GroupGrant, key_of
+
+        # Members get the app role assigned to the group, never the group's name: the role claim.
+        value = DEFAULT_APP_ROLE if extra else app_role_value(str(role))
+        if is_guid(group):
+            how = f"the group with object id {group}"
+        elif self.createGroups:
+            how = f"the security group {group!r} the program creates (its object id: known after apply)"
+        else:
+            how = f"the one group with display name {group!r} (its object id looked up before anything is declared)"
+        return GroupGrant(
+            group=group,
+            principal=group,
+            binding=f"{how}, assigned the app role {value}",
+            claim_value=value,
+            role=role,
+            key=key_of(loc),
+        )
+
+    def service_account_grant(
+        self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountGrant:
+        from components.access import KNOWN_AFTER_APPLY, ServiceAccountGrant
+        from components.idp.azuread_service_accounts import (
+            GITHUB_ACTIONS_ISSUER,
+            github_subject,
+            service_account_app_role_value,
+        )
+
+        value = service_account_app_role_value(account.name)
+        if account.githubRepository:
+            return ServiceAccountGrant(
+                name=account.name,
+                role=account.role,
+                subject=github_subject(account),
+                trust=f"GitHub Actions OIDC tokens ({GITHUB_ACTIONS_ISSUER}) with this subject, through the "
+                f"federated credential of its app registration (app role {value})",
+                key=key,
+            )
+        return ServiceAccountGrant(
+            name=account.name,
+            role=account.role,
+            subject=KNOWN_AFTER_APPLY,
+            trust=f"the client secret of its app registration (rotated), whose client id this is (app role {value})",
+            key=key,
+        )
 
     # --- service accounts (components/idp/azuread_service_accounts.py) ---------------------------
 

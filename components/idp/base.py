@@ -23,9 +23,10 @@ from components.model import Model, at
 if TYPE_CHECKING:
     import pulumi
 
+    from components.access import AccessModel, GroupGrant, ServiceAccountGrant
     from components.contract import ClientContract
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import Spec
+    from components.spec import ServiceAccount, Spec
 
 try:
     from pulumi import ComponentResource
@@ -100,6 +101,82 @@ class IdpModel(Model):
     ) -> IdpClient:
         """The IdP side: declare the kind's resources and return them as an `IdpClient`."""
         raise NotImplementedError
+
+    # --- the effective-access model (components/access.py) -------------------------------------
+
+    ACCESS_NOTES: ClassVar[tuple[str, ...]] = ()
+    """What the kind's model cannot say exactly, in words (shown with the model)."""
+
+    def access_model(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> AccessModel:
+        """What the IdP will let in and as what (pure): each group by the identity the IdP binds, the
+        audience, each service account with the subject the IdP trusts. Built from `group_grant` and
+        `service_account_grant`, which a kind overrides."""
+        from components.access import AccessModel, key_of
+
+        contract = self.contract(spec, stack=stack, provider=provider)
+        groups = tuple(
+            self.group_grant(spec, rule.group, role=rule.role, loc=("access", index, "group"), contract=contract)
+            for index, rule in enumerate(spec.access)
+        )
+        extra = tuple(
+            self.group_grant(
+                spec, group, role=spec.defaultRole, loc=("signIn", "extraGroups", index), contract=contract, extra=True
+            )
+            for index, group in enumerate(spec.signIn.extraGroups)
+        )
+        accounts = tuple(
+            self.service_account_grant(
+                spec, account, key=key_of(("serviceAccounts", index)), stack=stack, provider=provider
+            )
+            for index, account in enumerate(spec.serviceAccounts)
+        )
+        return AccessModel(
+            kind=self.kind,
+            environment=spec.environment,
+            groups=groups,
+            extra_groups=extra,
+            everyone=spec.signIn.everyone,
+            default_role=spec.defaultRole,
+            service_accounts=accounts,
+            notes=self.ACCESS_NOTES,
+        )
+
+    def group_grant(
+        self,
+        spec: Spec,
+        group: str,
+        *,
+        role: str | None,
+        loc: tuple[str | int, ...],
+        contract: ClientContract,
+        extra: bool = False,
+    ) -> GroupGrant:
+        """One group as the IdP binds it. Default: the claim value itself, as a provider registered by
+        hand emits it (the program declares nothing there)."""
+        from components.access import GroupGrant, key_of
+
+        return GroupGrant(
+            group=group,
+            principal=group,
+            binding=f"`{contract.role_claim}` claim value, as the provider emits it (registered by hand)",
+            claim_value=group,
+            role=role,
+            key=key_of(loc),
+        )
+
+    def service_account_grant(
+        self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountGrant:
+        """One service account and the subject the IdP trusts for it. Default: a client the IdP names."""
+        from components.access import KNOWN_AFTER_APPLY, ServiceAccountGrant
+
+        return ServiceAccountGrant(
+            name=account.name,
+            role=account.role,
+            subject=KNOWN_AFTER_APPLY,
+            trust="client credentials of its IdP client",
+            key=key,
+        )
 
     # --- service accounts (`serviceAccounts`, components/service_accounts.py) -------------------
 

@@ -24,6 +24,7 @@ from components.model import at
 if TYPE_CHECKING:
     import pulumi
 
+    from components.access import GroupGrant
     from components.spec import Spec
 
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -110,6 +111,29 @@ class GoogleIdp(IdpModel):
             "Google OAuth client id": self.clientId,
             f"GCP service account in {project}": service_account_id(spec, "groups"),
         }
+
+    def group_grant(
+        self,
+        spec: Spec,
+        group: str,
+        *,
+        role: str | None,
+        loc: tuple[str | int, ...],
+        contract: ClientContract,
+        extra: bool = False,
+    ) -> GroupGrant:
+        from components.access import GroupGrant, key_of
+
+        how = "created by the program" if self.createGroups else "existing"
+        return GroupGrant(
+            group=group,
+            principal=group.lower(),
+            binding=f"the Workspace group with this email ({how}), asked of Cloud Identity at every login "
+            "(nested memberships count)",
+            claim_value=group,
+            role=role,
+            key=key_of(loc),
+        )
 
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
         return ClientContract(

@@ -29,8 +29,9 @@ from components.model import at, require_url
 if TYPE_CHECKING:
     import pulumi
 
+    from components.access import GroupGrant, ServiceAccountGrant
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import Spec
+    from components.spec import ServiceAccount, Spec
 
 CLIENT_TYPE = "keycloak:openid/client:Client"
 MAPPER_TYPE = "keycloak:openid/groupMembershipProtocolMapper:GroupMembershipProtocolMapper"
@@ -118,6 +119,55 @@ class KeycloakIdp(IdpModel):
             for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
                 names[f"Keycloak group {group!r} created in {where}"] = group
         return names
+
+    # --- the access model (components/access.py) ------------------------------------------------
+
+    ACCESS_NOTES: ClassVar[tuple[str, ...]] = (
+        "Keycloak lets every user of the realm authenticate to every client: Airflow itself refuses "
+        "users outside the groups and the audience",
+    )
+
+    def group_grant(
+        self,
+        spec: Spec,
+        group: str,
+        *,
+        role: str | None,
+        loc: tuple[str | int, ...],
+        contract: ClientContract,
+        extra: bool = False,
+    ) -> GroupGrant:
+        from components.access import GroupGrant, key_of
+
+        path = keycloak_group_path(group)
+        # What the mapper emits decides what binds: a full path is one group; a bare name is any
+        # group of that name, at any depth.
+        claim_value = path if path in contract.claim_values else group
+        how = "created by the program" if self.createGroups else "looked up in the realm"
+        if claim_value == path:
+            binding = f"the group at path {path} ({how}); the `{contract.role_claim}` claim carries full paths"
+        else:
+            binding = (
+                f"every group named {group!r} at any depth ({how} at {path}); the `{contract.role_claim}` "
+                "claim carries bare names"
+            )
+        return GroupGrant(
+            group=group, principal=path, binding=binding, claim_value=claim_value, role=role, key=key_of(loc)
+        )
+
+    def service_account_grant(
+        self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountGrant:
+        from components.access import ServiceAccountGrant
+        from components.idp.keycloak_service_accounts import keycloak_service_account_client_id
+
+        return ServiceAccountGrant(
+            name=account.name,
+            role=account.role,
+            subject=keycloak_service_account_client_id(keycloak_client_id(stack), account.name),
+            trust=f"client credentials of this confidential client in realm {self.realm}; its tokens name it in `azp`",
+            key=key,
+        )
 
     # --- service accounts (components/idp/keycloak_service_accounts.py) --------------------------
 
@@ -207,6 +257,11 @@ class KeycloakIdp(IdpModel):
             realm, group = str(args.get("realmId", "")), str(args.get("name", ""))
             return {"id": looked_up_group_id(realm, group), "name": group, "realmId": realm, "path": "/" + group}
         return None
+
+
+def keycloak_group_path(group: str) -> str:
+    """The group's full path in the realm: a bare name is the top-level group (`/name`); a path stays."""
+    return group if group.startswith("/") else "/" + group
 
 
 def looked_up_group_id(realm: str, group: str) -> str:

@@ -18,8 +18,9 @@ from components.model import require_url
 if TYPE_CHECKING:
     import pulumi
 
+    from components.access import ServiceAccountGrant
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import Spec
+    from components.spec import ServiceAccount, Spec
 
 
 class OidcIdp(IdpModel):
@@ -97,6 +98,20 @@ class OidcIdp(IdpModel):
         return ExternalOidcClient(name, idp=self, contract=contract, opts=opts)
 
     # --- service accounts: registered by hand, like the web client ----------------------------
+
+    def service_account_grant(
+        self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountGrant:
+        from components.access import ServiceAccountGrant
+
+        return ServiceAccountGrant(
+            name=account.name,
+            role=account.role,
+            subject=oidc_service_account_client_id(spec, account.name),
+            trust=f"client credentials of the client registered by hand at {self.issuer}; its tokens name it "
+            f"in `{self.serviceAccountClaim}`",
+            key=key,
+        )
 
     def service_accounts_refusal(self, spec: Spec) -> str | None:
         return None

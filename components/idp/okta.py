@@ -28,8 +28,9 @@ from components.model import Model, at
 if TYPE_CHECKING:
     import pulumi
 
+    from components.access import GroupGrant, ServiceAccountGrant
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import Spec
+    from components.spec import ServiceAccount, Spec
 
 
 class OrgAuthorizationServer(Model):
@@ -145,6 +146,48 @@ class OktaIdp(IdpModel):
         opts: pulumi.ResourceOptions,
     ) -> IdpClient:
         return OktaApplication(name, spec=spec, contract=contract, stack=stack, today=today, opts=opts)
+
+    # --- the access model (components/access.py) ------------------------------------------------
+
+    def group_grant(
+        self,
+        spec: Spec,
+        group: str,
+        *,
+        role: str | None,
+        loc: tuple[str | int, ...],
+        contract: ClientContract,
+        extra: bool = False,
+    ) -> GroupGrant:
+        from components.access import GroupGrant, key_of
+
+        how = (
+            "the Okta group the program creates (its id: known after apply)"
+            if self.createGroups
+            else f"the existing OKTA_GROUP named {group!r} (its id looked up before anything is declared)"
+        )
+        return GroupGrant(
+            group=group,
+            principal=group,
+            binding=f"{how}; assigned to the app, its members' `{contract.role_claim}` claim names it",
+            claim_value=group,
+            role=role,
+            key=key_of(loc),
+        )
+
+    def service_account_grant(
+        self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
+    ) -> ServiceAccountGrant:
+        from components.access import KNOWN_AFTER_APPLY, ServiceAccountGrant
+
+        return ServiceAccountGrant(
+            name=account.name,
+            role=account.role,
+            subject=KNOWN_AFTER_APPLY,
+            trust="client credentials (client_secret_basic) of the Okta service app created for it; "
+            f"its tokens name it in `cid` and carry the scope {okta_api_scope(stack)}",
+            key=key,
+        )
 
     # --- service accounts: service apps on the custom authorization server --------------------
 
