@@ -82,14 +82,41 @@ def fleet_of(paths: Iterable[Path]) -> list[Path]:
     return list(files)
 
 
+@dataclass(frozen=True)
+class Clash:
+    """Two stack files taking one name."""
+
+    file: str
+    """The file the clash is reported about (the one being validated, or written)."""
+    what: str
+    """What is taken (`hostname`, `kube context + namespace + release`, a kind's IdP name)."""
+    name: str
+    other: str
+    """The file that takes it too."""
+
+    def __str__(self) -> str:
+        # A kind's `what` may name the thing itself (one key per group): then it is not repeated.
+        taken = (
+            self.what
+            if repr(self.name) in self.what or self.name in self.what.split()
+            else f"{self.what} {self.name!r}"
+        )
+        return f"{self.file}: {taken} is also taken by {self.other}"
+
+
 def fleet_clashes(paths: Sequence[Path], only: Sequence[Path] | None = None) -> list[str]:
     """One line per clash, naming both files: `<file>: <what> <name> is also taken by <other file>`.
 
     `only`: report only clashes involving one of these files (the ones being validated).
     """
+    return [str(clash) for clash in fleet_clash_list(paths, only)]
+
+
+def fleet_clash_list(paths: Sequence[Path], only: Sequence[Path] | None = None) -> list[Clash]:
+    """The clashes of `fleet_clashes`, as records."""
     wanted = {path.resolve() for path in only} if only is not None else None
     first: dict[tuple[str, str], tuple[FleetMember, Path]] = {}
-    clashes: list[str] = []
+    clashes: list[Clash] = []
     for path in paths:
         member = fleet_member(path)
         if member is None:
@@ -106,5 +133,5 @@ def fleet_clashes(paths: Sequence[Path], only: Sequence[Path] | None = None) -> 
                     continue
                 if path.resolve() not in wanted:  # say it about the file being validated
                     subject, taken_by = other, member
-            clashes.append(f"{subject.file}: {what} {name!r} is also taken by {taken_by.file}")
+            clashes.append(Clash(subject.file, what, name, taken_by.file))
     return clashes

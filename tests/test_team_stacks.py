@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,8 @@ def test_new_stack_writes_a_valid_stack_for_every_kind(
     tmp_path: Path, kind: str, env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stacks = tmp_path / "stacks"
-    status = main(["new-stack", "--team", "green", "--env", env, "--idp", kind, "--stacks-dir", str(stacks)])
+    argv = ["new-stack", "--team", "green", "--env", env, "--idp", kind, "--stacks-dir", str(stacks), "--no-defaults"]
+    status = main(argv)
     out, err = capsys.readouterr()
     assert status == 0, err
     path = stacks / f"Pulumi.green-{env}.yaml"
@@ -199,7 +201,111 @@ def test_new_stack_refuses_a_hostname_another_stack_takes(stacks: Path, capsys: 
     assert main([*argv, "--hostname", "airflow.blue.example.com"]) == 1
     err = capsys.readouterr().err
     assert "hostname 'airflow.blue.example.com'" in err and "stacks/Pulumi.blue-qa.yaml" in err
+    assert (
+        err.splitlines()[-1] == "airflow-oidc new-stack: not written; use --hostname (another host for this stack's UI)"
+    )
     assert not (stacks / "Pulumi.green-qa.yaml").exists()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project with the shipped environment defaults and no stack yet."""
+    (tmp_path / "Pulumi.yaml").write_text("name: airflow-oidc\nruntime: python\nstackConfigDir: stacks\n")
+    shutil.copytree(ROOT / "stacks" / "defaults", tmp_path / "stacks" / "defaults")
+    return tmp_path
+
+
+KIND_NAMES = [kind_name(model) for model in KINDS]
+GROUP_KINDS = [kind_name(model) for model in KINDS if model.GROUPS_BOUND_BY is not None]
+
+
+def new_stack(project: Path, *args: str) -> list[str]:
+    return ["--project-dir", str(project), "new-stack", "--team", "ledger", *args]
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_a_teams_next_environment_shares_its_idp_and_groups(
+    project: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`new-stack --env prod` after ledger-dev: the same kind and groups, created by at most one stack and
+    bound by the other the way the kind binds them, and the output says which."""
+    assert main(new_stack(project, "--env", "dev", "--idp", kind)) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(new_stack(project, "--env", "prod")) == 0, capsys.readouterr().err  # the kind from ledger-dev
+    out = capsys.readouterr().out
+    dev = resolved_from_stack_file(project / "stacks" / "Pulumi.ledger-dev.yaml").spec
+    prod = resolved_from_stack_file(project / "stacks" / "Pulumi.ledger-prod.yaml").spec
+    assert prod.idp.kind == kind and prod.access == dev.access
+    assert main(["--project-dir", str(project), "validate"]) == 0, capsys.readouterr().err  # no fleet clash
+    model = next(model for model in KINDS if kind_name(model) == kind)
+    if model.GROUPS_BOUND_BY is None:
+        assert "groups:" not in out
+        return
+    creators = [spec.environment for spec in (dev, prod) if spec.idp.createGroups]  # type: ignore[union-attr]
+    assert creators in (["dev"], [])  # never both
+    groups = next(line for line in out.splitlines() if line.startswith("groups: "))
+    assert f"ledger-prod binds them {model.GROUPS_BOUND_BY} (idp.createGroups: false)" in groups
+    assert ("ledger-dev creates the `access` groups" in groups) == (creators == ["dev"])
+    assert "shared with ledger-dev: " in out
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_two_stacks_creating_one_groups_are_refused_with_the_fix(
+    project: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(new_stack(project, "--env", "dev", "--idp", kind, "--groups", "create")) == 0
+    capsys.readouterr()
+    assert main(new_stack(project, "--env", "prod", "--groups", "create")) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        "airflow-oidc new-stack: not written; use --groups bind "
+        "(share the groups stacks/Pulumi.ledger-dev.yaml creates)"
+    )
+    for line in err[:-1]:  # one line per group, naming it once, the kind's words read as a sentence
+        assert line.startswith("stacks/Pulumi.ledger-prod.yaml: ") and line.endswith(
+            " is also taken by stacks/Pulumi.ledger-dev.yaml"
+        ), line
+        assert re.search(r"group '?/?ledger-[a-z-]+(@[a-z.-]+)?'? created (in|at) ", line), line
+        assert len(re.findall(r"ledger-(airflow-admins|engineers|analysts)", line)) == 1, line
+        assert "tenant the" not in line and ": ledger" not in line.split(": ", 1)[1], line
+    assert not (project / "stacks" / "Pulumi.ledger-prod.yaml").exists()
+
+
+def test_a_kind_without_groups_at_the_idp_refuses_the_groups_flag(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(new_stack(project, "--env", "dev", "--idp", "oidc", "--groups", "create")) == 1
+    assert "idp.kind oidc creates no groups at the IdP" in capsys.readouterr().err
+
+
+def test_an_environment_without_defaults_is_refused_naming_the_known_ones(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(new_stack(project, "--env", "staging", "--idp", "okta")) == 1
+    err = capsys.readouterr().err
+    assert "environment 'staging' has no defaults file (stacks/defaults/staging.yaml)" in err
+    assert "Known environments: dev, prod." in err and "--no-defaults" in err
+    assert not (project / "stacks" / "Pulumi.ledger-staging.yaml").exists()
+    assert main(new_stack(project, "--env", "staging", "--idp", "okta", "--no-defaults")) == 0
+    text = (project / "stacks" / "Pulumi.ledger-staging.yaml").read_text()
+    assert "# No stacks/defaults/staging.yaml: the spec model's own defaults apply (--no-defaults)." in text
+
+
+def test_the_teams_provider_settings_are_copied_and_not_asked_again(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(new_stack(project, "--env", "dev", "--idp", "azuread")) == 0
+    dev = project / "stacks" / "Pulumi.ledger-dev.yaml"
+    tenant = "11111111-2222-4333-8444-555555555555"
+    dev.write_text(dev.read_text().replace("config:\n", f"config:\n  azuread:tenantId: {tenant}\n", 1))
+    capsys.readouterr()
+    assert main(new_stack(project, "--env", "prod")) == 0
+    out = capsys.readouterr().out
+    prod = yaml.safe_load((project / "stacks" / "Pulumi.ledger-prod.yaml").read_text())["config"]
+    assert prod["azuread:tenantId"] == tenant
+    assert "shared with ledger-dev: access, azuread:tenantId" in out
+    assert "pulumi config set -s ledger-prod azuread:tenantId" not in out
+    assert "pulumi config set -s ledger-prod kubernetes:context <context>" in out
 
 
 # --- the fleet ------------------------------------------------------------------------------------
@@ -257,6 +363,11 @@ def test_the_same_okta_app_label_and_custom_server_policy_clash(
         "is also taken by stacks/Pulumi.blue-qa.yaml",
         "stacks/Pulumi.blue_qa.yaml: Okta policy name on https://acme.okta.com authorization server default "
         "'airflow-blue_qa' is also taken by stacks/Pulumi.blue-qa.yaml",
+        # Both create the team's groups (createGroups defaults to true): Okta keeps one group per name.
+        "stacks/Pulumi.blue_qa.yaml: Okta group 'blue-airflow-admins' created at https://acme.okta.com "
+        "is also taken by stacks/Pulumi.blue-qa.yaml",
+        "stacks/Pulumi.blue_qa.yaml: Okta group 'blue-users' created at https://acme.okta.com "
+        "is also taken by stacks/Pulumi.blue-qa.yaml",
     ]
 
 

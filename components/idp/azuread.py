@@ -72,6 +72,7 @@ class AzureadIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_azuread"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"azuread:tenantId": "ARM_TENANT_ID"}
+    GROUPS_BOUND_BY: ClassVar[str | None] = "by display name"
     # "Changing this forces a new resource" in the azuread provider's schema (a service principal
     # belongs to one application). The application itself updates in place: its client id never changes.
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -147,13 +148,14 @@ class AzureadIdp(IdpModel):
             self._found_groups = lookup_groups(tuple(group_bindings(spec)), tenant=self.tenant(provider))
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
-        tenant = self.tenantId or provider.get("azuread:tenantId") or "the Entra tenant"
-        names = {f"Entra app display name in tenant {tenant}": entra_app_display_name(spec)}
+        tenant_id = self.tenantId or provider.get("azuread:tenantId")
+        tenant = f"tenant {tenant_id}" if tenant_id else "the Entra tenant"
+        names = {f"Entra app display name in {tenant}": entra_app_display_name(spec)}
         if self.createGroups:
             # Display names are not unique in Entra: two stacks creating one would make it ambiguous.
             for binding in group_bindings(spec):
                 if not is_guid(binding.group):
-                    names[f"Entra group created in tenant {tenant}: {binding.group}"] = binding.group
+                    names[f"Entra group {binding.group!r} created in {tenant}"] = binding.group
         return names
 
     # --- the access model (components/access.py) ------------------------------------------------

@@ -42,6 +42,7 @@ class GoogleIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_gcp"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"gcp:project": "GOOGLE_PROJECT"}
+    GROUPS_BOUND_BY: ClassVar[str | None] = "by group email"
 
     kind: Literal["google"]
     clientId: str = Field(  # noqa: N815
@@ -107,10 +108,15 @@ class GoogleIdp(IdpModel):
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         project = provider.get("gcp:project") or "the GCP project"
-        return {
+        names = {
             "Google OAuth client id": self.clientId,
             f"GCP service account in {project}": service_account_id(spec, "groups"),
         }
+        if self.createGroups:
+            # A group email exists once in Workspace: a second stack cannot create it again.
+            for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
+                names[f"Workspace group {group.lower()!r} created in customer {self.customerId}"] = group.lower()
+        return names
 
     def group_grant(
         self,

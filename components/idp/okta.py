@@ -59,6 +59,7 @@ class OktaIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_okta"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"okta:orgName": "OKTA_ORG_NAME", "okta:baseUrl": "OKTA_BASE_URL"}
+    GROUPS_BOUND_BY: ClassVar[str | None] = "by name"
     # ForceNew in the Okta provider's schema (okta_app_oauth: type, client_id; okta_app_group_assignments:
     # app_id). Scopes, claims, policies and their rules update in place; groups too.
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -108,6 +109,10 @@ class OktaIdp(IdpModel):
         server = self.authorizationServer
         if isinstance(server, CustomAuthorizationServer):
             names[f"Okta policy name on {org} authorization server {server.id}"] = okta_policy_name(stack)
+        if self.createGroups:
+            # An Okta group name is unique among Okta groups: a second stack cannot create it again.
+            for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
+                names[f"Okta group {group!r} created at {org}"] = group
         return names
 
     def org_url(self, provider: ProviderConfig) -> str | None:
