@@ -28,12 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.access import AccessModel, access_model_of
 from components.model import ROLE_RANK
 from components.project import ProjectNotFoundError, find_project
 
@@ -113,6 +114,8 @@ class Facts:
     required_claims: dict[str, Any] = field(default_factory=dict)
     service_accounts: dict[str, str] = field(default_factory=dict)
     """Service account -> its Airflow role (the stack output `serviceAccounts`)."""
+    access_model: AccessModel | None = None
+    """The effective-access model the run exported (`accessModel`); None for a revision without it."""
     lifetimes: dict[str, float] = field(default_factory=dict)
     secret_holders: list[str] = field(default_factory=list)
     hostname: str | None = None
@@ -200,6 +203,7 @@ def facts_of(stack: Mapping[str, Any], idp_packages: Sequence[str]) -> Facts:
         for entry in outputs.get("serviceAccounts") or []
         if isinstance(entry, Mapping) and "name" in entry and "role" in entry
     }
+    facts.access_model = access_model_of(outputs)
     uris: set[str] = set()
     for key in ("redirectUris", "postLogoutRedirectUris"):
         uris.update(uri for uri in outputs.get(key) or [] if isinstance(uri, str))
@@ -303,7 +307,11 @@ def _host(uri: str) -> str:
 
 
 def diff_stack(
-    base: Facts, head: Facts, replace_on_change: Mapping[str, Sequence[str]], idp_packages: Sequence[str] = ()
+    base: Facts,
+    head: Facts,
+    replace_on_change: Mapping[str, Sequence[str]],
+    idp_packages: Sequence[str] = (),
+    grant_types: Collection[str] = (),
 ) -> list[Change]:
     """Every difference between the base's and the head's declaration of one stack, classified."""
     changes: list[Change] = []
@@ -311,35 +319,12 @@ def diff_stack(
     def add(kind: str, message: str) -> None:
         changes.append(Change(head.stack, kind, message))
 
-    def role_changes(
-        base_roles: Mapping[str, str], head_roles: Mapping[str, str], who: str, new: str, gone: str
-    ) -> None:
-        """A holder that is new or gets a higher role is a privilege change; lower or gone, a change."""
-        for holder, role in head_roles.items():
-            before = base_roles.get(holder)
-            name = who.format(holder)
-            if before is None:
-                add(PRIVILEGE, f"{name} gains {role} ({new})")
-            elif _rank(role) > _rank(before):
-                add(PRIVILEGE, f"{name}: {before} → {role}")
-            elif role != before:
-                add(CHANGED, f"{name}: {before} → {role} (lower)")
-        for holder, role in base_roles.items():
-            if holder not in head_roles:
-                add(CHANGED, f"{who.format(holder)} {gone.format(role)}")
-
-    # Who gets which role; machine identities count like groups.
-    role_changes(base.roles, head.roles, "`{}`", "not mapped before", "no longer gets {}")
-    role_changes(base.service_accounts, head.service_accounts, "service account `{}`", "new", "removed (was {})")
-    if _rank(head.default_role) > _rank(base.default_role):
-        add(PRIVILEGE, f"default role {base.default_role or 'none'} → {head.default_role}")
-    elif head.default_role != base.default_role:
-        add(CHANGED, f"default role {base.default_role or 'none'} → {head.default_role or 'none'}")
-    if head.default_role_everyone and not base.default_role_everyone:
-        add(PRIVILEGE, "audience widened: everyone at the IdP may now sign in")
-    for value in head.default_role_claim_values:
-        if value not in base.default_role_claim_values:
-            add(PRIVILEGE, f"audience widened: `{value}` may now sign in (default role)")
+    if base.access_model is not None and head.access_model is not None:
+        # Who gets which role, by the identity the IdP binds: the same edit reads the same on every kind.
+        changes.extend(access_changes(head.stack, base.access_model, head.access_model))
+    else:
+        # A revision without the model: both sides compared by what the rendered config maps.
+        changes.extend(legacy_access_changes(base, head))
     for claim, expected in base.required_claims.items():
         if head.required_claims.get(claim) != expected:
             add(PRIVILEGE, f"audience widened: the ID token's `{claim}` is no longer required to be {expected!r}")
@@ -370,7 +355,10 @@ def diff_stack(
         elif was is None:
             add(CHANGED, f"{name}: set to {_number(minutes)}")
 
-    changes.extend(_resource_changes(base, head, replace_on_change, idp_packages))
+    # A grant the access model describes (Entra's app-role assignment) re-created for a new role is not
+    # the app or client replaced: the model's own change above names what it grants.
+    modeled = grant_types if base.access_model is not None and head.access_model is not None else ()
+    changes.extend(_resource_changes(base, head, replace_on_change, idp_packages, modeled))
 
     # Where secrets are held, and the resolved secret settings.
     for holder in head.secret_holders:
@@ -400,8 +388,113 @@ def diff_stack(
     return changes
 
 
+def _role_changes(
+    stack: str, base_roles: Mapping[str, str], head_roles: Mapping[str, str], who: str, new: str, gone: str
+) -> list[Change]:
+    """A holder that is new or gets a higher role is a privilege change; lower or gone, a change."""
+    changes: list[Change] = []
+    for holder, role in head_roles.items():
+        before = base_roles.get(holder)
+        name = who.format(holder)
+        if before is None:
+            changes.append(Change(stack, PRIVILEGE, f"{name} gains {role} ({new})"))
+        elif _rank(role) > _rank(before):
+            changes.append(Change(stack, PRIVILEGE, f"{name}: {before} → {role}"))
+        elif role != before:
+            changes.append(Change(stack, CHANGED, f"{name}: {before} → {role} (lower)"))
+    for holder, role in base_roles.items():
+        if holder not in head_roles:
+            changes.append(Change(stack, CHANGED, f"{who.format(holder)} {gone.format(role)}"))
+    return changes
+
+
+def _default_role_changes(stack: str, before: str | None, after: str | None) -> list[Change]:
+    if _rank(after) > _rank(before):
+        return [Change(stack, PRIVILEGE, f"default role {before or 'none'} → {after}")]
+    if after != before:
+        return [Change(stack, CHANGED, f"default role {before or 'none'} → {after or 'none'}")]
+    return []
+
+
+def access_changes(stack: str, base: AccessModel, head: AccessModel) -> list[Change]:
+    """The access models' differences: a principal gaining a role or a higher one, the audience widened,
+    a service account added, raised or trusting another subject are privilege changes (risky)."""
+    changes: list[Change] = []
+
+    def add(kind: str, message: str) -> None:
+        changes.append(Change(stack, kind, message))
+
+    base_groups = {grant.principal: grant for grant in base.groups}
+    head_groups = {grant.principal: grant for grant in head.groups}
+    changes += _role_changes(
+        stack,
+        {principal: str(grant.role) for principal, grant in base_groups.items()},
+        {principal: str(grant.role) for principal, grant in head_groups.items()},
+        "`{}`",
+        "not mapped before",
+        "no longer gets {}",
+    )
+    for principal, grant in head_groups.items():
+        before = base_groups.get(principal)
+        if before is not None and before.role == grant.role and before.claim_value != grant.claim_value:
+            add(
+                CHANGED,
+                f"`{principal}` is matched by another claim value: `{before.claim_value}` → `{grant.claim_value}`",
+            )
+    changes += _default_role_changes(stack, base.default_role, head.default_role)
+    if head.everyone and not base.everyone:
+        add(PRIVILEGE, f"audience widened: everyone at the IdP may now sign in (default role {head.default_role})")
+    elif base.everyone and not head.everyone:
+        add(CHANGED, "audience narrowed: no longer everyone at the IdP")
+    base_extra = {grant.principal for grant in base.extra_groups}
+    head_extra = {grant.principal for grant in head.extra_groups}
+    for grant in head.extra_groups:
+        if grant.principal not in base_extra:
+            add(PRIVILEGE, f"audience widened: `{grant.principal}` may now sign in (default role {head.default_role})")
+    for principal in sorted(base_extra - head_extra):
+        add(CHANGED, f"audience narrowed: `{principal}` may no longer sign in")
+    base_accounts = {account.name: account for account in base.service_accounts}
+    head_accounts = {account.name: account for account in head.service_accounts}
+    for name, account in head_accounts.items():
+        prior = base_accounts.get(name)
+        if prior is None:
+            add(PRIVILEGE, f"service account `{name}` gains {account.role} (new, trusting {account.subject})")
+            continue
+        if _rank(account.role) > _rank(prior.role):
+            add(PRIVILEGE, f"service account `{name}`: {prior.role} → {account.role}")
+        elif account.role != prior.role:
+            add(CHANGED, f"service account `{name}`: {prior.role} → {account.role} (lower)")
+        if prior.subject != account.subject:
+            add(PRIVILEGE, f"service account `{name}` trusts another subject: {prior.subject} → {account.subject}")
+    for name, account in base_accounts.items():
+        if name not in head_accounts:
+            add(CHANGED, f"service account `{name}` removed (was {account.role})")
+    return changes
+
+
+def legacy_access_changes(base: Facts, head: Facts) -> list[Change]:
+    """Access changes read from the rendered config's role mapping (claim values) and the
+    `serviceAccounts` output, for a side whose revision exports no access model."""
+    stack = head.stack
+    changes = _role_changes(stack, base.roles, head.roles, "`{}`", "not mapped before", "no longer gets {}")
+    changes += _role_changes(
+        stack, base.service_accounts, head.service_accounts, "service account `{}`", "new", "removed (was {})"
+    )
+    changes += _default_role_changes(stack, base.default_role, head.default_role)
+    if head.default_role_everyone and not base.default_role_everyone:
+        changes.append(Change(stack, PRIVILEGE, "audience widened: everyone at the IdP may now sign in"))
+    for value in head.default_role_claim_values:
+        if value not in base.default_role_claim_values:
+            changes.append(Change(stack, PRIVILEGE, f"audience widened: `{value}` may now sign in (default role)"))
+    return changes
+
+
 def _resource_changes(
-    base: Facts, head: Facts, replace_on_change: Mapping[str, Sequence[str]], idp_packages: Sequence[str]
+    base: Facts,
+    head: Facts,
+    replace_on_change: Mapping[str, Sequence[str]],
+    idp_packages: Sequence[str],
+    grant_types: Collection[str] = (),
 ) -> list[Change]:
     changes: list[Change] = []
     packages = set(idp_packages)
@@ -439,7 +532,16 @@ def _resource_changes(
         forced = [
             key for key in replace_on_change.get(type_, ()) if _get(old["inputs"], key) != _get(new["inputs"], key)
         ]
-        if forced:
+        if forced and type_ in grant_types:
+            changes.append(
+                Change(
+                    head.stack,
+                    CHANGED,
+                    f"`{name}` ({type_}) is re-created: {', '.join(forced)} cannot change in place "
+                    "(a grant of the access model: its change is listed as such)",
+                )
+            )
+        elif forced:
             changes.append(
                 Change(
                     head.stack, REPLACED, f"`{name}` ({type_}) is replaced: {', '.join(forced)} cannot change in place"
@@ -495,6 +597,8 @@ class Side:
     replace_on_change: dict[str, list[str]]
     idp_packages: list[str]
     seconds: float
+    access_grant_types: list[str] = field(default_factory=list)
+    """Resource types that only grant what the access model describes (the kinds' ACCESS_GRANT_TYPES)."""
 
 
 def stack_files(root: Path, given: Sequence[Path], must_exist: bool = True) -> list[str]:
@@ -553,7 +657,8 @@ def finish_worker(label: str, process: subprocess.Popen[str], started: float) ->
         else:
             facts[stack["file"]] = facts_of(stack, packages)
     replace = dict(document.get("replaceOnChange") or {})
-    return Side(label, facts, errors, replace, list(packages), time.perf_counter() - started)
+    grants = [str(type_) for type_ in document.get("accessGrantTypes") or []]
+    return Side(label, facts, errors, replace, list(packages), time.perf_counter() - started, grants)
 
 
 def base_worktree(root: Path, rev: str, into: Path) -> Path:
@@ -607,6 +712,7 @@ def build_plan(head: Side, base: Side | None, head_files: Sequence[str], base_fi
     changes: list[Change] = []
     replace = {**(base.replace_on_change if base else {}), **head.replace_on_change}
     packages = sorted(set(head.idp_packages) | set(base.idp_packages if base else []))
+    grants = set(head.access_grant_types) | set(base.access_grant_types if base else [])
     for file, facts in head.facts.items():
         prior = base.facts.get(file) if base else None
         for name, messages in facts.policy.items():
@@ -619,7 +725,7 @@ def build_plan(head: Side, base: Side | None, head_files: Sequence[str], base_fi
         if file not in base_files:
             changes.append(Change(facts.stack, STACK_ADDED, f"new stack {file} ({facts.kind}, {_roles_text(facts)})"))
         elif prior is not None:
-            changes.extend(diff_stack(prior, facts, replace, packages))
+            changes.extend(diff_stack(prior, facts, replace, packages, grants))
     if base is not None:
         for file in base_files:
             if file not in head_files:
@@ -640,7 +746,39 @@ def build_plan(head: Side, base: Side | None, head_files: Sequence[str], base_fi
 
 
 def _roles_text(facts: Facts) -> str:
-    return ", ".join(f"{value} → {role}" for value, role in facts.roles.items()) or "no roles"
+    if facts.access_model is not None:
+        roles = {grant.principal: str(grant.role) for grant in facts.access_model.groups}
+    else:
+        roles = facts.roles
+    return ", ".join(f"{value} → {role}" for value, role in roles.items()) or "no roles"
+
+
+def access_rows(facts: Facts) -> list[tuple[str, str]]:
+    """Who may sign in and as what: from the access model, else from the rendered role mapping."""
+    rows: list[tuple[str, str]] = []
+    model = facts.access_model
+    if model is None:
+        rows += [(f"role of `{value}`", role) for value, role in facts.roles.items()]
+        audience = "access groups"
+        if facts.default_role_everyone:
+            audience += " + everyone at the IdP"
+        elif facts.default_role_claim_values:
+            audience += " + " + ", ".join(f"`{value}`" for value in facts.default_role_claim_values)
+        rows += [("default role", _show(facts.default_role)), ("who may sign in", audience)]
+        rows += [(f"service account `{account}`", role) for account, role in facts.service_accounts.items()]
+        return rows
+    for grant in model.groups:
+        matched = "" if grant.claim_value == grant.principal else f" (claim value `{grant.claim_value}`)"
+        rows.append((f"role of `{grant.principal}`", f"{grant.role}{matched}"))
+    audience = "access groups"
+    if model.everyone:
+        audience += " + everyone at the IdP"
+    if model.extra_groups:
+        audience += " + " + ", ".join(f"`{grant.principal}`" for grant in model.extra_groups)
+    rows += [("default role", _show(model.default_role)), ("who may sign in", audience)]
+    for account in model.service_accounts:
+        rows.append((f"service account `{account.name}`", f"{account.role}, trusting {account.subject}"))
+    return rows
 
 
 def fact_rows(facts: Facts) -> list[tuple[str, str]]:
@@ -651,16 +789,7 @@ def fact_rows(facts: Facts) -> list[tuple[str, str]]:
         ("issuer", _show(facts.issuer)),
         ("redirect and post-logout URIs", "<br>".join(facts.redirect_uris) or "none"),
     ]
-    for value, role in facts.roles.items():
-        rows.append((f"role of `{value}`", role))
-    audience = "access groups"
-    if facts.default_role_everyone:
-        audience += " + everyone at the IdP"
-    elif facts.default_role_claim_values:
-        audience += " + " + ", ".join(f"`{value}`" for value in facts.default_role_claim_values)
-    rows += [("default role", _show(facts.default_role)), ("who may sign in", audience)]
-    for account, role in facts.service_accounts.items():
-        rows.append((f"service account `{account}`", role))
+    rows += access_rows(facts)
     for label, minutes in facts.lifetimes.items():
         rows.append((label, _number(minutes)))
     for key, entry in facts.resolved.items():

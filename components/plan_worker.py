@@ -88,14 +88,15 @@ def kind_tables() -> dict[str, Any]:
     try:
         from components.idp import KINDS
     except Exception:  # noqa: BLE001
-        return {"idpPackages": [], "replaceOnChange": {}}
+        return {"idpPackages": [], "replaceOnChange": {}, "accessGrantTypes": []}
     packages = sorted({str(kind.SDK).removeprefix("pulumi_") for kind in KINDS if getattr(kind, "SDK", None)})
     replace: dict[str, list[str]] = {}
     for kind in KINDS:
         for type_, inputs in dict(getattr(kind, "REPLACE_ON_CHANGE", {}) or {}).items():
             replace.setdefault(type_, [])
             replace[type_].extend(name for name in inputs if name not in replace[type_])
-    return {"idpPackages": packages, "replaceOnChange": replace}
+    grants = sorted({type_ for kind in KINDS for type_ in getattr(kind, "ACCESS_GRANT_TYPES", ())})
+    return {"idpPackages": packages, "replaceOnChange": replace, "accessGrantTypes": grants}
 
 
 def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any, root: Path, file: str) -> dict:

@@ -35,6 +35,7 @@ from components.plan import (
     render_markdown,
     render_text,
 )
+from components.plan import fact_rows as render_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,6 +97,17 @@ BASE_STACKS = {
     "replace-dev": okta_stack("replace"),
     "rotate-qa": okta_stack("rotate", "qa"),
     "gone-dev": okta_stack("gone"),
+    # Entra ID: the roles ride on app roles and assignments; the access model makes its changes read as Okta's.
+    "entra-dev": {
+        "config": {
+            "azuread:tenantId": "7d1b2c3a-0000-4000-8000-1234567890ab",
+            "airflow-oidc:spec": {
+                **okta_stack("entra")["config"]["airflow-oidc:spec"],
+                "idp": {"kind": "azuread"},
+                "serviceAccounts": [{"name": "deploy", "role": "Op", "githubRepository": "acme/pipelines"}],
+            },
+        }
+    },
     # A secret set with `pulumi config set --secret --path`: the plan must never print its stand-in.
     "secret-dev": okta_stack(
         "secret",
@@ -146,6 +158,15 @@ def stack_file_changes(repo: tuple[Path, str]) -> Plan:
         lambda s: s.update(idp={"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "c"}),
     )
     edit(path, "rotate-qa", lambda s: s.update(clientSecret={"rotationDays": 30}))
+    edit(
+        path,
+        "entra-dev",
+        lambda s: (
+            s["access"][2].update(role="Admin"),
+            s.update(defaultRole="Viewer", signIn={"extraGroups": ["entra-stakeholders"]}),
+            s["serviceAccounts"][0].update(githubRepository="someone-else/pipelines"),
+        ),
+    )
     (path / "stacks" / "Pulumi.gone-dev.yaml").unlink()
     added = okta_stack("added")
     added["config"]["airflow-oidc:spec"]["tokens"] = {"sessionMinutes": 2000}  # above the pack's 1440
@@ -180,6 +201,45 @@ def stack_file_changes(repo: tuple[Path, str]) -> Plan:
 def test_each_change_class_is_named(stack_file_changes: Plan, stack: str, kind: str, says: str) -> None:
     found = messages(stack_file_changes, stack, kind)
     assert any(says in message for message in found), (kind, found, kinds(stack_file_changes, stack))
+
+
+def test_entra_access_changes_read_as_on_every_kind(stack_file_changes: Plan) -> None:
+    """A group raised to Admin, an extra group and a service account trusting another repository, on Entra:
+    each a named privilege change; the assignment re-created for the new app role is no app replaced."""
+    found = messages(stack_file_changes, "entra-dev", PRIVILEGE)
+    for says in (
+        "`entra-analysts`: Viewer → Admin",
+        "default role none → Viewer",
+        "audience widened: `entra-stakeholders` may now sign in (default role Viewer)",
+        "service account `deploy` trusts another subject: repo:acme/pipelines:ref:refs/heads/main → "
+        "repo:someone-else/pipelines:ref:refs/heads/main",
+    ):
+        assert says in found, found
+    assert REPLACED not in kinds(stack_file_changes, "entra-dev"), messages(stack_file_changes, "entra-dev", REPLACED)
+    head = stack_file_changes.head["stacks/Pulumi.entra-dev.yaml"]
+    rows = dict(render_rows(head))
+    assert rows["role of `entra-analysts`"] == "Admin (claim value `Airflow.Admin`)"
+
+
+def test_a_base_without_the_access_model_still_plans(repo: tuple[Path, str]) -> None:
+    """A base revision from before the model: both sides are compared by the rendered role mapping."""
+    path, _ = repo
+    reset(path)
+    main = path / "__main__.py"
+    main.write_text("\n".join(line for line in main.read_text().splitlines() if '"accessModel"' not in line) + "\n")
+    old_base = commit_all(path, "a revision without the access model")
+    try:
+        git(path, "checkout", "-q", "HEAD~1", "--", "__main__.py")
+        edit(path, "escalate-dev", lambda s: s["access"][2].update(role="Op"))
+        result = plan([], old_base, root=path)
+    finally:
+        git(path, "reset", "-q", "--hard", "HEAD~1")
+        reset(path)
+    assert result.errors == []
+    assert result.base_facts["stacks/Pulumi.escalate-dev.yaml"].access_model is None
+    assert result.head["stacks/Pulumi.escalate-dev.yaml"].access_model is not None
+    assert messages(result, "escalate-dev", PRIVILEGE) == ["`escalate-analysts`: Viewer → Op"]
+    assert result.status == 1
 
 
 def test_a_change_to_the_policy_configuration_is_risky(stack_file_changes: Plan) -> None:

@@ -163,6 +163,7 @@ class AzureadIdp(IdpModel):
     ACCESS_NOTES: ClassVar[tuple[str, ...]] = (
         "Entra ID: only direct members of an assigned group get its app role (nested groups are not honoured)",
     )
+    ACCESS_GRANT_TYPES: ClassVar[tuple[str, ...]] = ("azuread:index/appRoleAssignment:AppRoleAssignment",)
 
     def group_grant(
         self,

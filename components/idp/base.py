@@ -110,23 +110,45 @@ class IdpModel(Model):
 
     ACCESS_NOTES: ClassVar[tuple[str, ...]] = ()
     """What the kind's model cannot say exactly, in words (shown with the model)."""
+    ACCESS_GRANT_TYPES: ClassVar[tuple[str, ...]] = ()
+    """Resource types that only grant what the access model describes (Entra's app-role assignment):
+    `plan` shows one re-created for a new role as a change, the model's change naming the grant."""
 
     def access_model(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> AccessModel:
         """What the IdP will let in and as what (pure): each group by the identity the IdP binds, the
         audience, each service account with the subject the IdP trusts. Built from `group_grant` and
-        `service_account_grant`, which a kind overrides."""
+        `service_account_grant`, which a kind overrides.
+
+        A group's role is what Airflow's rendered mapping (the contract) gives the claim value the IdP
+        emits for its members, not a copy of the spec: the model says what the deployment does."""
+        import dataclasses
+
         from components.access import AccessModel, key_of
 
         contract = self.contract(spec, stack=stack, provider=provider)
         groups = tuple(
-            self.group_grant(spec, rule.group, role=rule.role, loc=("access", index, "group"), contract=contract)
-            for index, rule in enumerate(spec.access)
+            dataclasses.replace(grant, role=contract.role_by_claim_value.get(grant.claim_value))
+            for grant in (
+                self.group_grant(spec, rule.group, role=rule.role, loc=("access", index, "group"), contract=contract)
+                for index, rule in enumerate(spec.access)
+            )
         )
         extra = tuple(
-            self.group_grant(
-                spec, group, role=spec.defaultRole, loc=("signIn", "extraGroups", index), contract=contract, extra=True
+            dataclasses.replace(
+                grant,
+                role=contract.default_role if grant.claim_value in contract.default_role_claim_values else None,
             )
-            for index, group in enumerate(spec.signIn.extraGroups)
+            for grant in (
+                self.group_grant(
+                    spec,
+                    group,
+                    role=spec.defaultRole,
+                    loc=("signIn", "extraGroups", index),
+                    contract=contract,
+                    extra=True,
+                )
+                for index, group in enumerate(spec.signIn.extraGroups)
+            )
         )
         accounts = tuple(
             self.service_account_grant(
@@ -139,8 +161,8 @@ class IdpModel(Model):
             environment=spec.environment,
             groups=groups,
             extra_groups=extra,
-            everyone=spec.signIn.everyone,
-            default_role=spec.defaultRole,
+            everyone=contract.default_role_everyone,
+            default_role=contract.default_role,
             service_accounts=accounts,
             notes=self.ACCESS_NOTES,
         )
