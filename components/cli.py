@@ -23,7 +23,8 @@ from pydantic.fields import FieldInfo
 
 from components import new_stack as new_stack_command
 from components import plan as plan_command
-from components.fleet import fleet_clashes, fleet_of
+from components import validate_report as report
+from components.fleet import fleet_clash_list, fleet_of
 from components.project import Project, ProjectNotFoundError, find_project
 from components.spec import CONFIG_KEY, Spec, SpecError, json_schema
 from components.stack_config import spec_from_stack_file
@@ -42,9 +43,10 @@ def shown_name(path: Path) -> str:
     return f"stacks/{path.name}" if path.parent.name == "stacks" else str(path)
 
 
-def validate(paths: Sequence[Path], project: Project | None = None) -> int:
+def validate(paths: Sequence[Path], project: Project | None = None, form: str = "text") -> int:
     """Validate each stack file's spec: `ok` lines on stdout, problems on stderr; 1 if any file is bad.
     No file given: every stack file of the project (found from the working directory unless given).
+    `form` json or sarif: one document on stdout instead (components/validate_report.py).
 
     Then the fleet (components/fleet.py): the files and the other stack files beside them must not
     share a hostname, a kube context + namespace + release, or a name at the IdP.
@@ -56,15 +58,37 @@ def validate(paths: Sequence[Path], project: Project | None = None) -> int:
         if not paths:
             print(f"airflow-oidc: no stack files (Pulumi.*.yaml) in {project.stacks_dir}", file=sys.stderr)
             return 1
-    failed = 0
+    checked = []
     for path in paths:
         ok, text = check_stack_file(path)
-        print(text, file=sys.stdout if ok else sys.stderr)
-        failed += not ok
-    clashes = fleet_clashes(fleet_of(paths), only=given or None)
-    for clash in clashes:
-        print(clash, file=sys.stderr)
-    return 1 if failed or clashes else 0
+        checked.append(report.Checked(path, shown_name(path), ok, text))
+        if form == "text":
+            print(text, file=sys.stdout if ok else sys.stderr)
+    clashes = fleet_clash_list(fleet_of(paths), only=given or None)
+    if form == "text":
+        for clash in clashes:
+            print(clash, file=sys.stderr)
+    else:
+        findings = [finding for item in checked for finding in report.findings_of(item)]
+        findings += report.clash_findings(clashes, {item.file: item.path for item in checked})
+        if form == "json":
+            print(report.render_json(checked, findings))
+        else:
+            uris = {item.file: artifact_uri(item.path, project) for item in checked}
+            print(report.render_sarif(findings, lambda file: uris.get(file, file), version()))
+    return 1 if any(not item.ok for item in checked) or clashes else 0
+
+
+def artifact_uri(path: Path, project: Project | None) -> str:
+    """Where a SARIF consumer finds the file: relative to the project (the repository) root, else to the
+    working directory, else absolute."""
+    for base in (project.root if project else None, Path.cwd()):
+        if base is not None:
+            try:
+                return path.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                continue
+    return path.resolve().as_uri()
 
 
 def check_stack_file(path: Path) -> tuple[bool, str]:
@@ -312,6 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Default: every stack file of the project. A STACK_FILE is a path or a stack name.",
     )
     check.add_argument("files", nargs="*", type=Path, metavar="STACK_FILE")
+    check.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="text (default), json, or sarif (SARIF 2.1.0: upload it and each problem annotates its line)",
+    )
     _subcommand(
         commands, "schema", "print the JSON Schema of the spec, for editors", "Validate your stack files in the editor."
     )
@@ -369,9 +399,9 @@ def _run(args: argparse.Namespace) -> int:
         return new_stack_command.run(args)
     if args.command == "validate":
         if not args.files:
-            return validate([], project_of(args))
+            return validate([], project_of(args), args.format)
         project = find_project_or_none(args)
-        return validate([project.stack_path(path) if project else path for path in args.files])
+        return validate([project.stack_path(path) if project else path for path in args.files], project, args.format)
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0

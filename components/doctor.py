@@ -303,15 +303,32 @@ class DoctorTarget:
     id_token: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
     """Only sent to the IdP's token endpoint, never printed (the api-server's env var, or a file)."""
+    provider_sources: Mapping[str, str] = field(default_factory=dict)
+    """Provider setting -> where its value came from: the key itself (the stack file) or its env var."""
 
 
-def issuer_keys(spec: Spec) -> str:
-    """The spec keys that decide the issuer, for fix messages (any kind)."""
-    fields = type(spec.idp).model_fields
+def issuer_keys(spec: Spec, provider_sources: Mapping[str, str] | None = None) -> str:
+    """The keys that decide the issuer, for fix messages (any kind): each `idp` key the stack sets, or,
+    for one it leaves unset, the provider setting (or environment variable) its value came from."""
+    model = type(spec.idp)
+    fields = model.model_fields
     if "issuer" in fields:
         return "`idp.issuer`"
-    names = [name for name in fields if re.search(r"url|issuer|realm|tenant|domain|server|org", name, re.IGNORECASE)]
-    return ", ".join(f"`idp.{name}`" for name in names) or f"the `idp` keys of kind {spec.idp.kind}"
+    names = [
+        name
+        for name in fields
+        if re.search(r"url|issuer|realm|tenant|domain|server|org", name, re.IGNORECASE)
+        and not name.startswith("create")
+    ]
+    keys: list[str] = []
+    for name in names:
+        sources = provider_sources or {}
+        given = [sources[key] for key in model.DEFAULTS_FROM_PROVIDER.get(name, ()) if key in sources]
+        if getattr(spec.idp, name, None) is None and given:
+            keys.extend(f"`{source}`" for source in given)
+        else:
+            keys.append(f"`idp.{name}`")
+    return ", ".join(keys) or f"the `idp` keys of kind {spec.idp.kind}"
 
 
 def _spec_key(spec: Spec, name: str, otherwise: str) -> str:
@@ -336,6 +353,10 @@ class Doctor:
         self.airflow_problem: str | None = None
         self.client_id: str | None = target.client_id
         self.token: Jwt | None = None
+
+    def issuer_keys(self) -> str:
+        """The keys that decide this stack's issuer, named where their values came from."""
+        return issuer_keys(self.spec, self.target.provider_sources)
 
     def add(self, name: str, status: str, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix if status == FAIL else ""))
@@ -367,7 +388,7 @@ class Doctor:
 
     def check_discovery(self) -> None:
         where = self.discovery_url
-        fix = f"{issuer_keys(self.spec)} must name the provider's issuer; this machine must reach {where}"
+        fix = f"{self.issuer_keys()} must name the provider's issuer; this machine must reach {where}"
         try:
             response = self.http.session()(where)
         except (OSError, ValueError) as error:
@@ -406,7 +427,7 @@ class Doctor:
             FAIL,
             f"discovery's issuer is {advertised!r}, the stack declares {declared!r}{hint}: tokens carry the "
             "provider's, so the two must agree byte for byte",
-            f"change {issuer_keys(self.spec)} so the issuer is exactly {advertised!r}",
+            f"change {self.issuer_keys()} so the issuer is exactly {advertised!r}",
         )
 
     def check_endpoints(self) -> None:
@@ -419,7 +440,7 @@ class Doctor:
                 "endpoints",
                 FAIL,
                 f"discovery lacks {', '.join(missing)}",
-                f"{issuer_keys(self.spec)} must point at the OpenID issuer itself (not an OAuth-only or parent URL)",
+                f"{self.issuer_keys()} must point at the OpenID issuer itself (not an OAuth-only or parent URL)",
             )
         else:
             self.add(
@@ -795,7 +816,8 @@ class Doctor:
         airflow = _clock_offset(self.airflow_login)
         if idp is None:
             seen = f"{len(self.idp_responses)} answers" if self.idp_responses else "no answer"
-            self.add(name, CANNOT, f"the IdP sends no Date header ({seen}; Keycloak sends none)")
+            known = "; Keycloak sends none" if self.spec.idp.kind == "keycloak" else ""
+            self.add(name, CANNOT, f"the IdP sends no Date header ({seen}{known})")
             return
         if airflow is not None:
             skew, between = idp - airflow, "the IdP's clock against Airflow's"
@@ -847,7 +869,7 @@ class Doctor:
                 f"iss is {iss!r}; the stack declares {self.contract.issuer!r}"
                 + (f", discovery says {advertised!r}" if advertised and advertised != self.contract.issuer else ""),
                 f"a token from another issuer is refused: paste one issued by {expected!r}, "
-                f"or change {issuer_keys(self.spec)}",
+                f"or change {self.issuer_keys()}",
             )
 
         raw_audience = claims.get("aud")
@@ -1032,10 +1054,9 @@ def doctor(args: argparse.Namespace, *, now: Callable[[], float] = time.time) ->
         return 2
     spec = spec_from_stack_file(path)
     source = shown_name(path)
+    provider = provider_from_stack_file(path, spec)
     try:
-        contract = client_contract(
-            spec, stack=args.stack or stack_name(path), provider=provider_from_stack_file(path, spec)
-        )
+        contract = client_contract(spec, stack=args.stack or stack_name(path), provider=provider)
     except ValueError as error:
         print(f"{source}: {error}", file=sys.stderr)
         return 2
@@ -1066,11 +1087,24 @@ def doctor(args: argparse.Namespace, *, now: Callable[[], float] = time.time) ->
         client_id=args.client_id or getattr(spec.idp, "clientId", None),
         id_token=id_token,
         client_secret=client_secret,
+        provider_sources=provider_sources(path, spec, provider),
     )
     http = Http(timeout=args.timeout, ca_file=args.ca_file, insecure=args.insecure, now=now)
     checks = Doctor(target, http).run()
     print(render(checks, source, args.format))
     return 1 if any(check.status == FAIL for check in checks) else 0
+
+
+def provider_sources(path: Path, spec: Spec, provider: Mapping[str, str]) -> dict[str, str]:
+    """Each provider setting the stack has -> where it came from: the key in the stack file, else its env var."""
+    from components.stack_config import load_stack_file
+
+    config = load_stack_file(path)
+    return {
+        key: key if isinstance(config.get(key), str) else env
+        for key, env in type(spec.idp).PROVIDER_CONFIG.items()
+        if provider.get(key)
+    }
 
 
 def render(checks: Sequence[Check], source: str, form: str) -> str:

@@ -16,6 +16,7 @@ from components.idp import KINDS, kind_names
 from components.idp.base import IdpModel
 from components.idp.oidc import OidcIdp
 from components.idp.okta import CustomAuthorizationServer, OktaIdp, OrgAuthorizationServer
+from components.key_hints import missing_key_message, unknown_key_message
 from components.model import CONFIG_KEY, LOOPBACK_HOSTS, LocatedError, Model, Role, at
 from components.service_accounts import AUTH_VERSION_ANNOTATION, ROLLED_COMPONENTS
 
@@ -471,12 +472,20 @@ def _dotted_paths(value: Any, prefix: str = "") -> list[str]:
 
 
 class SpecError(Exception):
-    """A spec that cannot be deployed. `str()` lists every problem with its file and key path."""
+    """A spec that cannot be deployed. `str()` lists every problem with its file, line (when the stack
+    file was read: `stacks/Pulumi.dev.yaml:12: ...`, as compilers and editors write it) and key path."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    def __init__(self, source: str, problems: list[str], lines: list[int | None] | None = None) -> None:
         self.source = source
         self.problems = problems
-        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+        self.lines: list[int | None] = list(lines) if lines is not None else [None] * len(problems)
+        """The stack file's line of each problem's key (None: unknown)."""
+        super().__init__(
+            "\n".join(
+                f"{source}{f':{line}' if line else ''}: {problem}"
+                for problem, line in zip(problems, self.lines, strict=True)
+            )
+        )
 
 
 def format_loc(loc: tuple[str | int, ...]) -> str:
@@ -506,10 +515,10 @@ def _without_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def _message(error: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
-    loc: tuple[str | int, ...] = tuple(error["loc"])
+    tagged: tuple[str | int, ...] = tuple(error["loc"])
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    loc = _without_union_tags(loc)
+    loc = _without_union_tags(tagged)
     original = ctx.get("error")
     if isinstance(original, LocatedError):
         return tuple(loc) + original.loc, original.message
@@ -517,9 +526,9 @@ def _message(error: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
     if kind == "literal_error":
         return loc, f"{value!r} is not one of {ctx.get('expected', '').replace(' or ', ', ').replace(chr(39), '')}"
     if kind == "extra_forbidden":
-        return loc, "unknown key (check the spelling; keys are camelCase)"
+        return loc, unknown_key_message(Spec, tagged)
     if kind == "missing":
-        return loc, "required key is missing"
+        return loc, missing_key_message(Spec, tagged, format_loc(loc))
     if kind == "union_tag_invalid":
         return loc + (str(ctx.get("discriminator", "")).strip("'"),), (
             f"{ctx.get('tag')!r} is not one of {ctx.get('expected_tags', '').replace(chr(39), '')}"

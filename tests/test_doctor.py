@@ -31,6 +31,7 @@ from components.doctor import (
     Jwt,
     RoleMapping,
     TokenError,
+    issuer_keys,
     render,
     verify_signature,
 )
@@ -459,3 +460,82 @@ def test_the_cli_refuses_a_bad_stack_file_with_status_2(tmp_path: Path, capsys: 
     bad.write_text("config:\n  airflow-oidc:spec:\n    environment: dev\n")
     assert main(["doctor", str(bad)]) == 2
     assert "Pulumi.bad.yaml" in capsys.readouterr().err
+
+
+# --- hints name the key the value came from ------------------------------------------------------------
+
+KIND_IDPS: dict[str, dict[str, Any]] = {
+    "okta": {"kind": "okta"},
+    "oidc": {"kind": "oidc", "issuer": "https://idp.example.com", "clientId": "airflow"},
+    "keycloak": {"kind": "keycloak", "realm": "corp"},
+    "azuread": {"kind": "azuread"},
+    "google": {
+        "kind": "google",
+        "clientId": "1-a.apps.googleusercontent.com",
+        "clientSecret": "s",
+        "domain": "example.com",
+    },
+}
+
+
+def kind_spec(kind: str, **idp: Any) -> Any:
+    groups = [{"group": "admins@example.com" if kind == "google" else "admins", "role": "Admin"}]
+    changes: dict[str, Any] = {"idp": {**KIND_IDPS[kind], **idp}, "access": groups}
+    if kind == "azuread":
+        changes["tokens"] = {}
+    return make_spec(**changes)
+
+
+@pytest.mark.parametrize(
+    ("kind", "idp", "sources", "named"),
+    [
+        (
+            "okta",
+            {},
+            {"okta:orgName": "okta:orgName", "okta:baseUrl": "OKTA_BASE_URL"},
+            "`idp.authorizationServer`, `okta:orgName`, `OKTA_BASE_URL`",
+        ),
+        (
+            "okta",
+            {"orgUrl": "https://sso.acme.com"},
+            {"okta:orgName": "okta:orgName"},
+            "`idp.authorizationServer`, `idp.orgUrl`",
+        ),
+        ("oidc", {}, {}, "`idp.issuer`"),
+        ("keycloak", {}, {"keycloak:url": "KEYCLOAK_URL"}, "`idp.realm`, `KEYCLOAK_URL`"),
+        ("keycloak", {"url": "https://sso.example.com"}, {"keycloak:url": "keycloak:url"}, "`idp.realm`, `idp.url`"),
+        ("azuread", {}, {"azuread:tenantId": "azuread:tenantId"}, "`azuread:tenantId`"),
+        ("azuread", {}, {"azuread:tenantId": "ARM_TENANT_ID"}, "`ARM_TENANT_ID`"),
+        ("azuread", {"tenantId": "00000000-0000-4000-8000-000000000000"}, {}, "`idp.tenantId`"),
+        ("google", {}, {"gcp:project": "gcp:project"}, "`idp.domain`"),
+    ],
+)
+def test_the_issuer_hint_names_the_key_the_value_came_from(
+    kind: str, idp: dict[str, Any], sources: dict[str, str], named: str
+) -> None:
+    assert issuer_keys(kind_spec(kind, **idp), sources) == named
+
+
+@pytest.mark.parametrize("kind", list(KIND_IDPS))
+def test_no_date_header_blames_keycloak_only_on_keycloak(kind: str) -> None:
+    spec = kind_spec(kind, **({"tenantId": "00000000-0000-4000-8000-000000000000"} if kind == "azuread" else {}))
+    contract = client_contract(
+        spec, stack="test", provider={"okta:orgName": "acme", "keycloak:url": "https://k.example.com"}
+    )
+    doctor = Doctor(DoctorTarget("stacks/Pulumi.test.yaml", spec, contract, contract.issuer, None), Http())
+    doctor.check_clock_skew()
+    [check] = doctor.checks
+    assert check.status == CANNOT and check.detail.startswith("the IdP sends no Date header (no answer")
+    assert ("Keycloak sends none" in check.detail) == (kind == "keycloak"), check.detail
+
+
+def test_a_provider_setting_is_named_where_the_stack_got_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.doctor import provider_sources
+
+    spec = kind_spec("azuread")
+    path = tmp_path / "Pulumi.test.yaml"
+    path.write_text("config:\n  azuread:tenantId: 00000000-0000-4000-8000-000000000000\n")
+    assert provider_sources(path, spec, {"azuread:tenantId": "x"}) == {"azuread:tenantId": "azuread:tenantId"}
+    path.write_text("config: {}\n")
+    assert provider_sources(path, spec, {"azuread:tenantId": "x"}) == {"azuread:tenantId": "ARM_TENANT_ID"}
+    assert provider_sources(path, spec, {}) == {}

@@ -363,8 +363,15 @@ def program_error(raw: Any, secret: bool = False) -> tuple[pulumi.RunError, Run]
 
 
 def problem_lines(text: str, key_path: str) -> list[str]:
-    """The error's lines about exactly `key_path` (not a longer path that starts with it)."""
-    return [line for line in text.splitlines() if line.startswith(f"{SOURCE}: {key_path}: ")]
+    """The error's lines about exactly `key_path` (not a longer path that starts with it); a stack file's
+    line number may follow the file's name (`stacks/Pulumi.x.yaml:7: ...`)."""
+    about = re.compile(re.escape(SOURCE) + r"(:\d+)?: " + re.escape(key_path) + ": ")
+    return [line for line in text.splitlines() if about.match(line)]
+
+
+def without_lines(text: str) -> str:
+    """The error as the program reports it from config alone (no stack file to count lines in)."""
+    return re.sub(r"^(" + re.escape(SOURCE) + r"):\d+: ", r"\1: ", text, flags=re.MULTILINE)
 
 
 def test_base_spec_is_valid_and_deploys(tmp_path: Path) -> None:
@@ -419,7 +426,7 @@ def test_several_problems_are_reported_at_once(tmp_path: Path) -> None:
     for path in SEVERAL_KEYS:
         assert len(problem_lines(str(error), key(path))) == 1, f"{path} not reported once:\n{error}"
     run_error, run = program_error(SEVERAL)
-    assert str(run_error) == str(error)
+    assert str(run_error) == without_lines(str(error))
     assert run.resources == []
 
 
@@ -473,3 +480,78 @@ def test_secret_never_appears_in_the_error(tmp_path: Path, raw: Any, key_path: s
         "".join(traceback.format_exception(run_error)),
     ):
         assert SECRET not in text
+
+
+# --- errors that teach: the key meant, the line, the command ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "key_path", "meant"),
+    [
+        pytest.param(changed(("acess", []), ("access", MISSING)), "acess", "access", id="top-level-typo"),
+        pytest.param(changed(("tokenz", {})), "tokenz", "tokens", id="top-level-letter-swapped"),
+        pytest.param(changed(("airflow.namspace", "x")), "airflow.namspace", "namespace", id="nested-typo"),
+        pytest.param(changed(("defaultrole", "Viewer")), "defaultrole", "defaultRole", id="case-only"),
+        pytest.param(
+            changed(("idp", {"kind": "azuread", "tenantID": "00000000-0000-4000-8000-000000000000"})),
+            "idp.tenantID",
+            "tenantId",
+            id="kind-key-case",
+        ),
+        pytest.param(
+            changed(("idp.authorizationServer.idd", "aus1")), "idp.authorizationServer.idd", "id", id="union-variant"
+        ),
+        pytest.param(
+            changed(("idp", {**KEYCLOAK_IDP, "creatGroups": True})), "idp.creatGroups", "createGroups", id="kind-typo"
+        ),
+    ],
+)
+def test_an_unknown_key_says_which_key_it_likely_meant(tmp_path: Path, raw: Any, key_path: str, meant: str) -> None:
+    error = file_error(tmp_path, raw)
+    lines = problem_lines(str(error), key(key_path))
+    assert lines and lines[0].endswith(f": unknown key; did you mean `{meant}`?"), str(error)
+
+
+def test_an_unknown_key_far_from_any_lists_the_keys_allowed_there(tmp_path: Path) -> None:
+    error = file_error(tmp_path, changed(("tokens.zzz", 1)))
+    assert problem_lines(str(error), key("tokens.zzz")) == [
+        f"{SOURCE}:19: {key('tokens.zzz')}: unknown key (keys here: `accessTokenMinutes`, `sessionMinutes`, "
+        "`idleMinutes`)"
+    ], str(error)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key_path", "written"),
+    [
+        pytest.param(changed(("hostname", "*.example.com")), "hostname", "hostname:", id="a-value"),
+        pytest.param(changed(("access[2].role", "Boss")), "access[2].role", "role: Boss", id="a-list-item"),
+        pytest.param(changed(("airflow.tls", MISSING)), "airflow.tls", "airflow:", id="missing-under-parent"),
+        pytest.param(changed(("idp.orgUrl", "http://x")), "idp.orgUrl", "orgUrl:", id="a-kind-key"),
+    ],
+)
+def test_each_problem_names_the_line_of_its_key(tmp_path: Path, raw: Any, key_path: str, written: str) -> None:
+    """`file:LINE: key: problem`, the line where the key is written (or, when missing, its parent)."""
+    error = file_error(tmp_path, raw)
+    [line] = problem_lines(str(error), key(key_path))
+    number = int(line.split(":")[1])
+    text = (tmp_path / "stacks" / f"Pulumi.{STACK}.yaml").read_text().splitlines()
+    assert text[number - 1].strip().lstrip("- ").startswith(written), (number, text)
+
+
+def test_a_missing_secret_says_the_command_that_sets_it(tmp_path: Path) -> None:
+    google = {key: value for key, value in GOOGLE_IDP.items() if key != "clientSecret"}
+    error = file_error(tmp_path, changed(("idp", google), ("access", GOOGLE_ACCESS)))
+    assert [problem.split(": ", 1)[1] for problem in error.problems] == [
+        "required key is missing: it is a secret, set it with "
+        "`pulumi config set --secret --path 'airflow-oidc:spec.idp.clientSecret' <value>`"
+    ]
+
+
+def test_the_program_names_the_same_lines_as_validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `pulumi up` the config comes from the project's stack file: the program counts its lines too."""
+    (tmp_path / "Pulumi.yaml").write_text("name: airflow-oidc\nruntime: python\nstackConfigDir: stacks\n")
+    raw = changed(("acess", []), ("hostname", "*.example.com"))
+    error = file_error(tmp_path, raw)
+    monkeypatch.chdir(tmp_path)
+    run_error, run = program_error(raw)
+    assert str(run_error) == str(error) and f"{SOURCE}:5: " in str(error) and run.resources == []

@@ -73,6 +73,7 @@ class AzureadIdp(IdpModel):
     SDK: ClassVar[str | None] = "pulumi_azuread"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"azuread:tenantId": "ARM_TENANT_ID"}
     GROUPS_BOUND_BY: ClassVar[str | None] = "by display name"
+    DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {"tenantId": ("azuread:tenantId",)}
     # "Changing this forces a new resource" in the azuread provider's schema (a service principal
     # belongs to one application). The application itself updates in place: its client id never changes.
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {

@@ -69,6 +69,9 @@ class IdpModel(Model):
     in place: changing one replaces the resource. `airflow-oidc plan` flags such a change as the IdP app
     or client being replaced (a new client id logs everyone out)."""
 
+    DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """`idp` keys that, when unset, take their value from provider settings (`tenantId` from
+    `azuread:tenantId`): hints then name the key the value really came from."""
     GROUPS_BOUND_BY: ClassVar[str | None] = None
     """How a stack with `idp.createGroups: false` finds the `access` groups at the IdP (`by exact name`),
     as `new-stack` says it when a team's stacks share their groups; None: the kind creates no groups."""

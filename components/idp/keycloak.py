@@ -46,6 +46,7 @@ class KeycloakIdp(IdpModel):
     SDK: ClassVar[str | None] = "pulumi_keycloak"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"keycloak:url": "KEYCLOAK_URL"}
     GROUPS_BOUND_BY: ClassVar[str | None] = "by name"
+    DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {"url": ("keycloak:url",)}
     # ForceNew in the Keycloak provider's schema: a client, group or mapper moved to another realm (or
     # a mapper to another client, a group under another parent) is a new resource. clientId updates in place.
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
