@@ -27,7 +27,7 @@ from components import validate_report as report
 from components.fleet import fleet_clash_list, fleet_of
 from components.project import Project, ProjectNotFoundError, find_project
 from components.spec import CONFIG_KEY, Spec, SpecError, json_schema
-from components.stack_config import spec_from_stack_file
+from components.stack_config import inputs_from_stack_file
 
 REFERENCE_BEGIN = "<!-- spec-reference:begin -->"
 REFERENCE_END = "<!-- spec-reference:end -->"
@@ -91,11 +91,13 @@ def artifact_uri(path: Path, project: Project | None) -> str:
     return path.resolve().as_uri()
 
 
-def check_stack_file(path: Path) -> tuple[bool, str]:
-    """(True, the `ok` line) for a valid stack file, else (False, what is wrong with it: no traceback)."""
+def check_stack_file(path: Path, *, check_settings: bool = True) -> tuple[bool, str]:
+    """(True, the `ok` line) for a valid stack file, else (False, what is wrong with it: no traceback).
+    `check_settings` false leaves out the provider settings (a new stack before `pulumi config set`)."""
     name = shown_name(path)
     try:
-        spec = spec_from_stack_file(path)
+        # Every check the program runs before declaring anything: the spec, provider settings, the allowlist.
+        spec = inputs_from_stack_file(path, check_settings=check_settings)[0].spec
     except SpecError as error:
         return False, str(error)  # already one `file: key path: problem` line per problem
     except OSError as error:

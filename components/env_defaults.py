@@ -2,7 +2,9 @@
 
 A team stack inherits the values its environment's defaults file sets (lifetimes, rotation, chart and
 image, replicas) and may set another value only for keys the file lists in `teamMayOverride`;
-`allowedAdminGroups` limits which groups may get Admin. How a value resolves, first match wins:
+`allowedAdminGroups` limits which groups may get Admin, `allowedAdminServiceAccounts` which service
+accounts (the one allowlist: `validate`, the program and the policy pack read it from this file).
+How a value resolves, first match wins:
 
 1. the stack file's value, when the defaults file does not set the key, or lists it in `teamMayOverride`
    (a stack repeating the default's own value overrides nothing and is always accepted);
@@ -25,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from components.access import AdminAllowlist
 from components.model import CONFIG_KEY
 from components.spec import Spec, SpecError, parse_spec
 
@@ -46,7 +49,7 @@ INHERITABLE: dict[str, str] = {
 """Spec keys (dotted, below `airflow-oidc:spec`) an environment defaults file may set."""
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-_TOP_KEYS = ("defaults", "teamMayOverride", "allowedAdminGroups")
+_TOP_KEYS = ("defaults", "teamMayOverride", "allowedAdminGroups", "allowedAdminServiceAccounts")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class EnvDefaults:
     """Dotted keys (or their parents, `airflow.image`) a team stack may set to another value."""
     allowed_admin_groups: tuple[str, ...] | None = None
     """Groups that may be mapped to Admin (shell-style patterns, `*-airflow-admins`); None: any group."""
+    allowed_admin_service_accounts: tuple[str, ...] | None = None
+    """Service accounts that may have Admin (shell-style patterns over their names); None: any."""
 
     def may_override(self, key: str) -> bool:
         return any(key == allowed or key.startswith(allowed + ".") for allowed in self.team_may_override)
@@ -68,6 +73,15 @@ class EnvDefaults:
     def admin_allowed(self, group: str) -> bool:
         patterns = self.allowed_admin_groups
         return patterns is None or any(fnmatch.fnmatchcase(group, pattern) for pattern in patterns)
+
+    @property
+    def allowlist(self) -> AdminAllowlist:
+        """Who may be Admin in this environment, as `components.access.admin_problems` checks it. A file that
+        limits Admin groups and names no service account allows no service account Admin."""
+        accounts = self.allowed_admin_service_accounts
+        if accounts is None and self.allowed_admin_groups is not None:
+            accounts = ()
+        return AdminAllowlist(groups=self.allowed_admin_groups, service_accounts=accounts, source=self.source)
 
 
 @dataclass(frozen=True)
@@ -129,14 +143,18 @@ def load_env_defaults(stacks_dir: Path, environment: Any) -> EnvDefaults | None:
     for index, key in enumerate(overridable):
         if not any(known == key or known.startswith(key + ".") for known in INHERITABLE):
             raise DefaultsFileError(f"{source}: teamMayOverride[{index}]: {key!r} is not a key defaults may set")
-    admins = document.get("allowedAdminGroups")
-    if admins is not None and (not isinstance(admins, list) or not all(isinstance(g, str) and g for g in admins)):
-        raise DefaultsFileError(f"{source}: allowedAdminGroups: must be a list of group names (or patterns)")
+    allowlists: dict[str, tuple[str, ...] | None] = {}
+    for key, what in (("allowedAdminGroups", "group names"), ("allowedAdminServiceAccounts", "service-account names")):
+        names = document.get(key)
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)):
+            raise DefaultsFileError(f"{source}: {key}: must be a list of {what} (or patterns)")
+        allowlists[key] = tuple(names) if names is not None else None
     return EnvDefaults(
         source=source,
         values=values,
         team_may_override=tuple(overridable),
-        allowed_admin_groups=tuple(admins) if admins is not None else None,
+        allowed_admin_groups=allowlists["allowedAdminGroups"],
+        allowed_admin_service_accounts=allowlists["allowedAdminServiceAccounts"],
     )
 
 
@@ -173,31 +191,9 @@ def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
     except SpecError as error:
         marked = [_mark_inherited(problem, inherited, env_defaults) for problem in error.problems]
         raise SpecError(source, marked) from None
-    problems.extend(_admin_problems(raw, env_defaults))
     if problems:
         raise SpecError(source, problems)
     return Resolved(spec, env_defaults, inherited)
-
-
-def _admin_problems(raw: dict[str, Any], env_defaults: EnvDefaults) -> list[str]:
-    if env_defaults.allowed_admin_groups is None:
-        return []
-    allowed = ", ".join(env_defaults.allowed_admin_groups) or "none"
-    problems = []
-    access = raw.get("access")
-    for index, rule in enumerate(access if isinstance(access, list) else []):
-        group = rule.get("group") if isinstance(rule, dict) and rule.get("role") == "Admin" else None
-        if isinstance(group, str) and not env_defaults.admin_allowed(group):
-            problems.append(
-                f"{CONFIG_KEY}.access[{index}].role: Admin for {group!r}, which "
-                f"{env_defaults.source} does not allow (allowedAdminGroups: {allowed})"
-            )
-    if raw.get("defaultRole") == "Admin":
-        problems.append(
-            f"{CONFIG_KEY}.defaultRole: Admin for users in no group, but {env_defaults.source} "
-            f"allows Admin only for allowedAdminGroups ({allowed})"
-        )
-    return problems
 
 
 def _mark_inherited(problem: str, inherited: dict[str, Any], env_defaults: EnvDefaults) -> str:

@@ -412,7 +412,8 @@ def new_stack(
             spec, filled, model, stack, provider=sharing.provider, sharing=sharing, has_defaults=has_defaults
         )
     )
-    ok, text = check_stack_file(path)  # with the environment's defaults, as the program reads it
+    # With the environment's defaults, as the program reads it; the provider settings come next (printed below).
+    ok, text = check_stack_file(path, check_settings=False)
     clashes = fleet_clash_list(fleet_of([path]), only=[path]) if ok else []
     if not ok or clashes:
         path.unlink()

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from components.access import AccessModel, access_model_of
 from components.model import ROLE_RANK
 from components.project import ProjectNotFoundError, find_project
@@ -959,17 +961,58 @@ def plan(files: Sequence[Path], base: str | None, root: Path | None = None) -> P
             policy = policy_dir(root)  # the change's rules and configuration judge both sides
             head_process = start_worker(root, head_files, policy)
             base_process = start_worker(worktree, base_files, policy)  # both sides at once: two cores
-            config_change = None
+            config_changes: list[str] = []
             if (policy / "rules.py").is_file():  # a change to the pack's configuration is risky
                 config_change = policy_config_change(worktree / "policy" / "config.json", policy / "config.json")
+                config_changes += [config_change] if config_change else []
+            # The Admin allowlists are the environments' defaults files: a change there is a policy change too.
+            config_changes += allowlist_changes(worktree / "stacks" / "defaults", root / "stacks" / "defaults")
             head = finish_worker("this change", head_process, started)
             prior = finish_worker(f"base {base}", base_process, started)
         finally:
             remove_worktree(root, worktree)
     result = build_plan(head, prior, head_files, base_files)
-    if config_change:
-        result.changes.insert(0, Change("(policy pack)", POLICY, config_change))
+    result.changes[:0] = [Change("(policy pack)", POLICY, change) for change in config_changes]
     return result
+
+
+ALLOWLIST_KEYS = ("allowedAdminGroups", "allowedAdminServiceAccounts")
+
+
+def allowlist_changes(base: Path, head: Path) -> list[str]:
+    """What changes in who may be Admin, per environment defaults file (risky: validate, the program and the
+    policy pack judge with these lists)."""
+
+    def lists(directory: Path) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for path in sorted(directory.glob("*.yaml")):
+            try:
+                document = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                document = {"allowedAdminGroups": "(unreadable)"}
+            if isinstance(document, Mapping):
+                found[path.name] = {key: document.get(key) for key in ALLOWLIST_KEYS}
+        return found
+
+    before, after = lists(base), lists(head)
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name, {}), after.get(name, {})
+        for key in ALLOWLIST_KEYS:
+            if old.get(key) != new.get(key):
+                changes.append(
+                    f"stacks/defaults/{name} {key}: {_allowlist_text(old.get(key))} → {_allowlist_text(new.get(key))} "
+                    "(who may be Admin)"
+                )
+    return changes
+
+
+def _allowlist_text(value: Any) -> str:
+    if value is None:
+        return "anyone (not set)"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "nobody"
+    return str(value)
 
 
 def policy_config_change(base: Path, head: Path) -> str | None:

@@ -127,11 +127,22 @@ def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any,
         )
     result["resources"] = resources
     result["outputs"] = redact(engine, run.stack_outputs, "", [])
+    result.update(resolved_spec(path))
     if rules is not None:
         declared = [rules.Declared.of(registration) for registration in run.resources]
-        verdict = rules.check_all(declared, policy_config, stack)
+        if hasattr(rules, "project_defaults_dir"):
+            # The rules' own project (the change's) holds the Admin allowlists: both sides are judged by them.
+            environment = (result.get("spec") or {}).get("environment")
+            verdict = rules.check_all(
+                declared,
+                policy_config,
+                stack,
+                environment=environment if isinstance(environment, str) else None,
+                defaults_dir=rules.project_defaults_dir(Path(str(rules.__file__)).resolve().parent.parent),
+            )
+        else:  # a project whose policy pack predates the allowlists in its defaults files
+            verdict = rules.check_all(declared, policy_config, stack)
         result["policy"] = {name: messages for name, messages in verdict.items() if messages}
-    result.update(resolved_spec(path))
     return result
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
+from components.access import AdminAllowlist, admin_problems
 from components.env_defaults import Resolved, resolve_spec
-from components.idp.base import ProviderConfigError
+from components.idp.base import ProviderConfig, ProviderConfigError
 from components.key_hints import key_path_parts, spec_line_finder
 from components.project import ProjectNotFoundError, find_project, load_project
 from components.secret_store import STORE_PROVIDER_CONFIG, check_store_provider
@@ -53,17 +54,49 @@ def read_program_inputs() -> ProgramInputs:
     stacks_dir = program_stacks_dir()
     try:
         # The same resolution as `airflow-oidc validate`: the stack's values over stacks/defaults/<env>.yaml.
-        spec = resolve_spec(raw, source, stacks_dir).spec
+        resolved = resolve_spec(raw, source, stacks_dir)
     except SpecError as error:
-        file = stacks_dir / f"Pulumi.{stack}.yaml"  # the config came from it: its lines, as validate names them
-        raise pulumi.RunError(str(with_lines(error, file.read_text()) if file.is_file() else error)) from None
+        raise pulumi.RunError(_with_file_lines(error, stacks_dir / f"Pulumi.{stack}.yaml")) from None
+    spec = resolved.spec
     provider = provider_settings(spec, pulumi_config_value)
+    problems = input_problems(resolved, stack=stack, provider=provider)
+    if problems:
+        raise pulumi.RunError(_with_file_lines(SpecError(source, problems), stacks_dir / f"Pulumi.{stack}.yaml"))
     try:
-        spec.idp.check_provider(spec, provider)
-        check_store_provider(spec, provider)
+        # Only the program asks the IdP (it has the provider's credentials); still before declaring anything.
+        spec.idp.lookup(spec, provider)
     except ProviderConfigError as error:
         raise pulumi.RunError(f"{source}: {error}") from None
     return ProgramInputs(spec=spec, stack=stack, provider=provider)
+
+
+def _with_file_lines(error: SpecError, file: Path) -> str:
+    """The error's text with the stack file's lines (the config came from it), as validate names them."""
+    return str(with_lines(error, file.read_text()) if file.is_file() else error)
+
+
+def input_problems(
+    resolved: Resolved, *, stack: str, provider: ProviderConfig, check_settings: bool = True
+) -> list[str]:
+    """Every check beyond the spec's own that the program runs before it declares anything, and
+    `airflow-oidc validate` runs too (so they cannot disagree): the kind's and the secret store's provider
+    settings, then the access model's Admins against the environment's allowlist. One problem per line,
+    each naming its key (`okta:orgName: ...`, `airflow-oidc:spec.access[2].role: ...`).
+
+    `check_settings` false (`new-stack`, before the team runs `pulumi config set`): provider settings not
+    given yet stand in as `unset` (who gets which role never depends on them), the allowlist still applies."""
+    spec = resolved.spec
+    if check_settings:
+        try:
+            spec.idp.check_provider(spec, provider)
+            check_store_provider(spec, provider)
+        except ProviderConfigError as error:
+            return [str(error)]
+    else:
+        provider = {**{key: "unset" for key in type(spec.idp).PROVIDER_CONFIG}, **provider}
+    allowlist = resolved.defaults.allowlist if resolved.defaults is not None else AdminAllowlist()
+    model = spec.idp.access_model(spec, stack=stack, provider=provider)
+    return [f"{CONFIG_KEY}.{key}: {message}" for key, message in admin_problems(model, allowlist)]
 
 
 def program_stacks_dir() -> Path:
@@ -146,6 +179,20 @@ def with_lines(error: SpecError, text: str) -> SpecError:
     find = spec_line_finder(text)
     lines = [find(parts) if (parts := key_path_parts(problem)) is not None else None for problem in error.problems]
     return SpecError(error.source, error.problems, lines)
+
+
+def inputs_from_stack_file(path: Path, *, check_settings: bool = True) -> tuple[Resolved, dict[str, str]]:
+    """The stack file checked as the program checks its inputs before declaring anything (`airflow-oidc
+    validate`): the resolved spec, then `input_problems` with the provider settings the file (or the
+    environment) gives. Raises `SpecError` naming the file and each key."""
+    resolved = resolved_from_stack_file(path)
+    provider = provider_from_stack_file(path, resolved.spec)
+    stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    problems = input_problems(resolved, stack=stack, provider=provider, check_settings=check_settings)
+    if problems:
+        source = f"stacks/{path.name}" if path.parent.name == "stacks" else str(path)
+        raise with_lines(SpecError(source, problems), path.read_text())
+    return resolved, provider
 
 
 def provider_from_stack_file(path: Path, spec: Spec) -> dict[str, str]:

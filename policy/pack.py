@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -97,6 +98,16 @@ def stack_environment(resources: Sequence[rules.Declared]) -> str | None:
     return rules.environment_of(resources, os.environ.get("PULUMI_STACK"))
 
 
+def defaults_dir() -> Path:
+    """The environment defaults of the project this pack belongs to (`policy/` is in its root)."""
+    return rules.project_defaults_dir(Path(__file__).resolve().parent.parent)
+
+
+def admin_allowlist(resources: Sequence[rules.Declared]) -> dict[str, Any]:
+    """Who may be Admin: the stack's environment's defaults file, the list `validate` and the program read."""
+    return rules.admin_allowlist(defaults_dir(), stack_environment(resources))
+
+
 ResourceRule = Callable[[rules.Declared, Mapping[str, Any] | None], list[str]]
 
 
@@ -124,16 +135,6 @@ def stack_policy(
     return StackValidationPolicy(name=name, description=description, validate=validate, config_schema=schema)
 
 
-ADMIN_SCHEMA = PolicyConfigSchema(
-    properties={
-        "allowedAdminGroups": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": [],
-            "description": "Claim values (IdP groups, app roles) that may be granted Airflow's Admin role.",
-        }
-    }
-)
 LIFETIME_SCHEMA = PolicyConfigSchema(
     properties={
         "maxAccessTokenMinutes": {
@@ -176,12 +177,6 @@ def policies() -> list[Policy]:
             "No implicit grant: tokens only through the authorization code flow.",
         ),
         resource_policy(
-            "admin-only-allowed-groups",
-            rules.admin_only_allowed_groups,
-            "Airflow's Admin role only for the claim values listed in allowedAdminGroups.",
-            ADMIN_SCHEMA,
-        ),
-        resource_policy(
             "lifetimes-within-bounds",
             rules.lifetimes_within_bounds,
             "Token and session lifetimes within the configured bounds; the idle timeout within the session.",
@@ -201,6 +196,13 @@ def policies() -> list[Policy]:
             "no-secret-in-helm-values",
             rules.no_secret_in_helm_values,
             "No secret in plain Helm values: reference Secrets (…SecretName, valueFrom.secretKeyRef).",
+        ),
+        stack_policy(
+            "admin-only-allowed-groups",
+            lambda resources, config: rules.admin_only_allowed_groups(resources, admin_allowlist(resources)),
+            "Airflow's Admin role only for the groups and service accounts the stack's environment allows "
+            "(allowedAdminGroups, allowedAdminServiceAccounts in stacks/defaults/<env>.yaml), checked on the "
+            "declared access model, itself checked against what the resources grant.",
         ),
         stack_policy(
             "protected-in-prod",

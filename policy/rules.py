@@ -19,17 +19,22 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import yaml
 
 # Type tokens.
 OKTA_APP = "okta:app/oAuth:OAuth"
 OKTA_POLICY_RULE = "okta:auth/serverPolicyRule:ServerPolicyRule"
 ENTRA_APP = "azuread:index/application:Application"
 ENTRA_SERVICE_PRINCIPAL = "azuread:index/servicePrincipal:ServicePrincipal"
+ENTRA_ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
 KEYCLOAK_CLIENT = "keycloak:openid/client:Client"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
@@ -38,6 +43,11 @@ RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
 
 IDP_APPS = (OKTA_APP, ENTRA_APP, ENTRA_SERVICE_PRINCIPAL, KEYCLOAK_CLIENT)
 """Replacing one of these logs everyone out and changes the client id: protected in protected environments."""
+
+ACCESS_MODEL_FILE = "airflow_oidc_access.json"
+"""The auth-manager ConfigMap's key declaring the stack's access model (components/access.py)."""
+AUTH_SETTINGS_FILE = "airflow_oidc_auth.json"
+"""The auth-manager ConfigMap's key with the service accounts Airflow accepts (name, role)."""
 
 STACK_NAME_LABEL = "airflow-oidc/stack-name"
 ENVIRONMENT_LABEL = "airflow-oidc/environment"
@@ -324,40 +334,340 @@ def _webserver_configs(values: Mapping[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
-def admin_only_allowed_groups(resource: Declared, config: Mapping[str, Any] | None = None) -> list[str]:
-    """Airflow's Admin role only for claim values (groups, app roles) that `allowedAdminGroups` lists.
+ADMIN_ALLOWLIST_KEYS = ("allowedAdminGroups", "allowedAdminServiceAccounts")
+"""The keys of an environment's defaults file (`stacks/defaults/<env>.yaml`) naming who may be Admin."""
 
-    Entries are exact names or shell-style patterns (`*-airflow-admins`), as in `stacks/defaults/<env>.yaml`.
-    """
-    if resource.type != HELM_RELEASE:
-        return []
-    allowed = _strings((config or {}).get("allowedAdminGroups"))
-    values = resource.inputs.get("values")
-    if not isinstance(values, Mapping):
-        return []
-    messages: list[str] = []
-    for path, text in _webserver_configs(values):
+
+def project_defaults_dir(root: Path) -> Path:
+    """The environment defaults of the project at `root`: `<stackConfigDir>/defaults` (Pulumi.yaml)."""
+    config_dir = "."
+    try:
+        document = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
+        if isinstance(document, Mapping) and document.get("stackConfigDir"):
+            config_dir = str(document["stackConfigDir"]).strip("/")
+    except (OSError, yaml.YAMLError):
+        pass
+    return root / config_dir / "defaults"
+
+
+def admin_allowlist(defaults_dir: Path | None, environment: str | None) -> dict[str, Any]:
+    """The Admin allowlist of `environment`, read from its defaults file: the one list `validate`, the
+    program and this pack use. `{}` (anyone) when the environment has no defaults file or the file names
+    none; a file that cannot be read allows nobody and says why (`problem`)."""
+    if defaults_dir is None or not environment or not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", environment):
+        return {}
+    path = defaults_dir / f"{environment}.yaml"
+    source = f"stacks/defaults/{path.name}" if defaults_dir.parent.name == "stacks" else str(path)
+    if not path.is_file():
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        return {"source": source, "problem": f"{source} cannot be read ({type(error).__name__})", **_NOBODY}
+    config: dict[str, Any] = {"source": source}
+    for key in ADMIN_ALLOWLIST_KEYS:
+        value = document.get(key) if isinstance(document, Mapping) else None
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            return {"source": source, "problem": f"{source}: {key} is not a list of names", **_NOBODY}
+        config[key] = list(value)
+    return config
+
+
+_NOBODY: dict[str, list[str]] = {key: [] for key in ADMIN_ALLOWLIST_KEYS}
+
+
+def _allowed(name: str, patterns: Any) -> bool:
+    """`patterns` None (the key is absent): anyone; else a shell-style pattern must match."""
+    return patterns is None or any(fnmatch.fnmatchcase(name, pattern) for pattern in _strings(patterns))
+
+
+def _listed(patterns: Any) -> str:
+    return ", ".join(_strings(patterns)) or "none"
+
+
+@dataclass(frozen=True)
+class DeclaredAccess:
+    """The access model as the program declared it (`airflow_oidc_access.json`), as plain data."""
+
+    holder: Declared
+    """The ConfigMap declaring it."""
+    model: Mapping[str, Any]
+
+
+def declared_access_model(resources: Sequence[Declared]) -> DeclaredAccess | None:
+    """The declared access model, or None (a program that declares none, or a value unknown at preview)."""
+    for resource in resources:
+        if resource.type != CONFIG_MAP:
+            continue
+        text = _get(resource.inputs, "data", ACCESS_MODEL_FILE)
         if not isinstance(text, str):
             continue
         try:
-            mapping = role_mapping(text)
-        except ValueError as error:
-            messages.append(f"{resource.name}: values.{path}: the role mapping cannot be read ({error})")
+            model = json.loads(text)
+        except ValueError:
+            model = None
+        return DeclaredAccess(resource, model if isinstance(model, Mapping) else {})
+    return None
+
+
+def _slug(value: str) -> str:
+    """As the program names per-group resources (`components.contract.slug`)."""
+    return re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class RenderedAccess:
+    """What the rendered webserver_config.py grants: claim value -> role, and the default role's audience."""
+
+    holder: Declared
+    path: str
+    roles: dict[str, str]
+    default_role: Any
+    default_claim_values: Any
+    everyone: Any
+
+
+def rendered_access(resources: Sequence[Declared]) -> tuple[list[RenderedAccess], list[Violation]]:
+    """Every role mapping the Helm releases render, and a violation for each that cannot be read."""
+    found: list[RenderedAccess] = []
+    problems: list[Violation] = []
+    for resource in resources:
+        values = resource.inputs.get("values") if resource.type == HELM_RELEASE else None
+        if not isinstance(values, Mapping):
             continue
-        if mapping is None:
-            continue
-        for claim, role in mapping.roles.items():
-            if role == "Admin" and not any(fnmatch.fnmatchcase(claim, pattern) for pattern in allowed):
-                messages.append(
-                    f"{resource.name}: values.{path} grants Admin to `{claim}`, which allowedAdminGroups "
-                    f"({allowed or 'empty'}) does not list"
+        for path, text in _webserver_configs(values):
+            if not isinstance(text, str):
+                continue
+            try:
+                mapping = role_mapping(text)
+            except ValueError as error:
+                problems.append(
+                    Violation(resource, f"{resource.name}: values.{path}: the role mapping cannot be read ({error})")
                 )
-        if mapping.default_role == "Admin":
-            messages.append(
-                f"{resource.name}: values.{path} makes Admin the default role (users in no access group): "
-                "Admin only through an allowed group"
+                continue
+            if mapping is None:
+                continue
+            extra = _literal_assignments(text, ("DEFAULT_ROLE_CLAIM_VALUES", "DEFAULT_ROLE_EVERYONE"))
+            found.append(
+                RenderedAccess(
+                    resource,
+                    path,
+                    mapping.roles,
+                    mapping.default_role,
+                    extra.get("DEFAULT_ROLE_CLAIM_VALUES", []),
+                    extra.get("DEFAULT_ROLE_EVERYONE", False),
+                )
             )
-    return messages
+    return found, problems
+
+
+def _model_groups(model: Mapping[str, Any], *, extra: bool = False) -> list[Mapping[str, Any]]:
+    groups = _get(model, "audience", "extraGroups") if extra else model.get("groups")
+    return [group for group in groups or [] if isinstance(group, Mapping)]
+
+
+def access_model_mismatches(
+    resources: Sequence[Declared], access: DeclaredAccess, rendered: Sequence[RenderedAccess]
+) -> list[Violation]:
+    """Where the declared access model and what the resources grant disagree: the rendered mapping (claim
+    value -> role, default role and its audience), Entra's app-role assignments, the service accounts the
+    auth manager accepts. A model that hides a grant is caught here, before its Admins are judged."""
+    model, holder = access.model, access.holder
+    violations: list[Violation] = []
+
+    def say(resource: Declared, message: str) -> None:
+        violations.append(Violation(resource, f"{resource.name}: {message}"))
+
+    groups, extras = _model_groups(model), _model_groups(model, extra=True)
+    if not model.get("groups") and not rendered:
+        return []
+    if model.get("version") != 1 or not isinstance(model.get("groups"), list):
+        say(holder, f"data.{ACCESS_MODEL_FILE} is not an access model this pack reads")
+        return violations
+    for mapping in rendered:
+        where = f"values.{mapping.path}"
+        modeled = {str(group.get("claimValue")) for group in groups}
+        for group in groups:
+            value, role = str(group.get("claimValue")), group.get("role")
+            if mapping.roles.get(value) != role:
+                say(
+                    mapping.holder,
+                    f"{where} gives the claim value `{value}` {mapping.roles.get(value) or 'no role'}, but the "
+                    f"access model says `{group.get('principal')}` gets {role or 'no role'} through it",
+                )
+        for value, role in mapping.roles.items():
+            if value not in modeled:
+                say(mapping.holder, f"{where} grants {role} to `{value}`, which the access model does not name")
+        audience: Mapping[str, Any] = model.get("audience") or {}
+        if _known(mapping.default_role) and mapping.default_role != audience.get("defaultRole"):
+            say(
+                mapping.holder,
+                f"{where} makes {mapping.default_role or 'no role'} the default role, the access model says "
+                f"{audience.get('defaultRole') or 'none'}",
+            )
+        if _known(mapping.everyone) and bool(mapping.everyone) != bool(audience.get("everyone")):
+            say(mapping.holder, f"{where} lets everyone sign in = {bool(mapping.everyone)}, the access model does not")
+        wanted = {str(group.get("claimValue")) for group in extras}
+        if _known(mapping.default_claim_values) and set(_strings(mapping.default_claim_values)) != wanted:
+            say(
+                mapping.holder,
+                f"{where} gives the default role to {sorted(_strings(mapping.default_claim_values))}, the access "
+                f"model's extra groups are matched by {sorted(wanted)}",
+            )
+    violations.extend(_entra_assignment_mismatches(resources, groups + extras))
+    violations.extend(_service_account_mismatches(resources, model))
+    return violations
+
+
+def _entra_assignment_mismatches(resources: Sequence[Declared], groups: list[Mapping[str, Any]]) -> list[Violation]:
+    """Each app-role assignment of a people's app role names a group of the model, with that group's value."""
+    role_values: dict[str, str] = {}
+    for resource in resources:
+        if resource.type == ENTRA_APP:
+            for role in _get(resource.inputs, "appRoles") or []:
+                members = _strings(_get(role, "allowedMemberTypes"))
+                if isinstance(_get(role, "id"), str) and isinstance(_get(role, "value"), str) and "User" in members:
+                    role_values[role["id"]] = role["value"]
+    violations: list[Violation] = []
+    for resource in resources:
+        if resource.type != ENTRA_ASSIGNMENT:
+            continue
+        value = role_values.get(str(resource.inputs.get("appRoleId")))
+        if value is None:
+            continue  # not a people's app role of the Airflow app (a service account's grant, say)
+        principal = resource.inputs.get("principalObjectId")
+        # The group by its object id when the spec gives one, else by the assignment's name (the program
+        # names it after the group: a created group's object id is unknown until it exists).
+        matches = [
+            group
+            for group in groups
+            if principal == group.get("principal")
+            or resource.name.endswith("-assignment-" + _slug(str(group.get("group"))))
+        ]
+        if not matches:
+            violations.append(
+                Violation(
+                    resource, f"{resource.name}: assigns the app role {value} to a group the access model does not name"
+                )
+            )
+        elif all(group.get("claimValue") != value for group in matches):
+            violations.append(
+                Violation(
+                    resource,
+                    f"{resource.name}: assigns the app role {value} to `{matches[0].get('principal')}`, the access "
+                    f"model says {matches[0].get('claimValue')}",
+                )
+            )
+    return violations
+
+
+def _service_account_mismatches(resources: Sequence[Declared], model: Mapping[str, Any]) -> list[Violation]:
+    """The accounts the auth manager accepts (name, role) are the model's (when the settings are known)."""
+    modeled = {
+        (str(entry.get("name")), str(entry.get("role")))
+        for entry in model.get("serviceAccounts") or []
+        if isinstance(entry, Mapping)
+    }
+    violations: list[Violation] = []
+    for resource in resources:
+        text = _get(resource.inputs, "data", AUTH_SETTINGS_FILE) if resource.type == CONFIG_MAP else None
+        if not isinstance(text, str):
+            continue
+        try:
+            accounts = _get(json.loads(text), "serviceAccounts", "accounts") or {}
+        except ValueError:
+            continue
+        accepted = {
+            (str(entry.get("name")), str(entry.get("role")))
+            for entry in accounts.values()
+            if isinstance(entry, Mapping)
+        }
+        for name, role in sorted(accepted - modeled):
+            violations.append(
+                Violation(
+                    resource,
+                    f"{resource.name}: data.{AUTH_SETTINGS_FILE} accepts the service account `{name}` as {role}, "
+                    "which the access model does not say",
+                )
+            )
+    return violations
+
+
+def admin_only_allowed_groups(
+    resources: Sequence[Declared], config: Mapping[str, Any] | None = None
+) -> list[Violation]:
+    """Airflow's Admin role only for principals the environment allows: groups `allowedAdminGroups` matches
+    (exact names or shell-style patterns, over the group as the spec names it), service accounts
+    `allowedAdminServiceAccounts` matches, never the default role. Neither key: anyone; only the groups'
+    key: no service account may be Admin.
+
+    The principals come from the declared access model, checked first against what the resources grant
+    (`access_model_mismatches`); a program declaring no model is judged by its rendered role mapping's
+    claim values. `config` is the environment's allowlist (`admin_allowlist`), not a second copy.
+    """
+    config = config or {}
+    source = config.get("source") or "the environment defaults"
+    groups_allowed, accounts_allowed = config.get("allowedAdminGroups"), config.get("allowedAdminServiceAccounts")
+    if accounts_allowed is None and groups_allowed is not None:
+        accounts_allowed = []  # a file that limits Admin groups allows no service account Admin unless it names it
+    rendered, violations = rendered_access(resources)
+    if config.get("problem"):
+        holder = rendered[0].holder if rendered else (resources[0] if resources else Declared("", "stack", {}))
+        violations.append(Violation(holder, f"{holder.name}: the Admin allowlist: {config['problem']}"))
+    access = declared_access_model(resources)
+    if access is None:
+        for mapping in rendered:
+            for claim, role in mapping.roles.items():
+                if role == "Admin" and not _allowed(claim, groups_allowed):
+                    violations.append(
+                        Violation(
+                            mapping.holder,
+                            f"{mapping.holder.name}: values.{mapping.path} grants Admin to `{claim}`, which "
+                            f"{source} does not allow (allowedAdminGroups: {_listed(groups_allowed)})",
+                        )
+                    )
+            if mapping.default_role == "Admin":
+                violations.append(
+                    Violation(
+                        mapping.holder,
+                        f"{mapping.holder.name}: values.{mapping.path} makes Admin the default role (users in no "
+                        "access group): Admin only through an allowed group",
+                    )
+                )
+        return violations
+    violations.extend(access_model_mismatches(resources, access, rendered))
+    model, holder = access.model, access.holder
+    for group in _model_groups(model):
+        name = str(group.get("group"))
+        if group.get("role") == "Admin" and not _allowed(name, groups_allowed):
+            violations.append(
+                Violation(
+                    holder,
+                    f"{holder.name}: grants Admin to `{group.get('principal')}` ({group.get('key')}), which "
+                    f"{source} does not allow (allowedAdminGroups: {_listed(groups_allowed)})",
+                )
+            )
+    if _get(model, "audience", "defaultRole") == "Admin":
+        violations.append(
+            Violation(
+                holder,
+                f"{holder.name}: makes Admin the default role (users in no access group): Admin only through an "
+                "allowed group",
+            )
+        )
+    for account in model.get("serviceAccounts") or []:
+        name = str(_get(account, "name"))
+        if _get(account, "role") == "Admin" and not _allowed(name, accounts_allowed):
+            violations.append(
+                Violation(
+                    holder,
+                    f"{holder.name}: grants Admin to the service account `{name}`, which "
+                    f"{source} does not allow (allowedAdminServiceAccounts: {_listed(accounts_allowed)})",
+                )
+            )
+    return violations
 
 
 # ---------------------------------------------------------------------------------------------- lifetimes
@@ -591,9 +901,13 @@ def no_secret_in_helm_values(resources: Sequence[Declared], config: Mapping[str,
 def environment_of(resources: Iterable[Declared], stack: str | None = None) -> str | None:
     """The stack's environment, from what the program declared.
 
-    The Helm release's `labels["airflow-oidc/environment"]` when set; else the last `-` part of
-    `labels["airflow-oidc/stack-name"]` (stack names are `<env>` or `<team>-<env>`); else of `stack`.
+    The declared access model's `environment`; else the Helm release's `labels["airflow-oidc/environment"]`
+    when set; else the last `-` part of `labels["airflow-oidc/stack-name"]` (stack names are `<env>` or
+    `<team>-<env>`); else of `stack`.
     """
+    access = declared_access_model(list(resources))
+    if access is not None and isinstance(access.model.get("environment"), str) and access.model["environment"]:
+        return str(access.model["environment"])
     for resource in resources:
         if resource.type != HELM_RELEASE:
             continue
@@ -658,7 +972,6 @@ def protected_in_prod(
 RESOURCE_RULES = {
     "redirect-uris-https": redirect_uris_https,
     "no-implicit-grant": no_implicit_grant,
-    "admin-only-allowed-groups": admin_only_allowed_groups,
     "lifetimes-within-bounds": lifetimes_within_bounds,
     "chart-and-image-pinned": chart_and_image_pinned,
 }
@@ -670,22 +983,35 @@ STACK_RULES = {
 }
 """Policy name -> rule over all resources (no environment needed)."""
 
+ENVIRONMENT_RULES = ("admin-only-allowed-groups", "protected-in-prod")
+"""Policies that need the stack's environment (its defaults file, its protection)."""
+
 
 def check_all(
-    resources: Sequence[Declared], config: Mapping[str, Mapping[str, Any]] | None = None, stack: str | None = None
+    resources: Sequence[Declared],
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    stack: str | None = None,
+    *,
+    environment: str | None = None,
+    defaults_dir: Path | None = None,
 ) -> dict[str, list[str]]:
     """Every rule over one stack's resources: policy name -> messages (what `airflow-oidc plan` reports).
 
     `config` is the pack configuration: policy name -> that policy's config, as in `--policy-pack-config`.
+    `environment` (else read from the resources, else the stack name) picks the Admin allowlist in
+    `defaults_dir` (`stacks/defaults/`) and the protection rules.
     """
     config = config or {}
+    environment = environment or environment_of(resources, stack)
     results: dict[str, list[str]] = {}
     for name, rule in RESOURCE_RULES.items():
         results[name] = [message for resource in resources for message in rule(resource, config.get(name))]
     for name, stack_rule in STACK_RULES.items():
         results[name] = [str(violation) for violation in stack_rule(resources, config.get(name))]
+    results["admin-only-allowed-groups"] = [
+        str(violation) for violation in admin_only_allowed_groups(resources, admin_allowlist(defaults_dir, environment))
+    ]
     results["protected-in-prod"] = [
-        str(violation)
-        for violation in protected_in_prod(resources, config.get("protected-in-prod"), environment_of(resources, stack))
+        str(violation) for violation in protected_in_prod(resources, config.get("protected-in-prod"), environment)
     ]
     return results

@@ -175,6 +175,10 @@ def stack_file_changes(repo: tuple[Path, str]) -> Plan:
     config = json.loads((path / "policy" / "config.json").read_text())
     config["lifetimes-within-bounds"]["maxSessionMinutes"] = 1500
     (path / "policy" / "config.json").write_text(json.dumps(config))
+    defaults = path / "stacks" / "defaults" / "dev.yaml"
+    document = yaml.safe_load(defaults.read_text())
+    document["allowedAdminGroups"] = ["*-airflow-admins", "entra-analysts"]  # the one allowlist, now set
+    defaults.write_text(yaml.safe_dump(document))
     try:
         return plan([], base, root=path)
     finally:
@@ -246,7 +250,9 @@ def test_a_base_without_the_access_model_still_plans(repo: tuple[Path, str]) -> 
 def test_a_change_to_the_policy_configuration_is_risky(stack_file_changes: Plan) -> None:
     assert messages(stack_file_changes, "(policy pack)", POLICY) == [
         "policy/config.json changes (lifetimes-within-bounds.maxSessionMinutes): "
-        "the rules now judge with the new configuration"
+        "the rules now judge with the new configuration",
+        "stacks/defaults/dev.yaml allowedAdminGroups: anyone (not set) → *-airflow-admins, entra-analysts "
+        "(who may be Admin)",
     ]
 
 

@@ -34,19 +34,28 @@ from tests.conftest import ROOT, STACK_FILES, stack_name
 from tests.mock_engine import SECRET_SIG, SECRET_SIG_KEY, Run, run_program, stack_config
 
 PACK_CONFIG: dict[str, dict[str, Any]] = json.loads((ROOT / "policy" / "config.json").read_text())
-ALL_POLICIES = [*rules.RESOURCE_RULES, *rules.STACK_RULES, "protected-in-prod"]
+ALL_POLICIES = [*rules.RESOURCE_RULES, *rules.STACK_RULES, *rules.ENVIRONMENT_RULES]
+DEFAULTS = ROOT / "stacks" / "defaults"
 
 
 def declared(run: Run) -> list[Declared]:
     return [Declared.of(resource) for resource in run.resources]
 
 
-def verdict(resources: list[Declared], config: dict[str, dict[str, Any]] | None = None, stack: str = "") -> dict:
-    return rules.check_all(resources, PACK_CONFIG if config is None else config, stack or None)
+def verdict(
+    resources: list[Declared],
+    config: dict[str, dict[str, Any]] | None = None,
+    stack: str = "",
+    defaults: Path = DEFAULTS,
+) -> dict:
+    """Every rule, judged as `plan` and the pack judge: the pack config, the project's environment defaults."""
+    return rules.check_all(resources, PACK_CONFIG if config is None else config, stack or None, defaults_dir=defaults)
 
 
-def failing(resources: list[Declared], config: dict[str, dict[str, Any]] | None = None) -> dict[str, list[str]]:
-    return {name: messages for name, messages in verdict(resources, config).items() if messages}
+def failing(
+    resources: list[Declared], config: dict[str, dict[str, Any]] | None = None, defaults: Path = DEFAULTS
+) -> dict[str, list[str]]:
+    return {name: messages for name, messages in verdict(resources, config, defaults=defaults).items() if messages}
 
 
 def spec_variant(stack: str, change: Callable[[dict[str, Any]], None]) -> list[Declared]:
@@ -246,23 +255,45 @@ def test_unprotected_entra_or_keycloak_apps_fail_in_prod(runs: dict[str, Run], s
     assert message == f"{app.name}: an IdP application in `prod` must be protected (replacing it logs everyone out)"
 
 
-def test_admin_for_a_group_the_pack_does_not_allow_fails() -> None:
-    """stacks/defaults/dev.yaml allows `*-airflow-admins`; a pack configured tighter still refuses the new group."""
+def tighter_defaults(tmp_path: Path, environment: str, **allowlist: list[str]) -> Path:
+    """A defaults directory whose `<environment>.yaml` names only these Admin principals."""
+    directory = tmp_path / "defaults"
+    directory.mkdir(exist_ok=True)
+    (directory / f"{environment}.yaml").write_text(json.dumps(allowlist))
+    return directory
+
+
+def test_admin_for_a_group_the_environment_does_not_allow_fails(tmp_path: Path) -> None:
+    """The pack reads the Admin allowlist from the stack's environment's defaults file (no second copy)."""
     resources = spec_variant(
         "dev", lambda spec: spec["access"].append({"group": "contractors-airflow-admins", "role": "Admin"})
     )
-    tight = {**PACK_CONFIG, "admin-only-allowed-groups": {"allowedAdminGroups": ["payments-airflow-admins"]}}
-    found = failing(resources, tight)
+    assert failing(resources) == {}  # stacks/defaults/dev.yaml names no allowlist: anyone
+    tight = tighter_defaults(tmp_path, "dev", allowedAdminGroups=["payments-airflow-admins"])
+    found = failing(resources, defaults=tight)
     assert list(found) == ["admin-only-allowed-groups"]
     [message] = found["admin-only-allowed-groups"]
     assert message == (
-        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig grants Admin to `contractors-airflow-admins`, "
-        "which allowedAdminGroups (['payments-airflow-admins']) does not list"
+        "airflow-oidc-airflow-auth-manager: grants Admin to `contractors-airflow-admins` (access[3].group), which "
+        f"{tight / 'dev.yaml'} does not allow (allowedAdminGroups: payments-airflow-admins)"
     )
 
 
+def test_a_google_prod_stack_with_a_team_admin_group_passes() -> None:
+    """`*-airflow-admins@*` in stacks/defaults/prod.yaml: a Workspace team group may be Admin (the pack used to
+    keep another list that refused it on every change, a replica count included)."""
+    resources = spec_variant(
+        "growth-prod",
+        lambda spec: (
+            spec["access"][0].update(group="growth-airflow-admins@corp-example.net"),
+            spec["airflow"].update(apiServerReplicas=3),
+        ),
+    )
+    assert failing(resources) == {}
+
+
 def test_admin_escalation_in_the_rendered_config_alone_fails(runs: dict[str, Run]) -> None:
-    """A change only in code (the rendered mapping), no stack file touched, is caught too."""
+    """A change only in code (the rendered mapping), the model left as it was: the model no longer tells the truth."""
 
     def escalate(inputs: dict[str, Any]) -> None:
         text = inputs["values"]["apiServer"]["apiServerConfig"]
@@ -271,10 +302,75 @@ def test_admin_escalation_in_the_rendered_config_alone_fails(runs: dict[str, Run
         )
 
     [message] = failing(edited(declared(runs["dev"]), rules.HELM_RELEASE, escalate))["admin-only-allowed-groups"]
-    assert "grants Admin to `payments-engineers`" in message
+    assert message == (
+        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig gives the claim value `payments-engineers` "
+        "Admin, but the access model says `payments-engineers` gets User through it"
+    )
 
 
-def test_allowed_admin_groups_take_shell_patterns() -> None:
+def lie(resources: list[Declared], change: Callable[[dict[str, Any]], None]) -> list[Declared]:
+    """The same declarations with the declared access model edited (what a lying model would say)."""
+
+    def edit(inputs: dict[str, Any]) -> None:
+        model = json.loads(inputs["data"][rules.ACCESS_MODEL_FILE])
+        change(model)
+        inputs["data"][rules.ACCESS_MODEL_FILE] = json.dumps(model)
+
+    return edited(resources, rules.CONFIG_MAP, edit)
+
+
+def test_a_model_that_hides_an_admin_is_caught(runs: dict[str, Run], tmp_path: Path) -> None:
+    tight = tighter_defaults(tmp_path, "dev", allowedAdminGroups=["nobody"])
+    hidden = lie(declared(runs["dev"]), lambda model: model.update(groups=model["groups"][1:]))
+    found = failing(hidden, defaults=tight)["admin-only-allowed-groups"]
+    assert found == [
+        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig grants Admin to `payments-airflow-admins`, "
+        "which the access model does not name"
+    ]
+
+
+def test_an_entra_model_that_lowers_a_group_is_caught_by_its_assignment(runs: dict[str, Run]) -> None:
+    """Entra grants through app-role assignments: the model's claim value for a group must be the app role its
+    assignment gives (the rendered mapping alone cannot tell the groups apart)."""
+
+    def lower(model: dict[str, Any]) -> None:
+        model["groups"][0].update(role="User", claimValue="Airflow.User")
+        model["groups"][2].update(role="Admin", claimValue="Airflow.Admin")
+
+    found = failing(lie(declared(runs["risk-prod"]), lower))["admin-only-allowed-groups"]
+    assert (
+        "airflow-oidc-azuread-assignment-risk_airflow_admins: assigns the app role Airflow.Admin to "
+        "`risk-airflow-admins`, the access model says Airflow.User"
+    ) in found
+    assert any("grants Admin to `risk-engineers` (access[2].group)" in message for message in found), found
+
+
+def test_a_service_account_with_admin_needs_its_own_allowance(tmp_path: Path) -> None:
+    resources = spec_variant("local-oidc", lambda spec: spec["serviceAccounts"][0].update(role="Admin"))
+    assert failing(resources) == {}  # local has no defaults file: anyone
+    tight = tighter_defaults(tmp_path, "local", allowedAdminGroups=["airflow-admins"])
+    [message] = failing(resources, defaults=tight)["admin-only-allowed-groups"]
+    assert message == (  # a file that limits Admin groups allows no service account unless it names it
+        "airflow-oidc-airflow-auth-manager: grants Admin to the service account `ci-deploy`, which "
+        f"{tight / 'local.yaml'} does not allow (allowedAdminServiceAccounts: none)"
+    )
+    allowed = tighter_defaults(
+        tmp_path, "local", allowedAdminGroups=["airflow-admins"], allowedAdminServiceAccounts=["ci-*"]
+    )
+    assert failing(resources, defaults=allowed) == {}
+
+
+def test_a_service_account_the_model_does_not_name_is_caught(runs: dict[str, Run]) -> None:
+    hidden = lie(declared(runs["local-oidc"]), lambda model: model["serviceAccounts"][0].update(role="Viewer"))
+    [message] = failing(hidden)["admin-only-allowed-groups"]
+    assert message == (
+        "airflow-oidc-airflow-auth-manager: data.airflow_oidc_auth.json accepts the service account `ci-deploy` "
+        "as Op, which the access model does not say"
+    )
+
+
+def test_without_a_declared_model_the_rendered_claim_values_are_judged(tmp_path: Path) -> None:
+    """A program that declares no model (an older revision): its rendered mapping's claim values."""
     release = Declared(
         rules.HELM_RELEASE,
         "rel",
@@ -284,18 +380,57 @@ def test_allowed_admin_groups_take_shell_patterns() -> None:
             }
         },
     )
-    messages = rules.admin_only_allowed_groups(release, {"allowedAdminGroups": ["*-airflow-admins"]})
-    assert len(messages) == 1 and "grants Admin to `x`" in messages[0]
+    defaults = tighter_defaults(tmp_path, "prod", allowedAdminGroups=["*-airflow-admins"])
+    [violation] = rules.admin_only_allowed_groups([release], rules.admin_allowlist(defaults, "prod"))
+    assert "grants Admin to `x`, which" in violation.message
+    assert "(allowedAdminGroups: *-airflow-admins)" in violation.message
 
 
-def test_admin_rule_reads_the_pack_config(runs: dict[str, Run]) -> None:
-    resources = declared(runs["dev"])
-    assert failing(resources, {})["admin-only-allowed-groups"] == [
-        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig grants Admin to `payments-airflow-admins`, "
-        "which allowedAdminGroups (empty) does not list"
-    ]
-    allowed = {"admin-only-allowed-groups": {"allowedAdminGroups": ["payments-airflow-admins"]}}
-    assert failing(resources, allowed) == {}
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, {}),
+        ("defaults: {}\n", {"source": "FILE"}),
+        (
+            "allowedAdminGroups: ['*-airflow-admins']\nallowedAdminServiceAccounts: [release]\n",
+            {"source": "FILE", "allowedAdminGroups": ["*-airflow-admins"], "allowedAdminServiceAccounts": ["release"]},
+        ),
+        (
+            "allowedAdminGroups: admins\n",
+            {
+                "source": "FILE",
+                "problem": "FILE: allowedAdminGroups is not a list of names",
+                "allowedAdminGroups": [],
+                "allowedAdminServiceAccounts": [],
+            },
+        ),
+    ],
+    ids=["no-file", "no-list", "both-lists", "malformed"],
+)
+def test_the_allowlist_is_read_from_the_defaults_file(tmp_path: Path, content: str | None, expected: dict) -> None:
+    if content is not None:
+        (tmp_path / "prod.yaml").write_text(content)
+    found = rules.admin_allowlist(tmp_path, "prod")
+    assert json.loads(json.dumps(found).replace(str(tmp_path / "prod.yaml"), "FILE")) == expected
+
+
+def test_the_pack_and_validate_read_the_same_allowlists() -> None:
+    """One list: what components/env_defaults.py enforces is what the pack judges with, per environment."""
+    from components.env_defaults import load_env_defaults
+
+    for path in sorted(DEFAULTS.glob("*.yaml")):
+        env_defaults = load_env_defaults(DEFAULTS.parent, path.stem)
+        assert env_defaults is not None
+        allowlist = rules.admin_allowlist(DEFAULTS, path.stem)
+        assert allowlist.get("allowedAdminGroups") == (
+            None if env_defaults.allowed_admin_groups is None else list(env_defaults.allowed_admin_groups)
+        )
+        assert allowlist.get("allowedAdminServiceAccounts") == (
+            None
+            if env_defaults.allowed_admin_service_accounts is None
+            else list(env_defaults.allowed_admin_service_accounts)
+        )
+    assert "admin-only-allowed-groups" not in PACK_CONFIG, "no second copy of the allowlist"
 
 
 @pytest.mark.parametrize(
@@ -317,13 +452,13 @@ def test_default_role_admin_and_unreadable_mappings_fail() -> None:
 
     config = {"allowedAdminGroups": ["admins"]}
     default_admin = release('ROLE_BY_CLAIM_VALUE = {"admins": "Admin"}\nDEFAULT_ROLE = "Admin"\n')
-    assert rules.admin_only_allowed_groups(default_admin, config) == [
+    assert [str(v) for v in rules.admin_only_allowed_groups([default_admin], config)] == [
         "rel: values.apiServer.apiServerConfig makes Admin the default role (users in no access group): "
         "Admin only through an allowed group"
     ]
     computed = release("ROLE_BY_CLAIM_VALUE = load_roles()\n")
-    assert "the role mapping cannot be read" in rules.admin_only_allowed_groups(computed, config)[0]
-    assert rules.admin_only_allowed_groups(release("AUTH_TYPE = AUTH_OAUTH\n"), config) == []
+    assert "the role mapping cannot be read" in str(rules.admin_only_allowed_groups([computed], config)[0])
+    assert rules.admin_only_allowed_groups([release("AUTH_TYPE = AUTH_OAUTH\n")], config) == []
 
 
 def test_access_token_lifetime_above_the_bound_fails() -> None:
@@ -585,7 +720,7 @@ def test_the_pack_has_one_policy_per_rule() -> None:
     assert {p.name for p in policies if isinstance(p, ResourceValidationPolicy)} == set(rules.RESOURCE_RULES)
     assert {p.name for p in policies if isinstance(p, StackValidationPolicy)} == {
         *rules.STACK_RULES,
-        "protected-in-prod",
+        *rules.ENVIRONMENT_RULES,
     }
 
 
@@ -602,19 +737,42 @@ def test_the_shipped_pack_config_matches_the_policies_schemas() -> None:
 
 
 def test_a_resource_policy_reports_through_the_adapter(runs: dict[str, Run]) -> None:
-    [release] = [r for r in declared(runs["dev"]) if r.type == rules.HELM_RELEASE]
+    [app] = [r for r in declared(runs["dev"]) if r.type == rules.OKTA_APP]
     reported: list[tuple[str, str | None]] = []
-    policy = _policy("admin-only-allowed-groups")
-    policy.validate(_resource_args(release, {"allowedAdminGroups": []}), lambda m, urn=None: reported.append((m, urn)))
-    assert [m for m, _ in reported] == [
-        "airflow-oidc-airflow-release: values.apiServer.apiServerConfig grants Admin to `payments-airflow-admins`, "
-        "which allowedAdminGroups (empty) does not list"
-    ]
+    policy = _policy("redirect-uris-https")
+    broken = replace(app, inputs={**app.inputs, "redirectUris": ["http://a.example.com/cb"]})
+    policy.validate(_resource_args(broken), lambda m, urn=None: reported.append((m, urn)))
+    assert [m for m, _ in reported] == ["airflow-oidc-okta-app: redirectUris `http://a.example.com/cb` " + _http()]
     reported.clear()
-    policy.validate(
-        _resource_args(release, PACK_CONFIG["admin-only-allowed-groups"]), lambda m, urn=None: reported.append(m)
-    )
+    policy.validate(_resource_args(app), lambda m, urn=None: reported.append((m, None)))
     assert reported == []
+
+
+def test_the_admin_policy_reads_the_defaults_of_the_stacks_environment(runs: dict[str, Run], monkeypatch: Any) -> None:
+    """Through the adapter, as the CLI runs it: the environment from PULUMI_CONFIG, its file under stacks/defaults."""
+    # Deployed as dev (no allowlist there, so the program itself accepts it), judged as a prod stack.
+    resources = spec_variant(
+        "growth-prod",
+        lambda spec: (spec["access"][1].update(role="Admin"), spec.update(environment="dev"), spec.pop("clientSecret")),
+    )
+    policy_resources = [
+        PolicyResource(
+            r.type, _as_analyzer_props(dict(r.inputs)), r.urn, r.name, _options(r.protect), None, None, [], {}
+        )
+        for r in resources
+    ]
+
+    def reported_for(environment: str) -> list[str]:
+        monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"airflow-oidc:spec": json.dumps({"environment": environment})}))
+        found: list[str] = []
+        _policy("admin-only-allowed-groups").validate(
+            StackValidationArgs(policy_resources, None), lambda m, urn=None: found.append(m)
+        )
+        return found
+
+    [message] = reported_for("prod")
+    assert "grants Admin to `growth-oncall@corp-example.net`" in message and "stacks/defaults/prod.yaml" in message
+    assert reported_for("dev") == []  # dev.yaml names no allowlist
 
 
 def test_unknown_values_during_preview_do_not_abort_a_policy(runs: dict[str, Run]) -> None:
@@ -769,7 +927,7 @@ def test_the_analyzer_describes_every_policy_and_its_config_schema() -> None:
     assert info.name == "airflow-oidc"
     policies = {policy.name: policy for policy in info.policies}
     assert list(policies) == ALL_POLICIES
-    schema = json_format.MessageToDict(policies["admin-only-allowed-groups"].configSchema.properties)
-    assert schema["allowedAdminGroups"]["type"] == "array"
+    # No pack configuration for Admin: the environments' defaults files are the one allowlist.
+    assert not json_format.MessageToDict(policies["admin-only-allowed-groups"].configSchema.properties)
     bounds = json_format.MessageToDict(policies["lifetimes-within-bounds"].configSchema.properties)
     assert bounds["maxAccessTokenMinutes"]["default"] == 60 and bounds["maxSessionMinutes"]["default"] == 1440

@@ -233,10 +233,11 @@ def test_values_with_service_accounts_validate_against_the_chart_schema(
 
 
 def test_a_changed_role_changes_the_settings_and_rolls_every_pod(okta_custom: Run) -> None:
-    changed = run_with("prod", serviceAccounts=[{**ACCOUNTS[0], "role": "Admin"}, ACCOUNTS[1]])
+    # User, not Admin: prod's defaults allow no service account Admin (allowedAdminServiceAccounts).
+    changed = run_with("prod", serviceAccounts=[{**ACCOUNTS[0], "role": "User"}, ACCOUNTS[1]])
     before, after = settings_of(okta_custom), settings_of(changed)
     roles = {a["name"]: a["role"] for a in after["serviceAccounts"]["accounts"].values()}
-    assert roles == {"release-pipeline": "Admin", "dashboards": "Viewer"}
+    assert roles == {"release-pipeline": "User", "dashboards": "Viewer"}
     assert before != after
     annotation = "airflow-oidc/auth-version"
     for component in ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers"):

@@ -16,7 +16,7 @@ from components.env_defaults import resolve_spec
 from components.idp import KINDS, kind_name
 from components.mock_engine import run_program
 from components.spec import CONFIG_KEY, SpecError
-from components.stack_config import resolved_from_stack_file
+from components.stack_config import input_problems, resolved_from_stack_file
 from tests.conftest import ROOT
 
 DEFAULTS = {
@@ -91,12 +91,26 @@ def test_repeating_the_default_value_is_not_an_override(stacks: Path) -> None:
 
 def test_admin_only_for_the_groups_the_defaults_allow(stacks: Path) -> None:
     body = spec(access=[{"group": "blue-users", "role": "Admin"}])
-    with pytest.raises(SpecError) as error:
-        resolve_spec(body, "stacks/Pulumi.b.yaml", stacks)
-    assert error.value.problems == [
+    problems = input_problems(resolve_spec(body, "stacks/Pulumi.b.yaml", stacks), stack="b", provider={})
+    assert problems == [
         "airflow-oidc:spec.access[0].role: Admin for 'blue-users', which stacks/defaults/qa.yaml does not allow "
         "(allowedAdminGroups: *-airflow-admins)"
     ]
+
+
+def test_a_service_account_needs_its_own_admin_allowance(stacks: Path) -> None:
+    """Defaults that limit Admin groups allow no service account Admin unless allowedAdminServiceAccounts names it."""
+    body = spec(serviceAccounts=[{"name": "release", "role": "Admin"}])
+    problems = input_problems(resolve_spec(body, "s", stacks), stack="b", provider={})
+    assert problems == [
+        "airflow-oidc:spec.serviceAccounts[0].role: Admin for the service account 'release', which "
+        "stacks/defaults/qa.yaml does not allow (allowedAdminServiceAccounts: none): name it there, or give it "
+        "a lower role"
+    ]
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump({**DEFAULTS, "allowedAdminServiceAccounts": ["rel*"]}))
+    assert input_problems(resolve_spec(body, "s", stacks), stack="b", provider={}) == []
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump({"defaults": {}}))
+    assert input_problems(resolve_spec(body, "s", stacks), stack="b", provider={}) == []  # no allowlist: anyone
 
 
 def test_a_bad_inherited_value_names_the_defaults_file(stacks: Path) -> None:
@@ -158,13 +172,16 @@ def test_new_stack_writes_a_valid_stack_for_every_kind(
     out, err = capsys.readouterr()
     assert status == 0, err
     path = stacks / f"Pulumi.green-{env}.yaml"
-    ok, text = check_stack_file(path)
+    ok, text = check_stack_file(path, check_settings=False)
     assert ok, text
     assert f"({kind}, 3 groups)" in text
     assert f"pulumi stack init green-{env}" in out and f"pulumi preview -s green-{env}" in out
     model = next(model for model in KINDS if kind_name(model) == kind)
     for key in model.PROVIDER_CONFIG:
         assert f"pulumi config set -s green-{env} {key} <value>" in out
+    if model.PROVIDER_CONFIG:  # validate, as the program, wants the settings the printed commands set
+        ok, text = check_stack_file(path)
+        assert not ok and f"{next(iter(model.PROVIDER_CONFIG))} is not set" in text, text
 
 
 @pytest.mark.parametrize("kind", [kind_name(model) for model in KINDS])
@@ -178,7 +195,7 @@ def test_new_stack_passes_the_projects_own_environment_defaults(
     status = main(["new-stack", "--team", "green", "--env", env, "--idp", kind, "--stacks-dir", str(stacks)])
     _, err = capsys.readouterr()
     assert status == 0, err
-    ok, text = check_stack_file(stacks / f"Pulumi.green-{env}.yaml")
+    ok, text = check_stack_file(stacks / f"Pulumi.green-{env}.yaml", check_settings=False)
     assert ok, text
 
 
@@ -225,7 +242,7 @@ def new_stack(project: Path, *args: str) -> list[str]:
 
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_a_teams_next_environment_shares_its_idp_and_groups(
-    project: Path, kind: str, capsys: pytest.CaptureFixture[str]
+    project: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`new-stack --env prod` after ledger-dev: the same kind and groups, created by at most one stack and
     bound by the other the way the kind binds them, and the output says which."""
@@ -236,6 +253,14 @@ def test_a_teams_next_environment_shares_its_idp_and_groups(
     dev = resolved_from_stack_file(project / "stacks" / "Pulumi.ledger-dev.yaml").spec
     prod = resolved_from_stack_file(project / "stacks" / "Pulumi.ledger-prod.yaml").spec
     assert prod.idp.kind == kind and prod.access == dev.access
+    # Provider settings as `pulumi config set` would give them (validate checks them, as the program does).
+    for key, value in {
+        "OKTA_ORG_NAME": "acme",
+        "KEYCLOAK_URL": "https://sso.example.com",
+        "ARM_TENANT_ID": "7d1b2c3a-0000-4000-8000-1234567890ab",
+        "GOOGLE_PROJECT": "ledger",
+    }.items():
+        monkeypatch.setenv(key, value)
     assert main(["--project-dir", str(project), "validate"]) == 0, capsys.readouterr().err  # no fleet clash
     model = next(model for model in KINDS if kind_name(model) == kind)
     if model.GROUPS_BOUND_BY is None:

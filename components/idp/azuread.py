@@ -111,7 +111,7 @@ class AzureadIdp(IdpModel):
         "so users are not asked to consent.",
     )
 
-    # What the lookups found (in check_provider): the program calls check_provider before it
+    # What the lookups found (in `lookup`): the program calls lookup before it
     # declares anything, so a bad lookup declares nothing; provision reuses the answer.
     _found_groups: dict[str, str] | None = PrivateAttr(default=None)
 
@@ -135,8 +135,7 @@ class AzureadIdp(IdpModel):
             )
 
     def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
-        """The tenant must be known; then, with `createGroups: false`, each group named by display name
-        must match exactly one group in it (plain invokes: the program has declared nothing yet)."""
+        """The tenant must be known."""
         configured = provider.get("azuread:tenantId")
         if not self.tenantId and not configured:
             raise ProviderConfigError(
@@ -145,6 +144,10 @@ class AzureadIdp(IdpModel):
             )
         if not self.tenantId and configured and not is_guid(configured):
             raise ProviderConfigError(f"azuread:tenantId: {configured!r} is not a tenant id (a GUID)")
+
+    def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
+        """With `createGroups: false`, each group named by display name must match exactly one group in the
+        tenant (plain invokes: the program has declared nothing yet)."""
         if not self.createGroups:
             self._found_groups = lookup_groups(tuple(group_bindings(spec)), tenant=self.tenant(provider))
 

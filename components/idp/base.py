@@ -83,8 +83,14 @@ class IdpModel(Model):
         """Spec-wide checks of this kind (what the IdP cannot do): raise `components.model.at(...)`."""
 
     def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
-        """Refuse missing or malformed provider settings (`ProviderConfigError`, naming the key). Called
-        by the program before it declares anything: lookups that may refuse the stack belong here."""
+        """Refuse missing, malformed or contradictory provider settings (`ProviderConfigError`, naming the
+        key and the fix). Pure: run by the program before it declares anything and by `airflow-oidc
+        validate` (from the stack file's config and environment variables), so they agree."""
+
+    def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
+        """Ask the IdP what the spec names by lookup (existing groups, say), refusing with
+        `ProviderConfigError` (naming the key) what matches nothing or more than one thing. Run by the
+        program only (it has the provider's credentials), after `check_provider`, before declaring anything."""
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         """Names this stack takes at the IdP that no other stack may take too: what (scoped to the IdP
