@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 import time
@@ -130,7 +131,7 @@ def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any,
     result.update(resolved_spec(path))
     if rules is not None:
         declared = [rules.Declared.of(registration) for registration in run.resources]
-        if hasattr(rules, "project_defaults_dir"):
+        if hasattr(rules, "project_defaults_dir") and "defaults_dir" in inspect.signature(rules.check_all).parameters:
             # The rules' own project (the change's) holds the Admin allowlists: both sides are judged by them.
             environment = (result.get("spec") or {}).get("environment")
             verdict = rules.check_all(
@@ -140,7 +141,7 @@ def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any,
                 environment=environment if isinstance(environment, str) else None,
                 defaults_dir=rules.project_defaults_dir(Path(str(rules.__file__)).resolve().parent.parent),
             )
-        else:  # a project whose policy pack predates the allowlists in its defaults files
+        else:  # a project whose policy pack predates the allowlists in its defaults files, or wraps check_all
             verdict = rules.check_all(declared, policy_config, stack)
         result["policy"] = {name: messages for name, messages in verdict.items() if messages}
     return result
