@@ -26,6 +26,15 @@ from pulumi.runtime.stack import massage
 
 from components.idp import KINDS
 from components.mock_values import fake, fake_secret
+
+try:
+    from components.mock_values import generated
+except ImportError:  # an older revision's stand-ins (`plan --base`): the plan worker records them itself
+
+    def generated(value: str) -> str:
+        return value
+
+
 from components.stack_config import load_stack_file, replace_secure_values
 
 __all__ = [
@@ -68,8 +77,8 @@ class ProgramMocks(Mocks):
             outputs["result"] = fake_secret(args.name)
         elif args.typ == "random:index/randomBytes:RandomBytes":
             raw = hashlib.sha256(("bytes" + args.name).encode()).digest()
-            outputs["base64"] = base64.b64encode(raw).decode()
-            outputs["hex"] = raw.hex()
+            outputs["base64"] = generated(base64.b64encode(raw).decode())
+            outputs["hex"] = generated(raw.hex())
         elif args.typ == "kubernetes:helm.sh/v3:Release":
             outputs["status"] = {"status": "deployed"}
         return resource_id, outputs

@@ -26,6 +26,8 @@ from types import ModuleType
 from typing import Any
 
 REDACTED = "[secret]"
+UNKNOWN = "(known after apply)"
+"""What a value the provider computes at `pulumi up` (an id, a generated secret) reads as in the plan."""
 
 
 def load_by_path(name: str, path: Path) -> ModuleType:
@@ -50,6 +52,48 @@ def redact(engine: ModuleType, value: Any, path: str, secret_paths: list[str]) -
         }
     if isinstance(value, list):
         return [redact(engine, child, f"{path}[{index}]", secret_paths) for index, child in enumerate(value)]
+    return value
+
+
+def generated_values() -> set[str]:
+    """The side's record of the mock engine's stand-in values (`components.mock_values.GENERATED`). A
+    revision without one gets its stand-in functions wrapped to record them (call before loading the engine)."""
+    try:
+        import components.mock_values as values
+    except ImportError:
+        return set()
+    registry = getattr(values, "GENERATED", None)
+    if isinstance(registry, set):
+        return registry
+    recorded: set[str] = set()
+
+    def recording(original: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = original(*args, **kwargs)
+            recorded.add(value)
+            return value
+
+        return wrapper
+
+    for name in ("fake", "fake_guid", "fake_secret"):
+        if callable(getattr(values, name, None)):
+            setattr(values, name, recording(getattr(values, name)))
+    return recorded
+
+
+def mark_unknown(value: Any, stand_ins: set[str]) -> Any:
+    """`value` with every stand-in value (or a string embedding one) shown as `(known after apply)`."""
+    if isinstance(value, str):
+        if value in stand_ins:
+            return UNKNOWN
+        for stand_in in stand_ins:
+            if len(stand_in) >= 8 and stand_in in value:
+                value = value.replace(stand_in, UNKNOWN)
+        return value
+    if isinstance(value, dict):
+        return {key: mark_unknown(child, stand_ins) for key, child in value.items()}
+    if isinstance(value, list):
+        return [mark_unknown(child, stand_ins) for child in value]
     return value
 
 
@@ -100,7 +144,14 @@ def kind_tables() -> dict[str, Any]:
     return {"idpPackages": packages, "replaceOnChange": replace, "accessGrantTypes": grants}
 
 
-def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any, root: Path, file: str) -> dict:
+def plan_stack(
+    engine: ModuleType,
+    rules: ModuleType | None,
+    policy_config: Any,
+    root: Path,
+    file: str,
+    stand_ins: set[str] | None = None,
+) -> dict:
     path = root / file
     stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
     result: dict[str, Any] = {"stack": stack, "file": file}
@@ -115,7 +166,7 @@ def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any,
     resources = []
     for registration in run.resources:
         secret_paths: list[str] = []
-        inputs = redact(engine, registration.raw_inputs, "", secret_paths)
+        inputs = mark_unknown(redact(engine, registration.raw_inputs, "", secret_paths), stand_ins or set())
         resources.append(
             {
                 "type": registration.type,
@@ -127,7 +178,7 @@ def plan_stack(engine: ModuleType, rules: ModuleType | None, policy_config: Any,
             }
         )
     result["resources"] = resources
-    result["outputs"] = redact(engine, run.stack_outputs, "", [])
+    result["outputs"] = mark_unknown(redact(engine, run.stack_outputs, "", []), stand_ins or set())
     result.update(resolved_spec(path))
     if rules is not None:
         declared = [rules.Declared.of(registration) for registration in run.resources]
@@ -163,11 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     # side lacks would silently come from another revision. Only the side's own files may be imported.
     sys.meta_path[:] = [finder for finder in sys.meta_path if "__editable__" not in getattr(finder, "__module__", "")]
     started = time.perf_counter()
+    stand_ins = generated_values()
     engine = load_by_path("airflow_oidc_plan_engine", args.engine)
     rules = load_by_path("airflow_oidc_plan_rules", args.rules) if args.rules else None
     policy_config = json.loads(args.policy_config.read_text()) if args.policy_config else {}
     loaded = time.perf_counter() - started
-    stacks = [plan_stack(engine, rules, policy_config, root, file) for file in args.files]
+    stacks = [plan_stack(engine, rules, policy_config, root, file, stand_ins) for file in args.files]
     document = {
         "stacks": stacks,
         **kind_tables(),

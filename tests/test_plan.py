@@ -360,3 +360,89 @@ def test_a_bad_spec_on_either_side_exits_2_naming_file_and_key(repo: tuple[Path,
         re.match(r"this change: stacks/Pulumi\.escalate-dev\.yaml:\d+: airflow-oidc:spec\.hostname", e)
         for e in result.errors
     ), result.errors
+
+
+# --- the report reads like `terraform plan` ------------------------------------------------------------
+
+
+def section(text: str, header: str) -> list[str]:
+    """The lines of one stack's section of the text report: its header line up to the next blank line."""
+    lines = text.splitlines()
+    start = lines.index(header)
+    end = next((index for index in range(start + 1, len(lines)) if not lines[index]), len(lines))
+    return lines[start:end]
+
+
+def test_the_text_report_shows_only_what_changes(stack_file_changes: Plan) -> None:
+    text = render_text(stack_file_changes)
+    assert "`" not in text and "<br>" not in text and "**" not in text  # plain text
+    # An unchanged stack is one line, after every stack that changes.
+    assert "= same-dev (stacks/Pulumi.same-dev.yaml): unchanged" in text.splitlines()
+    assert "same-engineers" not in text and "same-analysts" not in text
+    headers = [line for line in text.splitlines() if line[:2] in ("~ ", "+ ", "- ", "= ")]
+    states = [header[0] for header in headers]
+    assert states.index("=") > max(index for index, state in enumerate(states) if state != "=")
+    # A changed stack: only the rows that differ; a list as the items added and removed.
+    redirect = section(text, "~ redirect-dev (stacks/Pulumi.redirect-dev.yaml)")
+    assert "    redirect and post-logout URIs:" in redirect
+    assert "      - https://airflow.redirect.example.com/auth/oauth-authorized/okta" in redirect
+    assert "      + https://airflow.elsewhere.example.net/auth/oauth-authorized/okta" in redirect
+    assert not any(line.startswith("    IdP kind") or "role of" in line for line in redirect)
+    # The protected row: the item no longer protected, not both whole lists.
+    protect = section(text, "~ protect-prod (stacks/Pulumi.protect-prod.yaml)")
+    listed = protect[protect.index("    protected:") + 1 :]
+    assert listed[0] == "      - airflow-oidc-okta-app" and "fernet" not in " ".join(listed[:2])
+    # A new stack in full, a removed one on one line.
+    added = section(text, "+ added-dev (stacks/Pulumi.added-dev.yaml): new stack")
+    assert "    client id: (known after apply)" in added and "    IdP kind: okta" in added
+    assert "- gone-dev (stacks/Pulumi.gone-dev.yaml): removed" in text.splitlines()
+
+
+def test_the_markdown_report_shows_only_what_changes(stack_file_changes: Plan) -> None:
+    text = render_markdown(stack_file_changes)
+    assert "- `same-dev` (stacks/Pulumi.same-dev.yaml): unchanged" in text.splitlines()
+    assert "### `same-dev`" not in text and "same-engineers" not in text
+    protect = text[text.index("### `protect-prod`") :]
+    protect = protect[: protect.index("\n### ")] if "\n### " in protect else protect
+    [row] = [line for line in protect.splitlines() if line.startswith("| protected |")]
+    # Only what is no longer protected (prod -> staging: the app and the groups), not the unchanged fernet keys.
+    assert row.startswith("| protected | − `airflow-oidc-okta-app`<br>− `") and row.endswith(" |  |"), row
+    assert "fernet" not in row
+    assert "### `added-dev` (stacks/Pulumi.added-dev.yaml): new stack" in text
+    assert "### `gone-dev` (stacks/Pulumi.gone-dev.yaml): removed" in text
+
+
+def test_values_known_only_after_apply_are_shown_as_such(stack_file_changes: Plan) -> None:
+    """The mock engine's stand-in ids never read as real ones: three Okta stacks, no shared made-up client id."""
+    okta = [facts for facts in stack_file_changes.head.values() if facts.kind == "okta"]
+    assert len(okta) >= 3 and {facts.client_id for facts in okta} == {"(known after apply)"}
+    for render in (render_text, render_markdown, render_json):
+        assert "0oa-" not in render(stack_file_changes)  # what mock_values.fake() makes of an Okta client id
+    document = json.loads(render_json(stack_file_changes))
+    assert document["stacks"]["stacks/Pulumi.added-dev.yaml"]["client_id"] == "(known after apply)"
+
+
+def test_a_base_whose_stand_ins_are_unmarked_still_reads_them_as_unknown(repo: tuple[Path, str]) -> None:
+    """A base revision from before `mock_values.GENERATED`: the worker records its stand-ins itself, so the
+    base's made-up client ids neither show nor read as a replaced client."""
+    path, _ = repo
+    reset(path)
+    values = path / "components" / "mock_values.py"
+    old = values.read_text()
+    values.write_text(
+        old.replace("GENERATED: set[str] = set()", "")
+        .replace("def generated(value: str) -> str:", "def _unused(value: str) -> str:")
+        .replace("    GENERATED.add(value)\n", "")
+        .replace("return generated(", "return (")
+    )
+    assert "GENERATED: set" not in values.read_text() and "GENERATED.add" not in values.read_text()
+    old_base = commit_all(path, "a revision without the stand-in record")
+    try:
+        git(path, "checkout", "-q", "HEAD~1", "--", "components/mock_values.py")
+        result = plan([path / "stacks" / "Pulumi.same-dev.yaml"], old_base, root=path)
+    finally:
+        git(path, "reset", "-q", "--hard", "HEAD~1")
+        reset(path)
+    assert result.errors == []
+    assert result.base_facts["stacks/Pulumi.same-dev.yaml"].client_id == "(known after apply)"
+    assert kinds(result, "same-dev") == set() and result.status == 0
