@@ -344,8 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="text",
         help="text (default), json, or sarif (SARIF 2.1.0: upload it and each problem annotates its line)",
     )
-    _subcommand(
-        commands, "schema", "print the JSON Schema of the spec, for editors", "Validate your stack files in the editor."
+    schema = _subcommand(
+        commands,
+        "schema",
+        "print the JSON Schema of the spec, or of a whole stack file, for editors",
+        "With --stack-file: the schema of Pulumi.<stack>.yaml (the project ships it as schema/stack-file.schema.json).",
+    )
+    schema.add_argument(
+        "--stack-file",
+        action="store_true",
+        help="the whole Pulumi.<stack>.yaml: the spec under config, the provider settings, secure: values",
     )
     docs = _subcommand(commands, "reference", "print the Markdown reference of every spec key")
     docs.add_argument(
@@ -405,7 +413,12 @@ def _run(args: argparse.Namespace) -> int:
         project = find_project_or_none(args)
         return validate([project.stack_path(path) if project else path for path in args.files], project, args.format)
     if args.command == "schema":
-        print(json.dumps(json_schema(), indent=2))
+        if args.stack_file:
+            from components.stack_schema import render
+
+            sys.stdout.write(render())
+        else:
+            print(json.dumps(json_schema(), indent=2))
         return 0
     return reference(args.update)
 

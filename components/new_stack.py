@@ -33,6 +33,7 @@ from components.idp.base import IdpModel
 from components.model import CONFIG_KEY
 from components.project import find_project
 from components.spec import Spec, SpecError, parse_spec
+from components.stack_schema import MODELINES
 
 PLACEHOLDERS: tuple[Any, ...] = (
     "https://idp.example.com",
@@ -318,6 +319,7 @@ def render_stack_file(
         else [f"# No stacks/{DEFAULTS_DIR}/{environment}.yaml: the spec model's own defaults apply (--no-defaults)."]
     )
     header = [
+        *MODELINES,  # editors check the file against schema/stack-file.schema.json as you type
         f"# Stack {stack}: written by `airflow-oidc new-stack`. Replace the values marked REPLACE.",
         *inherited,
         f"# Provider settings of idp.kind {spec['idp']['kind']}: {provider_keys} (pulumi config set).",

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from components.cli import REFERENCE_BEGIN, REFERENCE_END, main, render_reference
-from components.idp import kind_names
+from components.idp import KINDS, kind_name, kind_names
 from components.spec import CONFIG_KEY
+from components.stack_schema import MODELINES
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -182,6 +183,63 @@ def test_schema_is_json_schema_that_accepts_every_stack() -> None:
     for path in STACK_FILES:
         spec = yaml.safe_load(path.read_text())["config"][CONFIG_KEY]
         jsonschema.validate(spec, schema)
+
+
+STACK_FILE_SCHEMA = ROOT / "schema" / "stack-file.schema.json"
+
+
+def stack_file_validator() -> jsonschema.Draft7Validator:
+    schema = json.loads(cli("schema", "--stack-file").stdout)
+    jsonschema.Draft7Validator.check_schema(schema)  # draft 7: what the YAML language server reads
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_the_stack_file_schema_accepts_every_shipped_stack_file() -> None:
+    validator = stack_file_validator()
+    for path in STACK_FILES:
+        errors = [error.message for error in validator.iter_errors(yaml.safe_load(path.read_text()))]
+        assert errors == [], (path.name, errors)
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        pytest.param(lambda c: c[CONFIG_KEY].update(acess=[]), ["config", CONFIG_KEY], id="unknown-spec-key"),
+        pytest.param(lambda c: c[CONFIG_KEY]["idp"].update(kind="azure"), ["config", CONFIG_KEY, "idp"], id="kind"),
+        pytest.param(lambda c: c.update({"okta:orgName": ""}), ["config", "okta:orgName"], id="empty-provider-key"),
+        pytest.param(lambda c: c.update({"okta:orgName": {"plain": "x"}}), ["config", "okta:orgName"], id="not-secure"),
+    ],
+)
+def test_the_stack_file_schema_refuses_what_the_program_refuses(edit: Any, where: list[str]) -> None:
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
+    edit(document["config"])
+    errors = list(stack_file_validator().iter_errors(document))
+    assert errors and all(list(error.absolute_path)[: len(where)] == where for error in errors), [
+        (list(error.absolute_path), error.message) for error in errors
+    ]
+
+
+def test_the_stack_file_schema_takes_secure_values_and_names_each_provider_setting() -> None:
+    schema = json.loads(cli("schema", "--stack-file").stdout)
+    settings = schema["properties"]["config"]["properties"]
+    for model in KINDS:
+        for key, env in model.PROVIDER_CONFIG.items():
+            assert (
+                f"idp.kind {kind_name(model)}" in settings[key]["description"] and env in settings[key]["description"]
+            )
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.growth-prod.yaml").read_text())
+    document["config"]["gcp:project"] = {"secure": "AAAB"}
+    assert list(stack_file_validator().iter_errors(document)) == []
+
+
+def test_the_shipped_schema_file_is_current_and_every_stack_file_names_it() -> None:
+    """Editors read schema/stack-file.schema.json: regenerate it with
+    `airflow-oidc schema --stack-file > schema/stack-file.schema.json` after a model changes."""
+    assert STACK_FILE_SCHEMA.read_text() == cli("schema", "--stack-file").stdout
+    for path in STACK_FILES:
+        lines = path.read_text().splitlines()
+        assert lines[:2] == list(MODELINES), path.name
+        assert (path.parent / MODELINES[0].split("$schema=", 1)[1]).resolve() == STACK_FILE_SCHEMA
 
 
 # --- reference ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -17,6 +18,7 @@ from components.idp import KINDS, kind_name
 from components.mock_engine import run_program
 from components.spec import CONFIG_KEY, SpecError
 from components.stack_config import input_problems, resolved_from_stack_file
+from components.stack_schema import MODELINES
 from tests.conftest import ROOT
 
 DEFAULTS = {
@@ -179,6 +181,10 @@ def test_new_stack_writes_a_valid_stack_for_every_kind(
     model = next(model for model in KINDS if kind_name(model) == kind)
     for key in model.PROVIDER_CONFIG:
         assert f"pulumi config set -s green-{env} {key} <value>" in out
+    # Editors check it as it is edited: the modelines name the project's stack-file schema, which it passes.
+    assert path.read_text().splitlines()[:2] == list(MODELINES)
+    schema = json.loads((ROOT / "schema" / "stack-file.schema.json").read_text())
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(yaml.safe_load(path.read_text()))) == []
     if model.PROVIDER_CONFIG:  # validate, as the program, wants the settings the printed commands set
         ok, text = check_stack_file(path)
         assert not ok and f"{next(iter(model.PROVIDER_CONFIG))} is not set" in text, text
