@@ -19,6 +19,7 @@ A stack whose environment has no defaults file resolves as before (the model's d
 from __future__ import annotations
 
 import copy
+import difflib
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -171,7 +172,14 @@ def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
     except DefaultsFileError as error:
         raise SpecError(source, [f"{CONFIG_KEY}.environment: its defaults cannot be read: {error}"]) from None
     if env_defaults is None:
-        return Resolved(parse_spec(raw, source), None)
+        unknown = unknown_environment_problem(raw.get("environment"), stacks_dir)
+        if unknown is None:
+            return Resolved(parse_spec(raw, source), None)
+        try:
+            parse_spec(raw, source)
+        except SpecError as error:
+            raise SpecError(source, [unknown, *error.problems]) from None
+        raise SpecError(source, [unknown])
     merged = copy.deepcopy(raw)
     problems: list[str] = []
     inherited: dict[str, Any] = {}
@@ -194,6 +202,37 @@ def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
     if problems:
         raise SpecError(source, problems)
     return Resolved(spec, env_defaults, inherited)
+
+
+def known_environments(stacks_dir: Path) -> list[str]:
+    """The environments that have a defaults file (`stacks/defaults/<env>.yaml`)."""
+    return sorted(path.stem for path in (stacks_dir / DEFAULTS_DIR).glob("*.yaml"))
+
+
+def meant_environment(environment: str, known: list[str]) -> str | None:
+    """The known environment `environment` looks like a spelling of (`production`, `prd` -> `prod`), or None."""
+    if environment in known:
+        return None
+    for name in known:
+        if len(environment) >= 2 and (environment.startswith(name) or name.startswith(environment)):
+            return name
+    close = difflib.get_close_matches(environment, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_environment_problem(environment: Any, stacks_dir: Path) -> str | None:
+    """An environment without a defaults file that looks like a known one is refused: it would silently
+    drop that environment's defaults and protections (`production` is not `prod`)."""
+    if not isinstance(environment, str) or not _ENVIRONMENT.match(environment):
+        return None
+    meant = meant_environment(environment, known_environments(stacks_dir))
+    if meant is None:
+        return None
+    return (
+        f"{CONFIG_KEY}.environment: {environment!r} has no defaults file ({DEFAULTS_DIR}/{environment}.yaml), so "
+        f"none of {meant!r}'s defaults and protections would apply; did you mean {meant!r}? (A new environment: "
+        f"add stacks/{DEFAULTS_DIR}/{environment}.yaml.)"
+    )
 
 
 def _mark_inherited(problem: str, inherited: dict[str, Any], env_defaults: EnvDefaults) -> str:

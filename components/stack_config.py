@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, SecretStr
 
 from components.access import AdminAllowlist, admin_problems
 from components.env_defaults import Resolved, resolve_spec
 from components.idp.base import ProviderConfig, ProviderConfigError
-from components.key_hints import key_path_parts, spec_line_finder
+from components.key_hints import key_path_parts, secret_command, spec_line_finder
 from components.project import ProjectNotFoundError, find_project, load_project
 from components.secret_store import STORE_PROVIDER_CONFIG, check_store_provider
-from components.spec import CONFIG_KEY, Spec, SpecError
+from components.spec import CONFIG_KEY, Spec, SpecError, format_loc
+
+Loc = tuple[str | int, ...]
 
 
 def stack_file(stack: str) -> str:
@@ -42,6 +45,7 @@ def read_program_inputs() -> ProgramInputs:
 
     stack = pulumi.get_stack()
     source = stack_file(stack)
+    stacks_dir = program_stacks_dir()
     try:
         with warnings.catch_warnings():
             # A nested `secure:` value (idp.clientSecret) marks the whole key secret; the model keeps
@@ -49,9 +53,10 @@ def read_program_inputs() -> ProgramInputs:
             warnings.simplefilter("ignore")
             raw = pulumi.Config("airflow-oidc").get_object("spec")
     except pulumi.ConfigTypeError:
-        # Pulumi's own message repeats the value, which may be a secret.
-        raise pulumi.RunError(f"{source}: {CONFIG_KEY}: must be a mapping (YAML object)") from None
-    stacks_dir = program_stacks_dir()
+        # Not JSON: a plain string (the CLI hands structured values over as JSON). Pulumi's own message
+        # repeats the value, which may be a secret: validate's words instead.
+        problem = SpecError(source, [f"{CONFIG_KEY}: must be a mapping, got str"])
+        raise pulumi.RunError(_with_file_lines(problem, stacks_dir / f"Pulumi.{stack}.yaml")) from None
     try:
         # The same resolution as `airflow-oidc validate`: the stack's values over stacks/defaults/<env>.yaml.
         resolved = resolve_spec(raw, source, stacks_dir)
@@ -59,7 +64,11 @@ def read_program_inputs() -> ProgramInputs:
         raise pulumi.RunError(_with_file_lines(error, stacks_dir / f"Pulumi.{stack}.yaml")) from None
     spec = resolved.spec
     provider = provider_settings(spec, pulumi_config_value)
-    problems = input_problems(resolved, stack=stack, provider=provider)
+    # The program receives config decrypted: a secret was given encrypted when the config key is a secret
+    # (`pulumi config set --secret --path` marks the whole `airflow-oidc:spec` secret).
+    problems = input_problems(
+        resolved, stack=stack, provider=provider, encrypted=lambda loc: config_key_is_secret(CONFIG_KEY)
+    )
     if problems:
         raise pulumi.RunError(_with_file_lines(SpecError(source, problems), stacks_dir / f"Pulumi.{stack}.yaml"))
     try:
@@ -75,28 +84,73 @@ def _with_file_lines(error: SpecError, file: Path) -> str:
     return str(with_lines(error, file.read_text()) if file.is_file() else error)
 
 
+def config_key_is_secret(key: str) -> bool:
+    """Whether the running program's config key is a secret (mocks: `set_all_config`'s secret keys; the
+    engine: PULUMI_CONFIG_SECRET_KEYS, which the Python SDK does not read into its own set)."""
+    from pulumi.runtime import config as runtime_config
+
+    return runtime_config.is_config_secret(key) or key in runtime_config.get_config_secret_keys_env()
+
+
+def secret_locations(model: BaseModel, loc: Loc = ()) -> list[Loc]:
+    """Where the spec holds a value of a secret-typed key (`SecretStr`), e.g. `("idp", "clientSecret")`."""
+    found: list[Loc] = []
+    for name, info in type(model).model_fields.items():
+        value, key = getattr(model, name), info.alias or name
+        if isinstance(value, SecretStr):
+            found.append((*loc, key))
+        elif isinstance(value, BaseModel):
+            found += secret_locations(value, (*loc, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    found += secret_locations(item, (*loc, key, index))
+    return found
+
+
+def plaintext_secret_problems(spec: Spec, encrypted: Callable[[Loc], bool]) -> list[str]:
+    """A secret-typed key given in plain text in the stack file (readable by anyone who can read the
+    repository): refused, with the command that encrypts it. The value itself is never repeated."""
+    problems = []
+    for loc in secret_locations(spec):
+        if not encrypted(loc):
+            key = format_loc(loc)
+            problems.append(
+                f"{key}: a secret given in plain text: encrypt it in the stack file with `{secret_command(key)}` "
+                "(it replaces the plain value), and rotate it at the IdP if this file was ever committed"
+            )
+    return problems
+
+
 def input_problems(
-    resolved: Resolved, *, stack: str, provider: ProviderConfig, check_settings: bool = True
+    resolved: Resolved,
+    *,
+    stack: str,
+    provider: ProviderConfig,
+    check_settings: bool = True,
+    encrypted: Callable[[Loc], bool] | None = None,
 ) -> list[str]:
     """Every check beyond the spec's own that the program runs before it declares anything, and
-    `airflow-oidc validate` runs too (so they cannot disagree): the kind's and the secret store's provider
-    settings, then the access model's Admins against the environment's allowlist. One problem per line,
-    each naming its key (`okta:orgName: ...`, `airflow-oidc:spec.access[2].role: ...`).
+    `airflow-oidc validate` runs too (so they cannot disagree): secrets given in plain text (`encrypted`
+    says whether the value at a key was encrypted; None: not known here), the kind's and the secret store's
+    provider settings, then the access model's Admins against the environment's allowlist. One problem per
+    line, each naming its key (`okta:orgName: ...`, `airflow-oidc:spec.access[2].role: ...`).
 
     `check_settings` false (`new-stack`, before the team runs `pulumi config set`): provider settings not
     given yet stand in as `unset` (who gets which role never depends on them), the allowlist still applies."""
     spec = resolved.spec
+    plaintext = plaintext_secret_problems(spec, encrypted) if encrypted is not None else []
     if check_settings:
         try:
             spec.idp.check_provider(spec, provider)
             check_store_provider(spec, provider)
         except ProviderConfigError as error:
-            return [str(error)]
+            return [*plaintext, str(error)]
     else:
         provider = {**{key: "unset" for key in type(spec.idp).PROVIDER_CONFIG}, **provider}
     allowlist = resolved.defaults.allowlist if resolved.defaults is not None else AdminAllowlist()
     model = spec.idp.access_model(spec, stack=stack, provider=provider)
-    return [f"{CONFIG_KEY}.{key}: {message}" for key, message in admin_problems(model, allowlist)]
+    return [*plaintext, *(f"{CONFIG_KEY}.{key}: {message}" for key, message in admin_problems(model, allowlist))]
 
 
 def program_stacks_dir() -> Path:
@@ -188,7 +242,23 @@ def inputs_from_stack_file(path: Path, *, check_settings: bool = True) -> tuple[
     resolved = resolved_from_stack_file(path)
     provider = provider_from_stack_file(path, resolved.spec)
     stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    problems = input_problems(resolved, stack=stack, provider=provider, check_settings=check_settings)
+    raw = load_stack_file(path).get(CONFIG_KEY)
+
+    def encrypted(loc: Loc) -> bool:
+        """The stack file holds the value as the CLI's `secure:` ciphertext."""
+        value: Any = raw
+        for part in loc:
+            if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+                value = value[part]
+                continue
+            if not (isinstance(value, dict) and part in value):
+                return False
+            value = value[part]
+        return isinstance(value, dict) and set(value) == {"secure"}
+
+    problems = input_problems(
+        resolved, stack=stack, provider=provider, check_settings=check_settings, encrypted=encrypted
+    )
     if problems:
         source = f"stacks/{path.name}" if path.parent.name == "stacks" else str(path)
         raise with_lines(SpecError(source, problems), path.read_text())

@@ -1,6 +1,8 @@
 """Bad specs: each is the smallest change to a valid base spec and must be refused with an error that
-names the stack file and the exact key path, both by `spec_from_stack_file` (what the CLI runs) and
-by the real program under mocks, before a single resource is declared.
+names the stack file and the exact key path, by `spec_from_stack_file` and by the real program under
+mocks, before a single resource is declared. The whole corpus, provider settings, environment names,
+plain-text secrets and the Admin allowlist included, then goes through `validate`, `plan` and the
+program at once: the same verdict, the same key, the same text.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import traceback
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import yaml
 
 from components.spec import CONFIG_KEY, SpecError, parse_spec
 from components.stack_config import spec_from_stack_file
+from tests.conftest import ROOT
 from tests.mock_engine import Run, run_program
 
 STACK = "badstack"
@@ -555,3 +559,170 @@ def test_the_program_names_the_same_lines_as_validate(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     run_error, run = program_error(raw)
     assert str(run_error) == str(error) and f"{SOURCE}:5: " in str(error) and run.resources == []
+
+
+# --- one corpus, three readers: validate, plan and the program -------------------------------------
+
+TENANT = "7d1b2c3a-0000-4000-8000-1234567890ab"
+ENTRA = changed(("idp", {"kind": "azuread"}), ("tokens", MISSING))
+PROD = changed(
+    ("environment", "prod"),
+    ("airflow.database", {"secretName": "airflow-metadata-db"}),
+    ("access[0].group", "payments-airflow-admins"),  # prod's allowlist: *-airflow-admins
+)
+
+CONFIG_CASES = [
+    # Each: the spec, the provider settings beside it, the key the refusal names, what it says.
+    pytest.param(
+        changed(("environment", "production")),
+        OKTA_CONFIG,
+        key("environment"),
+        "did you mean 'prod'?",
+        id="environment-production",
+    ),
+    pytest.param(changed(("environment", "prd")), OKTA_CONFIG, key("environment"), "did you mean 'prod'?", id="prd"),
+    pytest.param(
+        changed(("environment", "develop")), OKTA_CONFIG, key("environment"), "did you mean 'dev'?", id="develop"
+    ),
+    pytest.param(BASE, {}, "okta:orgName", "is not set: set it", id="okta-org-unset"),
+    pytest.param(
+        changed(("idp.orgUrl", "https://other.okta.com")),
+        OKTA_CONFIG,
+        key("idp.orgUrl"),
+        "is another Okta org than okta:orgName/okta:baseUrl (https://acme.okta.com)",
+        id="okta-org-split",
+    ),
+    pytest.param(ENTRA, {}, "azuread:tenantId", "is not set: set it", id="entra-tenant-unset"),
+    pytest.param(
+        ENTRA,
+        {"azuread:tenantId": "contoso.onmicrosoft.com"},
+        "azuread:tenantId",
+        "'contoso.onmicrosoft.com' is not a tenant id (a GUID)",
+        id="entra-tenant-domain",
+    ),
+    pytest.param(
+        changed(("idp", {"kind": "azuread", "tenantId": TENANT}), ("tokens", MISSING)),
+        {"azuread:tenantId": "11111111-2222-4333-8444-555555555555"},
+        key("idp.tenantId"),
+        "differs from azuread:tenantId (or ARM_TENANT_ID) '11111111-2222-4333-8444-555555555555'",
+        id="entra-tenant-split",
+    ),
+    pytest.param(
+        changed(("idp", {"kind": "keycloak", "realm": "corp"})),
+        {},
+        "keycloak:url",
+        "is not set: set it",
+        id="keycloak-url-unset",
+    ),
+    pytest.param(
+        changed(("idp", {**KEYCLOAK_IDP, "url": "https://sso.example.com/auth"})),
+        {"keycloak:url": "https://sso.example.com"},
+        key("idp.url"),
+        "are one server under two base paths",
+        id="keycloak-url-split",
+    ),
+    pytest.param(
+        changed(("idp", {**GOOGLE_IDP, "clientSecret": {"secure": "AAAB"}}), ("access", GOOGLE_ACCESS)),
+        {},
+        "gcp:project",
+        "is not set: set it",
+        id="google-project-unset",
+    ),
+    pytest.param(
+        changed(("idp", {**OIDC_IDP, "clientSecret": SECRET})),
+        {},
+        key("idp.clientSecret"),
+        "a secret given in plain text: encrypt it in the stack file with "
+        "`pulumi config set --secret --path 'airflow-oidc:spec.idp.clientSecret' <value>`",
+        id="secret-in-plain-text",
+    ),
+    pytest.param(
+        changed(("idp", {**GOOGLE_IDP, "clientSecret": SECRET}), ("access", GOOGLE_ACCESS)),
+        {"gcp:project": "p"},
+        key("idp.clientSecret"),
+        "a secret given in plain text",
+        id="google-secret-in-plain-text",
+    ),
+    pytest.param(
+        {**PROD, "access": [{"group": "contractors", "role": "Admin"}]},
+        OKTA_CONFIG,
+        key("access[0].role"),
+        "Admin for 'contractors', which stacks/defaults/prod.yaml does not allow",
+        id="prod-admin-outside-the-allowlist",
+    ),
+    pytest.param(
+        {**PROD, "serviceAccounts": [{"name": "release", "role": "Admin"}]},
+        OKTA_CONFIG,
+        key("serviceAccounts[0].role"),
+        "Admin for the service account 'release', which stacks/defaults/prod.yaml does not allow",
+        id="prod-service-account-admin",
+    ),
+]
+
+
+def corpus() -> list[tuple[str, Any, dict[str, str], str, str]]:
+    """Every bad input of this module: (id, spec, provider settings, key, what the refusal says)."""
+    cases = [(case.id, *case.values[:1], OKTA_CONFIG, *case.values[1:]) for case in CASES]
+    cases += [(case.id, *case.values) for case in CONFIG_CASES]
+    return [(str(id_), raw, config, key_path, reason) for id_, raw, config, key_path, reason in cases]
+
+
+def test_the_corpus_covers_every_check() -> None:
+    ids = [case[0] for case in corpus()]
+    assert len(ids) == len(set(ids)) and len(ids) >= 60
+
+
+def test_validate_plan_and_the_program_refuse_the_corpus_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole corpus, each case a stack file of one project (its real environment defaults): `validate`,
+    `plan` (one worker for them all) and the program under mocks each refuse it, naming the same key with
+    the same text, and nothing is declared."""
+    from components.cli import check_stack_file
+    from components.plan import plan
+    from tests.mock_engine import run_stack_file
+
+    root = tmp_path / "project"
+    (root / "stacks").mkdir(parents=True)
+    shutil.copytree(ROOT / "stacks" / "defaults", root / "stacks" / "defaults")
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, root / name)
+    (root / "components").symlink_to(ROOT / "components")
+    (root / "policy").symlink_to(ROOT / "policy")
+    for variable in ("OKTA_ORG_NAME", "OKTA_BASE_URL", "ARM_TENANT_ID", "KEYCLOAK_URL", "GOOGLE_PROJECT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(root)
+    files = {}
+    for id_, raw, config, _, _ in corpus():
+        path = root / "stacks" / f"Pulumi.bad-{id_}.yaml"
+        document = {**config, "kubernetes:context": "test"} | ({} if raw is MISSING else {CONFIG_KEY: raw})
+        path.write_text(yaml.safe_dump({"config": document}, sort_keys=False))
+        files[id_] = path
+    planned = plan(list(files.values()), None, root)
+    assert planned.head == {} and planned.status == 2
+    plan_errors = {}
+    for error in planned.errors:
+        text = error.removeprefix("this change: ")
+        plan_errors[re.sub(r"(:\d+)?: .*", "", text.splitlines()[0])] = text
+
+    wrong: list[str] = []
+    for id_, _, _, key_path, reason in corpus():
+        source = f"stacks/Pulumi.bad-{id_}.yaml"
+        # `file[:LINE]: key: problem`; a provider setting's own message starts with its key (`okta:orgName is…`).
+        about = re.compile(re.escape(source) + r"(:\d+)?: " + re.escape(key_path) + "[: ].*" + re.escape(reason))
+        ok, validated = check_stack_file(files[id_])
+        run = Run(stack=f"bad-{id_}")
+        try:
+            run_stack_file(files[id_], run=run)
+            programmed = "(the program declared it)"
+        except pulumi.RunError as error:
+            programmed = str(error)
+        planned_text = plan_errors.get(source, "(plan found no error)")
+        for reader, text in (("validate", validated), ("the program", programmed), ("plan", planned_text)):
+            if not any(about.match(line) for line in text.splitlines()):
+                wrong.append(f"{id_}: {reader} does not refuse it at {key_path} ({reason!r}):\n{text}")
+        if ok:
+            wrong.append(f"{id_}: validate says ok")
+        if run.resources:
+            wrong.append(f"{id_}: the program declared {len(run.resources)} resources before refusing")
+        if not (validated == programmed == planned_text):
+            wrong.append(f"{id_}: the three texts differ:\n{validated}\n---\n{programmed}\n---\n{planned_text}")
+    assert not wrong, "\n\n".join(wrong)

@@ -144,6 +144,13 @@ class AzureadIdp(IdpModel):
             )
         if not self.tenantId and configured and not is_guid(configured):
             raise ProviderConfigError(f"azuread:tenantId: {configured!r} is not a tenant id (a GUID)")
+        if self.tenantId and configured and configured.lower() != self.tenantId.lower():
+            # Two tenants named at once: the app registered in one, Airflow trusting the other's issuer.
+            raise ProviderConfigError(
+                f"{CONFIG_KEY}.idp.tenantId: {self.tenantId!r} differs from azuread:tenantId (or ARM_TENANT_ID) "
+                f"{configured!r}: the provider would register the app in one tenant while Airflow trusts the other's "
+                f"issuer; name one tenant: remove idp.tenantId, or set azuread:tenantId to {self.tenantId}"
+            )
 
     def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
         """With `createGroups: false`, each group named by display name must match exactly one group in the

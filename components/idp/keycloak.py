@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -98,9 +99,16 @@ class KeycloakIdp(IdpModel):
                 )
 
     def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
-        if self.url:
-            return
         url = provider.get("keycloak:url")
+        if self.url:
+            if url and keycloak_split(self.url, url):
+                raise ProviderConfigError(
+                    f"airflow-oidc:spec.idp.url: {self.url!r} and keycloak:url {url.rstrip('/')!r} are one server "
+                    "under two base paths: Airflow would trust the issuer "
+                    f"{self.url}/realms/{self.realm} while the provider manages the realm under the other one "
+                    "(only one is Keycloak's http-relative-path); give both the same base path, or remove one"
+                )
+            return
         if not url:
             raise ProviderConfigError(
                 "keycloak:url is not set: set it (`pulumi config set keycloak:url https://sso.example.com`), "
@@ -259,6 +267,19 @@ class KeycloakIdp(IdpModel):
             realm, group = str(args.get("realmId", "")), str(args.get("name", ""))
             return {"id": looked_up_group_id(realm, group), "name": group, "realmId": realm, "path": "/" + group}
         return None
+
+
+def keycloak_split(public: str, admin: str) -> bool:
+    """Whether the URL Airflow trusts (`idp.url`) and the provider's (`keycloak:url`) split one server: the
+    same host and port under different base paths (one realm URL is wrong). Another host is how an internal
+    admin endpoint of the same Keycloak is named (its `hostname` setting keeps the public issuer): allowed."""
+
+    def server(url: str) -> tuple[str | None, int, str]:
+        parts = urlsplit(url.rstrip("/"))
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.path.rstrip("/")
+
+    (host, port, path), (admin_host, admin_port, admin_path) = server(public), server(admin)
+    return (host, port) == (admin_host, admin_port) and path != admin_path
 
 
 def keycloak_group_path(group: str) -> str:

@@ -103,6 +103,16 @@ class OktaIdp(IdpModel):
                 "okta:orgName is not set: set it (`pulumi config set okta:orgName <org>`), "
                 "or OKTA_ORG_NAME, or airflow-oidc:spec.idp.orgUrl"
             )
+        # Two Okta orgs named at once: the provider would manage one while Airflow trusts the other's issuer.
+        # (A custom domain in idp.orgUrl is another name of the provider's org: not a split.)
+        configured = okta_org_url(provider.get("okta:orgName"), provider.get("okta:baseUrl"))
+        if self.orgUrl and configured and okta_hosted(self.orgUrl) and self.orgUrl.lower() != configured.lower():
+            raise ProviderConfigError(
+                f"airflow-oidc:spec.idp.orgUrl: {self.orgUrl!r} is another Okta org than okta:orgName/okta:baseUrl "
+                f"({configured}): the provider would create the app in one org while Airflow trusts the other's "
+                "issuer; name one org: remove idp.orgUrl, or set okta:orgName and okta:baseUrl (or OKTA_ORG_NAME, "
+                "OKTA_BASE_URL) to it"
+            )
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         org = self.org_url(provider) or "the Okta org"
@@ -270,6 +280,16 @@ def okta_org_url(org_name: str | None, base_url: str | None) -> str | None:
     if not org_name:
         return None
     return f"https://{org_name}.{base_url or 'okta.com'}"
+
+
+OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
+"""Okta's own domains for orgs (`<org>.okta.com`); any other host in `idp.orgUrl` is a custom domain."""
+
+
+def okta_hosted(url: str) -> bool:
+    """Whether `url` is an org on one of Okta's own domains (not a custom domain)."""
+    host = re.sub(r"^https://|(:\d+)?/*$", "", url).lower()
+    return any(host.endswith("." + domain) for domain in OKTA_DOMAINS)
 
 
 def okta_scope_and_claim(stack: str) -> tuple[str, str]:
