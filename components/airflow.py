@@ -13,12 +13,14 @@ from components.access import ACCESS_MODEL_FILE, AccessModel
 from components.airflow_values import (
     SecretNames,
     auth_config_map_name,
+    chart_source,
     config_version,
     helm_values,
     render_webserver_config,
     secret_names,
 )
 from components.contract import ClientContract
+from components.protection import fernet_key_protected
 from components.service_accounts import (
     AUTH_MODULE_FILE,
     AUTH_SETTINGS_FILE,
@@ -30,8 +32,6 @@ from components.service_accounts import (
     credential_secret_name,
 )
 from components.spec import Spec
-
-CHART_REPOSITORY = "https://airflow.apache.org"
 
 
 class AirflowDeployment(pulumi.ComponentResource):
@@ -108,13 +108,15 @@ class AirflowDeployment(pulumi.ComponentResource):
         secret("api-secret-key", names.api_secret_key, SecretNames.API_SECRET_KEY_KEY, api_key.result)
         jwt = random.RandomPassword(f"{name}-jwt-secret", length=64, special=False, opts=child)
         secret("jwt-secret", names.jwt_secret, SecretNames.JWT_SECRET_KEY, jwt.result)
-        # A Fernet key is 32 url-safe base64 bytes; replacing it makes stored connections unreadable,
-        # so it is protected in every environment.
+        # A Fernet key is 32 url-safe base64 bytes; replacing it makes the stored connections unreadable: protected
+        # where they outlive the release (components/protection.py), so a throwaway stack can be destroyed.
+        database = spec.airflow.database
+        keep = fernet_key_protected(spec.environment, external_database=bool(database and database.secretName))
         fernet = random.RandomBytes(
-            f"{name}-fernet-key", length=32, opts=pulumi.ResourceOptions(parent=self, protect=True)
+            f"{name}-fernet-key", length=32, opts=pulumi.ResourceOptions(parent=self, protect=keep)
         )
         url_safe = fernet.base64.apply(lambda text: text.replace("+", "-").replace("/", "_"))
-        secret("fernet-key", names.fernet_key, SecretNames.FERNET_KEY_KEY, url_safe, protect=True)
+        secret("fernet-key", names.fernet_key, SecretNames.FERNET_KEY_KEY, url_safe, protect=keep)
 
         # Service accounts' IdP credentials (where the kind has any) go to the secret store: a Secret
         # per account that no Airflow container mounts; the CI job's runner reads it.
@@ -159,16 +161,19 @@ class AirflowDeployment(pulumi.ComponentResource):
             service_account_annotations=dict(api_server_annotations or {}),
             auth_version=module_version,
         )
+        source = chart_source(spec)
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=spec.airflow.releaseName,
-            chart="airflow",
+            chart=source.chart,
             version=spec.airflow.chartVersion,
-            repository_opts={"repo": CHART_REPOSITORY},
+            repository_opts={"repo": source.repository} if source.repository else None,
             namespace=namespace_name,
             values=values,
             atomic=False,
-            wait_for_jobs=True,
+            wait_for_jobs=spec.airflow.wait,
+            # Set only when off: an input that appears on an existing stack would be a diff.
+            skip_await=None if spec.airflow.wait else True,
             timeout=900,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )

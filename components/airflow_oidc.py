@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,8 +12,24 @@ import pulumi
 from components.access import AccessModel
 from components.airflow import AirflowDeployment
 from components.contract import ClientContract, client_contract
+from components.idp.base import explicit_provider
 from components.service_accounts import service_accounts_output
 from components.spec import Spec
+
+TODAY_ENV = "AIRFLOW_OIDC_TODAY"
+"""The program's clock, when set (YYYY-MM-DD): which rotation period a preview or up is in."""
+
+
+def program_today() -> datetime.date:
+    """Today, or the date in AIRFLOW_OIDC_TODAY: `AIRFLOW_OIDC_TODAY=2027-01-01 pulumi preview` shows what the
+    rotation period of that day replaces (the engine tier rehearses a rotation with it)."""
+    text = os.environ.get(TODAY_ENV)
+    if not text:
+        return datetime.date.today()
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise pulumi.RunError(f"{TODAY_ENV}={text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def access_output(spec: Spec) -> list[dict[str, str]]:
@@ -60,14 +77,17 @@ class AirflowOidc(pulumi.ComponentResource):
         contract = client_contract(spec, stack=stack, provider=provider)
         model = spec.idp.access_model(spec, stack=stack, provider=provider or {})
         # One date for the whole run: the web client's and the service accounts' rotation periods agree.
-        today = today or datetime.date.today()
+        today = today or program_today()
+        # The kind's resources (and lookups) go through a provider bound to what the spec says (the Keycloak
+        # server, the Entra tenant, the Okta org), never the default provider, which reads stack config alone.
+        idp_provider = explicit_provider(spec, provider or {})
         client = spec.idp.provision(
             f"{name}-{contract.provider}",
             spec=spec,
             contract=contract,
             stack=stack,
             today=today,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, providers=[idp_provider] if idp_provider else None),
         )
         accounts = identities = None
         if spec.serviceAccounts:

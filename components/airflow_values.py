@@ -47,6 +47,51 @@ class SecretNames:
     FERNET_KEY_KEY = "fernet-key"
 
 
+@dataclass(frozen=True)
+class ChartSource:
+    """How the Helm release names its chart (pulumi_kubernetes `helm.v3.Release` arguments)."""
+
+    chart: str
+    """`airflow` (from `repository`), an OCI reference `oci://.../airflow`, or a local chart directory."""
+    repository: str | None
+    """The chart repository's URL, for `chart: airflow` only."""
+
+
+def chart_source(spec: Spec) -> ChartSource:
+    """The chart the release installs: a local directory (`airflow.chartPath`), an OCI registry path holding
+    `airflow`, or `airflow` from a chart repository (`airflow.chartRepository`, default the official one)."""
+    if spec.airflow.chartPath is not None:
+        return ChartSource(chart=spec.airflow.chartPath, repository=None)
+    repository = spec.airflow.chart_repository
+    if repository.startswith("oci://"):
+        return ChartSource(chart=f"{repository}/airflow", repository=None)
+    return ChartSource(chart="airflow", repository=repository)
+
+
+def local_chart_problem(spec: Spec, project_dir: Path) -> str | None:
+    """What is wrong with `airflow.chartPath` (relative to the project directory), or None: a directory with a
+    Chart.yaml of the official chart (`name: airflow`) at `airflow.chartVersion`."""
+    if spec.airflow.chartPath is None:
+        return None
+    import yaml
+
+    where = project_dir / spec.airflow.chartPath
+    try:
+        chart = yaml.safe_load((where / "Chart.yaml").read_text()) or {}
+    except FileNotFoundError:
+        return f"{spec.airflow.chartPath!r} holds no Chart.yaml (looked in {where.resolve()})"
+    except (OSError, yaml.YAMLError) as error:
+        return f"{spec.airflow.chartPath!r}: cannot read its Chart.yaml ({error.__class__.__name__})"
+    if not isinstance(chart, dict) or chart.get("name") != "airflow":
+        return f"{spec.airflow.chartPath!r} is not the Airflow chart (Chart.yaml name: {chart.get('name')!r})"
+    if str(chart.get("version")) != spec.airflow.chartVersion:
+        return (
+            f"{spec.airflow.chartPath!r} holds chart version {chart.get('version')}, but airflow.chartVersion is "
+            f"{spec.airflow.chartVersion}: vendor that version or set chartVersion to the vendored one"
+        )
+    return None
+
+
 def secret_names(spec: Spec) -> SecretNames:
     release = spec.airflow.releaseName
     return SecretNames(

@@ -42,6 +42,8 @@ INHERITABLE: dict[str, str] = {
     "clientSecret.store": "where the client secret lives",
     "clientSecret.rotationDays": "client secret rotation period (days)",
     "airflow.chartVersion": "official chart version",
+    "airflow.chartRepository": "where Helm gets the chart: a chart repository or an OCI registry path",
+    "airflow.chartPath": "a vendored copy of the chart (a directory, relative to the project)",
     "airflow.image.repository": "Airflow image repository",
     "airflow.image.tag": "Airflow image tag",
     "airflow.image.digest": "Airflow image digest",

@@ -107,6 +107,8 @@ class Registration:
     additional_secret_outputs: list[str]
     dependencies: list[str]
     urn: str
+    provider: str = ""
+    """The explicit provider reference (`<provider URN>::<id>`); empty: the engine's default provider."""
 
 
 @dataclass
@@ -162,6 +164,7 @@ class RecordingMonitor(MockMonitor):
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     dependencies=list(request.dependencies),
                     urn=response.urn,
+                    provider=request.provider,
                 )
             )
         return response

@@ -17,7 +17,7 @@ from components.idp.base import IdpModel
 from components.idp.oidc import OidcIdp
 from components.idp.okta import CustomAuthorizationServer, OktaIdp, OrgAuthorizationServer
 from components.key_hints import missing_key_message, unknown_key_message
-from components.model import CONFIG_KEY, LOOPBACK_HOSTS, LocatedError, Model, Role, at
+from components.model import CONFIG_KEY, LOOPBACK_HOSTS, LocatedError, Model, Role, at, require_url
 from components.service_accounts import AUTH_VERSION_ANNOTATION, ROLLED_COMPONENTS
 
 __all__ = [
@@ -31,6 +31,9 @@ __all__ = [
     "SpecError",
     "parse_spec",
 ]
+
+DEFAULT_CHART_REPOSITORY = "https://airflow.apache.org"
+"""The official chart's repository."""
 
 # Keys of the chart's values that the program owns. Helm replaces lists and the program's maps carry
 # the SSO wiring, so an override here would silently drop it: refused, with the reason.
@@ -289,6 +292,22 @@ class AirflowSettings(Model):
     chartVersion: str = Field(  # noqa: N815
         default="1.19.0", pattern=r"^\d+\.\d+\.\d+$", description="Version of the official chart (airflow.apache.org)."
     )
+    chartRepository: str | None = Field(  # noqa: N815
+        default=None,
+        description="Where Helm gets the chart: a chart repository (`https://...`; default "
+        f"`{DEFAULT_CHART_REPOSITORY}`) or an OCI registry path holding `airflow` (`oci://registry.example.com/charts`).",
+    )
+    chartPath: str | None = Field(  # noqa: N815
+        default=None,
+        min_length=1,
+        description="A local copy of the chart (a directory with Chart.yaml, relative to the project directory): "
+        "vendored or air-gapped, no network at preview or up. Its version must be chartVersion.",
+    )
+    wait: bool = Field(
+        default=True,
+        description="Wait for the release's pods and jobs to be ready (Helm --wait); false only where pods cannot run "
+        "(a cluster without nodes) or something else waits for them.",
+    )
     apiServerReplicas: int | None = Field(  # noqa: N815
         default=None, ge=1, le=20, description="api-server replicas; default 2 in prod, 1 elsewhere."
     )
@@ -303,6 +322,29 @@ class AirflowSettings(Model):
     values: dict[str, Any] = Field(
         default_factory=dict, description="Extra Helm values, merged last; keys the program owns are refused."
     )
+
+    @field_validator("chartRepository")
+    @classmethod
+    def _chart_repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("oci://"):
+            if not re.fullmatch(r"oci://[a-z0-9.-]+(:\d+)?(/[a-z0-9._/-]+)?", value.rstrip("/")):
+                raise ValueError(f"{value!r} is not an OCI registry path such as oci://registry.example.com/charts")
+            return value.rstrip("/")
+        require_url(value, what="chartRepository")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_chart_source(self) -> AirflowSettings:
+        if self.chartPath is not None and self.chartRepository is not None:
+            raise at(("chartPath",), "set chartPath (a local chart) or chartRepository, not both")
+        return self
+
+    @property
+    def chart_repository(self) -> str:
+        """The chart repository or OCI registry path (ignored with chartPath)."""
+        return self.chartRepository or DEFAULT_CHART_REPOSITORY
 
     @field_validator("values")
     @classmethod

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from components.access import AdminAllowlist, admin_problems
+from components.airflow_values import local_chart_problem
 from components.env_defaults import Resolved, resolve_spec
 from components.idp.base import ProviderConfig, ProviderConfigError
 from components.key_hints import key_path_parts, secret_command, spec_line_finder
@@ -63,6 +64,10 @@ def read_program_inputs() -> ProgramInputs:
     except SpecError as error:
         raise pulumi.RunError(_with_file_lines(error, stacks_dir / f"Pulumi.{stack}.yaml")) from None
     spec = resolved.spec
+    # A relative chartPath is relative to the project (Pulumi.yaml), where the engine starts the providers.
+    chart_problem = local_chart_problem(spec, Path(pulumi.get_root_directory() or Path.cwd()))
+    if chart_problem:
+        raise pulumi.RunError(f"{source}: {CONFIG_KEY}.airflow.chartPath: {chart_problem}")
     provider = provider_settings(spec, pulumi_config_value)
     # The program receives config decrypted: a secret was given encrypted when the config key is a secret
     # (`pulumi config set --secret --path` marks the whole `airflow-oidc:spec` secret).

@@ -207,7 +207,7 @@ def policies() -> list[Policy]:
         stack_policy(
             "protected-in-prod",
             lambda resources, config: rules.protected_in_prod(resources, config, stack_environment(resources)),
-            "The Fernet key is protected everywhere; IdP applications are protected in prod.",
+            "IdP applications are protected in prod; the Fernet key in prod and wherever the database is external.",
             PROTECT_SCHEMA,
         ),
     ]

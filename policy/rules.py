@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from components.protection import DEFAULT_PROTECTED_ENVIRONMENTS, fernet_key_protected, identity_protected
+
 # Type tokens.
 OKTA_APP = "okta:app/oAuth:OAuth"
 OKTA_POLICY_RULE = "okta:auth/serverPolicyRule:ServerPolicyRule"
@@ -54,7 +56,6 @@ ENVIRONMENT_LABEL = "airflow-oidc/environment"
 
 DEFAULT_MAX_ACCESS_TOKEN_MINUTES = 60
 DEFAULT_MAX_SESSION_MINUTES = 1440
-DEFAULT_PROTECTED_ENVIRONMENTS = ("prod",)
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 SECRET_WORDS = ("secret", "password", "passwd", "token", "key")
@@ -930,14 +931,25 @@ def _is_fernet_key(resource: Declared, fernet_secret_names: set[str]) -> bool:
     return False
 
 
+def _external_database(resources: Sequence[Declared]) -> bool:
+    """Whether the Airflow release keeps its metadata in an external database (`data.metadataSecretName`)."""
+    return any(
+        resource.type == HELM_RELEASE and isinstance(_get(resource.inputs, "values", "data", "metadataSecretName"), str)
+        for resource in resources
+    )
+
+
 def protected_in_prod(
     resources: Sequence[Declared], config: Mapping[str, Any] | None = None, environment: str | None = None
 ) -> list[Violation]:
-    """The Fernet key (its RandomBytes and its Secret) is protected everywhere: replacing it makes every stored
-    connection unreadable. IdP applications are protected in `protectedEnvironments` (default: prod):
-    replacing one logs everyone out and changes the client id.
+    """The program's protection rule (`components/protection.py`, the same functions), checked on what it declared.
 
-    `environment` is the stack's environment (see `environment_of`); None protects nothing but the Fernet key.
+    The Fernet key (its RandomBytes and its Secret) is protected in `protectedEnvironments` (default: prod) and
+    wherever the metadata database is external: replacing it makes every stored connection unreadable. With the
+    chart's bundled Postgres, the data dies with the release anyway. IdP applications are protected in
+    `protectedEnvironments`: replacing one logs everyone out and changes the client id.
+
+    `environment` is the stack's environment (see `environment_of`); None protects only an external database's key.
     """
     protected_environments = set(_strings((config or {}).get("protectedEnvironments"))) or set(
         DEFAULT_PROTECTED_ENVIRONMENTS
@@ -948,15 +960,19 @@ def protected_in_prod(
         if resource.type == HELM_RELEASE
         and isinstance(name := _get(resource.inputs, "values", "fernetKeySecretName"), str)
     }
+    external = _external_database(resources)
+    keep_fernet = fernet_key_protected(
+        environment, external_database=external, protected_environments=protected_environments
+    )
     violations: list[Violation] = []
     for resource in resources:
         if resource.protect:
             continue
-        if _is_fernet_key(resource, fernet_secret_names):
+        if keep_fernet and _is_fernet_key(resource, fernet_secret_names):
             violations.append(
                 Violation(resource, f"{resource.name}: the Fernet key must be protected (replacing it loses data)")
             )
-        elif resource.type in IDP_APPS and environment in protected_environments:
+        elif resource.type in IDP_APPS and identity_protected(environment, protected_environments):
             violations.append(
                 Violation(
                     resource,

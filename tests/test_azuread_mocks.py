@@ -443,6 +443,9 @@ def test_a_group_lookup_matching_zero_or_several_groups_is_refused_before_anythi
     assert "display names are not unique in Entra ID; give the group's object id instead" in message
     if count:
         assert mock_group_id(group, 0) in message and mock_group_id(group, 1) in message
-    # The lookups run with the provider checks, before the program declares anything.
-    assert run.resources == []
+    # The lookups run with the provider checks, before the program declares anything but the provider
+    # bound to the spec's tenant, which they go through (no resource at the IdP or in the cluster).
+    assert [(resource.type, resource.inputs["tenantId"]) for resource in run.resources] == [
+        ("pulumi:providers:azuread", TENANT)
+    ]
     assert {token for token, _ in run.invokes} == {GET_GROUPS}

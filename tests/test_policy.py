@@ -661,15 +661,37 @@ def test_unprotected_idp_app_or_fernet_key_fails_in_prod(runs: dict[str, Run], n
     assert failing(unprotected(declared(runs["prod"]), name)) == {"protected-in-prod": [f"{name}: {expected}"]}
 
 
-def test_the_fernet_key_is_protected_everywhere_idp_apps_only_in_prod(runs: dict[str, Run]) -> None:
+def test_the_fernet_key_is_protected_where_its_data_outlives_the_release_idp_apps_only_in_prod(
+    runs: dict[str, Run],
+) -> None:
     dev = unprotected(declared(runs["dev"]), "airflow-oidc-okta-app")
     assert failing(dev) == {}, "dev may leave its IdP app unprotected"
-    assert (
-        "Fernet key must be protected"
-        in failing(unprotected(declared(runs["local"]), "airflow-oidc-airflow-fernet-key"))["protected-in-prod"][0]
-    )
+    # The bundled Postgres dies with the release: the program leaves the key unprotected, and so may a stack.
+    local = unprotected(declared(runs["local"]), "airflow-oidc-airflow-fernet-key")
+    assert failing(local) == {}
+
+    def external_database(inputs: dict[str, Any]) -> None:
+        inputs["values"]["data"] = {"metadataSecretName": "airflow-metadata-db"}
+
+    assert failing(edited(local, rules.HELM_RELEASE, external_database))["protected-in-prod"] == [
+        f"{name}: the Fernet key must be protected (replacing it loses data)"
+        for name in ("airflow-oidc-airflow-fernet-key", "airflow-oidc-airflow-secret-fernet-key")
+    ]
     staging = {"protected-in-prod": {"protectedEnvironments": ["dev"]}}
-    assert "an IdP application in `dev` must be protected" in failing(dev, staging)["protected-in-prod"][0]
+    assert (
+        "airflow-oidc-okta-app: an IdP application in `dev` must be protected (replacing it logs everyone out)"
+        in failing(dev, staging)["protected-in-prod"]
+    )
+
+
+def test_the_policy_and_the_program_apply_one_protection_rule(runs: dict[str, Run]) -> None:
+    """What the program protects passes the policy on every stack, and unprotecting any of it fails."""
+    for stack, run in runs.items():
+        resources = declared(run)
+        assert failing(resources) == {}, stack
+        for resource in resources:
+            if resource.protect and resource.type in (*rules.IDP_APPS, rules.RANDOM_BYTES, rules.K8S_SECRET):
+                assert "protected-in-prod" in failing(unprotected(resources, resource.name)), (stack, resource.name)
 
 
 @pytest.mark.parametrize(

@@ -235,14 +235,29 @@ def test_custom_server_names_are_unique_per_stack() -> None:
     assert set(names["payments-prod"]).isdisjoint(names["risk-prod"])
 
 
-def test_prod_protects_identity_resources_and_every_stack_protects_the_fernet_key(runs: dict[str, Run]) -> None:
+def fernet_protection(run: Run) -> tuple[bool, list[bool]]:
+    """The protect option of the Fernet key's random bytes and of its Secret."""
+    secret = [s.protect for s in run.of_type(SECRET) if s.inputs["metadata"]["name"] == "airflow-fernet-key"]
+    return run.named("airflow-oidc-airflow-fernet-key").protect, secret
+
+
+def test_prod_protects_identity_resources_and_the_fernet_key_where_its_data_outlives_the_release(
+    runs: dict[str, Run],
+) -> None:
     assert runs["prod"].one(OKTA_APP).protect is True
     assert runs["dev"].one(OKTA_APP).protect is False
-    for run in runs.values():
-        assert run.named("airflow-oidc-airflow-fernet-key").protect is True
-        assert [s.protect for s in run.of_type(SECRET) if s.inputs["metadata"]["name"] == "airflow-fernet-key"] == [
-            True
-        ]
+    for stack, run in runs.items():
+        values = release_values(run)
+        external = "metadataSecretName" in (values.get("data") or {})
+        # The bundled Postgres dies with the release: a throwaway stack can be destroyed.
+        expected = stack.endswith("prod") or external
+        assert fernet_protection(run) == (expected, [expected]), stack
+    config, secret_keys = stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")
+    spec = json.loads(config["airflow-oidc:spec"])
+    spec["airflow"]["database"] = {"secretName": "airflow-metadata-db"}
+    external_dev = run_program("dev", {**config, "airflow-oidc:spec": json.dumps(spec)}, secret_keys)
+    assert fernet_protection(external_dev) == (True, [True]), "an external database outlives the release"
+    assert external_dev.one(OKTA_APP).protect is False
 
 
 def test_prod_protects_groups_it_creates() -> None:

@@ -25,6 +25,7 @@ from components.idp.base import (
     IdpModel,
     ProviderConfig,
     ProviderConfigError,
+    explicit_provider,
     secret_generation,
 )
 from components.model import CONFIG_KEY, GUID, at
@@ -74,6 +75,7 @@ class AzureadIdp(IdpModel):
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"azuread:tenantId": "ARM_TENANT_ID"}
     GROUPS_BOUND_BY: ClassVar[str | None] = "by display name"
     DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {"tenantId": ("azuread:tenantId",)}
+    PROVIDER_PACKAGE: ClassVar[str | None] = "azuread"
     # "Changing this forces a new resource" in the azuread provider's schema (a service principal
     # belongs to one application). The application itself updates in place: its client id never changes.
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -98,7 +100,8 @@ class AzureadIdp(IdpModel):
     kind: Literal["azuread"]
     tenantId: str | None = Field(  # noqa: N815
         default=None,
-        description="Entra tenant id (a GUID); default from `azuread:tenantId` (or ARM_TENANT_ID).",
+        description="Entra tenant id (a GUID): Airflow trusts its issuer and the program's azuread provider "
+        "registers the app in it. Default from `azuread:tenantId` (or ARM_TENANT_ID).",
     )
     createGroups: bool = Field(  # noqa: N815
         default=True,
@@ -156,7 +159,15 @@ class AzureadIdp(IdpModel):
         """With `createGroups: false`, each group named by display name must match exactly one group in the
         tenant (plain invokes: the program has declared nothing yet)."""
         if not self.createGroups:
-            self._found_groups = lookup_groups(tuple(group_bindings(spec)), tenant=self.tenant(provider))
+            # Through the provider bound to the spec's tenant, as the app will be.
+            self._found_groups = lookup_groups(
+                tuple(group_bindings(spec)), tenant=self.tenant(provider), provider=explicit_provider(spec, provider)
+            )
+
+    def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
+        """The provider registers the app in the tenant whose issuer Airflow trusts: `idp.tenantId`, else
+        `azuread:tenantId`."""
+        return {"tenant_id": self.tenant(provider)}
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         tenant_id = self.tenantId or provider.get("azuread:tenantId")
@@ -438,19 +449,22 @@ class GroupLookupError(ProviderConfigError):
     """A group named by display name matches no group or several in the tenant (names the key)."""
 
 
-def lookup_groups(bindings: Sequence[GroupBinding], *, tenant: str) -> dict[str, str]:
+def lookup_groups(
+    bindings: Sequence[GroupBinding], *, tenant: str, provider: pulumi.ProviderResource | None = None
+) -> dict[str, str]:
     """Display name -> object id of each existing group named (GUIDs are used as is, not looked up).
 
     Entra display names are not unique: a name matching no group or several is refused, naming the
     key. Plain (non-Output) invokes, so this can run before anything is declared.
     """
+    import pulumi
     import pulumi_azuread as azuread
 
     found: dict[str, str] = {}
     for binding in bindings:
         if is_guid(binding.group) or binding.group in found:
             continue
-        result = azuread.get_groups(display_name_prefix=binding.group)
+        result = azuread.get_groups(display_name_prefix=binding.group, opts=pulumi.InvokeOptions(provider=provider))
         matches = [
             group_field(group, "object_id")
             for group in result.groups or []

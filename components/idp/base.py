@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from components.model import Model, at
 
@@ -64,6 +64,10 @@ class IdpModel(Model):
     """The Python module of the kind's Pulumi provider (None: the kind declares no IdP resources)."""
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {}
     """Provider config keys the kind reads -> the environment variable the provider also honours."""
+    PROVIDER_PACKAGE: ClassVar[str | None] = None
+    """The Pulumi package of the kind's resources (`keycloak`, `okta`, ...; its stack config namespace). The
+    program binds an explicit provider of it to what the spec says (`explicit_provider`): no resource of the
+    kind falls back to the default provider, which reads the stack config alone."""
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     """Resource type token -> the inputs (camelCase, as the engine sees them) the provider cannot update
     in place: changing one replaces the resource. `airflow-oidc plan` flags such a change as the IdP app
@@ -75,6 +79,10 @@ class IdpModel(Model):
     GROUPS_BOUND_BY: ClassVar[str | None] = None
     """How a stack with `idp.createGroups: false` finds the `access` groups at the IdP (`by exact name`),
     as `new-stack` says it when a team's stacks share their groups; None: the kind creates no groups."""
+    PROVIDER_DEFAULTS: ClassVar[Mapping[str, tuple[str, Any]]] = {}
+    """Explicit-provider argument -> (the environment variable that sets it instead, the program's default), for
+    arguments whose provider default does not hold up (timeouts): used when neither the stack config nor that
+    environment variable sets it."""
 
     kind: str
     """The `idp.kind` value; each kind narrows it to its own Literal."""
@@ -91,6 +99,11 @@ class IdpModel(Model):
         """Ask the IdP what the spec names by lookup (existing groups, say), refusing with
         `ProviderConfigError` (naming the key) what matches nothing or more than one thing. Run by the
         program only (it has the provider's credentials), after `check_provider`, before declaring anything."""
+
+    def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
+        """The arguments of the kind's explicit provider that the spec decides (snake_case, as the SDK's
+        `Provider` takes them): they win over the stack's `<package>:*` config, which fills the rest."""
+        return {}
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         """Names this stack takes at the IdP that no other stack may take too: what (scoped to the IdP
@@ -273,6 +286,71 @@ class IdpModel(Model):
         """What one of this kind's data sources (lookups) would return, for the mock engine: None for
         tokens the kind does not know."""
         return None
+
+
+PROVIDER_RESOURCE_NAME = "airflow-oidc-idp"
+"""Logical name of the kind's explicit provider (`pulumi:providers:<package>`), a top-level resource."""
+_explicit_providers: dict[int, Any] = {}
+
+
+def explicit_provider(spec: Spec, provider: ProviderConfig) -> pulumi.ProviderResource | None:
+    """The kind's explicit provider, bound to the spec (`IdpModel.provider_settings`) over the stack's
+    `<package>:*` config; None for a kind that declares no IdP resources. One per program run: the lookups
+    before anything else is declared and the kind's resources use the same one."""
+    import importlib
+    import os
+
+    idp = spec.idp
+    package = type(idp).PROVIDER_PACKAGE
+    if package is None or type(idp).SDK is None:
+        return None
+    cached = _explicit_providers.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cast("pulumi.ProviderResource", cached[1])
+    sdk = importlib.import_module(str(type(idp).SDK))
+    args = stack_provider_args(sdk.ProviderArgs, package)
+    for name, (env, default) in type(idp).PROVIDER_DEFAULTS.items():
+        if name not in args and not os.environ.get(env):
+            args[name] = default
+    args.update(idp.provider_settings(spec, provider))
+    resource = sdk.Provider(PROVIDER_RESOURCE_NAME, **args)
+    _explicit_providers.clear()  # one spec per run; a new run (tests) starts afresh
+    _explicit_providers[id(spec)] = (spec, resource)
+    return cast("pulumi.ProviderResource", resource)
+
+
+def stack_provider_args(args_class: type, package: str) -> dict[str, Any]:
+    """The `<package>:*` keys the stack config sets, as the SDK's `ProviderArgs` takes them (what the default
+    provider would have read): typed by the argument's annotation, secret where the config is."""
+    import inspect
+    import typing
+
+    import pulumi
+    from pulumi.runtime.config import is_config_secret
+    from pydantic.alias_generators import to_camel
+
+    config = pulumi.Config(package)
+    args: dict[str, Any] = {}
+    for name, parameter in inspect.signature(args_class).parameters.items():
+        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        key = to_camel(name)
+        # `Input[T]` is a Union whose first member is T itself.
+        members = typing.get_args(parameter.annotation)
+        base = members[0] if members else parameter.annotation
+        secret = is_config_secret(f"{package}:{key}")
+        value: Any
+        if base is bool:
+            value = config.get_secret_bool(key) if secret else config.get_bool(key)
+        elif base is int:
+            value = config.get_secret_int(key) if secret else config.get_int(key)
+        elif base is str:
+            value = config.get_secret(key) if secret else config.get(key)
+        else:
+            value = config.get_secret_object(key) if secret else config.get_object(key)
+        if value is not None:
+            args[name] = value
+    return args
 
 
 class IdpClient(ComponentResource):

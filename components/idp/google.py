@@ -43,6 +43,7 @@ class GoogleIdp(IdpModel):
     SDK: ClassVar[str | None] = "pulumi_gcp"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"gcp:project": "GOOGLE_PROJECT"}
     GROUPS_BOUND_BY: ClassVar[str | None] = "by group email"
+    PROVIDER_PACKAGE: ClassVar[str | None] = "gcp"
 
     kind: Literal["google"]
     clientId: str = Field(  # noqa: N815
@@ -105,6 +106,10 @@ class GoogleIdp(IdpModel):
                 "gcp:project is not set: set it (`pulumi config set gcp:project <project-id>`) or GOOGLE_PROJECT: "
                 "the project of the GKE cluster (Workload Identity pool <project>.svc.id.goog)"
             )
+
+    def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
+        """The provider works in the project whose Workload Identity pool the api-server uses (`gcp:project`)."""
+        return {"project": provider["gcp:project"]}
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         project = provider.get("gcp:project") or "the GCP project"

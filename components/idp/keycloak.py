@@ -48,6 +48,10 @@ class KeycloakIdp(IdpModel):
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"keycloak:url": "KEYCLOAK_URL"}
     GROUPS_BOUND_BY: ClassVar[str | None] = "by name"
     DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {"url": ("keycloak:url",)}
+    PROVIDER_PACKAGE: ClassVar[str | None] = "keycloak"
+    # The provider's own HTTP timeout (5 s) fails requests to a loaded Keycloak; 120 s unless the stack sets
+    # `keycloak:clientTimeout` or KEYCLOAK_CLIENT_TIMEOUT.
+    PROVIDER_DEFAULTS: ClassVar[Mapping[str, tuple[str, Any]]] = {"client_timeout": ("KEYCLOAK_CLIENT_TIMEOUT", 120)}
     # ForceNew in the Keycloak provider's schema: a client, group or mapper moved to another realm (or
     # a mapper to another client, a group under another parent) is a new resource. clientId updates in place.
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -63,8 +67,8 @@ class KeycloakIdp(IdpModel):
     )
     url: str | None = Field(
         default=None,
-        description="Keycloak URL browsers and Airflow use (https; http only on loopback); the issuer is "
-        "`<url>/realms/<realm>`. Default: `keycloak:url` (or KEYCLOAK_URL), which the provider itself talks to.",
+        description="Keycloak URL browsers, Airflow and the program's Keycloak provider use (https; http only on "
+        "loopback); the issuer is `<url>/realms/<realm>`. Default: `keycloak:url` (or KEYCLOAK_URL).",
     )
     createRealm: bool = Field(  # noqa: N815
         default=False, description="Create the realm (brute-force protection on, SSL required for external)."
@@ -118,6 +122,11 @@ class KeycloakIdp(IdpModel):
             require_url(url, what="keycloak:url")
         except ValueError as error:
             raise ProviderConfigError(f"{error} (or set airflow-oidc:spec.idp.url)") from None
+
+    def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
+        """The provider talks to `keycloak:url` (or KEYCLOAK_URL) when the stack sets it (an internal admin endpoint,
+        say), else to the server the spec names (`idp.url`): a stack that sets only `idp.url` works."""
+        return {"url": provider.get("keycloak:url") or self.server_url(provider)}
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         where = f"realm {self.realm} at {self.url or provider.get('keycloak:url') or 'the Keycloak server'}"

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -61,6 +62,7 @@ class OktaIdp(IdpModel):
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"okta:orgName": "OKTA_ORG_NAME", "okta:baseUrl": "OKTA_BASE_URL"}
     GROUPS_BOUND_BY: ClassVar[str | None] = "by name"
     DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {"orgUrl": ("okta:orgName", "okta:baseUrl")}
+    PROVIDER_PACKAGE: ClassVar[str | None] = "okta"
     # ForceNew in the Okta provider's schema (okta_app_oauth: type, client_id; okta_app_group_assignments:
     # app_id). Scopes, claims, policies and their rules update in place; groups too.
     REPLACE_ON_CHANGE: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -77,7 +79,8 @@ class OktaIdp(IdpModel):
     )
     orgUrl: str | None = Field(  # noqa: N815
         default=None,
-        description="Okta org URL (a custom domain, say); default from `okta:orgName` and `okta:baseUrl`.",
+        description="Okta org URL (a custom domain, say); the program's Okta provider manages this org. Default "
+        "from `okta:orgName` and `okta:baseUrl`.",
     )
 
     @field_validator("orgUrl")
@@ -125,6 +128,14 @@ class OktaIdp(IdpModel):
             for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
                 names[f"Okta group {group!r} created at {org}"] = group
         return names
+
+    def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
+        """With `idp.orgUrl`, the provider manages that org (`https://<orgName>.<baseUrl>`), whatever `okta:orgName`
+        says: the app is created in the org whose issuer Airflow trusts."""
+        if not self.orgUrl:
+            return {}
+        org_name, _, base_url = (urlsplit(self.orgUrl).hostname or "").partition(".")
+        return {"org_name": org_name, "base_url": base_url}
 
     def org_url(self, provider: ProviderConfig) -> str | None:
         """The org the provider talks to: `idp.orgUrl`, else from `okta:orgName` + `okta:baseUrl`."""
