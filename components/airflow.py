@@ -14,8 +14,10 @@ from components.airflow_values import (
     SecretNames,
     auth_config_map_name,
     chart_source,
+    client_secret_version,
     config_version,
     helm_values,
+    keyed_secret_digest,
     render_webserver_config,
     secret_names,
 )
@@ -43,7 +45,8 @@ class AirflowDeployment(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     """The namespace Airflow runs in."""
     config_version: pulumi.Output[str]
-    """Fingerprint of the SSO config on the api-server pods (non-secret)."""
+    """Fingerprint of the SSO config and of the client secret's version on the api-server pods
+    (non-secret: the secret enters it only as a keyed digest)."""
 
     def __init__(
         self,
@@ -88,6 +91,7 @@ class AirflowDeployment(pulumi.ComponentResource):
                 )
             )
 
+        store_version: pulumi.Output[str] | None = None
         if spec.clientSecret.store == "gcp-secret-manager":
             # No Kubernetes Secret of the program's holds it: the operator writes the one the api-server reads.
             from components.secret_store import GcpSecretManagerClientSecret
@@ -97,13 +101,15 @@ class AirflowDeployment(pulumi.ComponentResource):
                 spec=spec,
                 project=(provider or {})["gcp:project"],
                 secret_name=names.oidc_client,
-                secret_key=SecretNames.OIDC_CLIENT_KEY,
                 value=client_secret,
                 opts=in_namespace,
             )
             depends.append(store)
+            store_version = store.version
+            client_secret_key: pulumi.Input[str] = store.secret_key
         else:
             secret("oidc-client-secret", names.oidc_client, SecretNames.OIDC_CLIENT_KEY, client_secret)
+            client_secret_key = SecretNames.OIDC_CLIENT_KEY
         api_key = random.RandomPassword(f"{name}-api-secret-key", length=64, special=False, opts=child)
         secret("api-secret-key", names.api_secret_key, SecretNames.API_SECRET_KEY_KEY, api_key.result)
         jwt = random.RandomPassword(f"{name}-jwt-secret", length=64, special=False, opts=child)
@@ -149,8 +155,19 @@ class AirflowDeployment(pulumi.ComponentResource):
         module_version = settings.apply(lambda text: auth_version(module_source, text))
 
         rendered = render_webserver_config(contract)
-        version = pulumi.Output.all(client_id, secret_version).apply(
-            lambda args: config_version(rendered, str(args[0]), str(args[1]))
+        # Which secret value the api-server must read, without the value: a keyed digest (HMAC under a
+        # random key of this stack's, kept in state) changes with any new value, a given one edited
+        # included; the store and its version id (Secret Manager) with a switch or a new version.
+        version_key = random.RandomBytes(f"{name}-secret-version-key", length=32, opts=child)
+        store_name = spec.clientSecret.store
+        version = pulumi.Output.unsecret(
+            pulumi.Output.all(client_id, secret_version, version_key.hex, client_secret, store_version).apply(
+                lambda args: config_version(
+                    rendered,
+                    str(args[0]),
+                    client_secret_version(store_name, str(args[1]), keyed_secret_digest(args[2], args[3]), args[4]),
+                )
+            )
         )
         values = helm_values(
             spec,
@@ -160,6 +177,7 @@ class AirflowDeployment(pulumi.ComponentResource):
             rendered_config=rendered,
             service_account_annotations=dict(api_server_annotations or {}),
             auth_version=module_version,
+            client_secret_key=client_secret_key,
         )
         source = chart_source(spec)
         release = k8s.helm.v3.Release(

@@ -7,6 +7,7 @@ resources. The chart is the official Apache Airflow chart (https://airflow.apach
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -159,6 +160,31 @@ def config_version(rendered_config: str, client_id: str, secret_version: str | i
     return digest.hexdigest()[:16]
 
 
+def keyed_secret_digest(key_hex: str, secret: str) -> str:
+    """HMAC-SHA256 of the client secret under the stack's own random key (kept in Pulumi state).
+
+    It changes whenever the secret does, and tells nothing about it without the key: a bare hash of a
+    low-entropy secret (a hand-typed one) in an annotation could be brute-forced offline.
+    """
+    return hmac.new(bytes.fromhex(key_hex), secret.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def client_secret_version(store: str, idp_version: str, keyed_digest: str, store_version: str | None = None) -> str:
+    """Everything that says which client secret value the api-server must read (non-secret): the store,
+    the kind's rotation period, the keyed digest of the value, and the store's own version id (Secret
+    Manager). Any of them changing changes `config_version`, so the api-server rolls."""
+    return f"{store}:{store_version or '-'}:{idp_version}:{keyed_digest}"
+
+
+def store_secret_key(store_version: str | None) -> str:
+    """The data key the api-server reads the client secret from. With a store whose versions the
+    program pins (Secret Manager), the key names the version (`client-secret-v3`): a pod started before
+    External Secrets wrote that version cannot start on the old value; it waits until the key exists."""
+    if store_version is None:
+        return SecretNames.OIDC_CLIENT_KEY
+    return f"{SecretNames.OIDC_CLIENT_KEY}-v{store_version}"
+
+
 def _image_values(spec: Spec) -> dict[str, Any]:
     image = spec.airflow.image
     values: dict[str, Any] = {"repository": image.repository, "tag": image.tag}
@@ -194,12 +220,14 @@ def helm_values(
     rendered_config: str | None = None,
     service_account_annotations: dict[str, Any] | None = None,
     auth_version: Any = None,
+    client_secret_key: Any = SecretNames.OIDC_CLIENT_KEY,
 ) -> dict[str, Any]:
     """Values for the official chart: the program's own, with `airflow.values` merged last.
 
-    `client_id`, `version` and the annotation values may be plain strings or Pulumi outputs (the
-    chart receives them resolved). `service_account_annotations` go on the api-server's Kubernetes
-    service account (the IdP kind's, e.g. a GKE Workload Identity).
+    `client_id`, `version`, `client_secret_key` and the annotation values may be plain strings or
+    Pulumi outputs (the chart receives them resolved). `service_account_annotations` go on the
+    api-server's Kubernetes service account (the IdP kind's, e.g. a GKE Workload Identity);
+    `client_secret_key` is the data key of the client secret's Secret (see `store_secret_key`).
     """
     names = secret_names(spec)
     rendered = rendered_config if rendered_config is not None else render_webserver_config(contract)
@@ -253,7 +281,7 @@ def helm_values(
                 # would hand it to every container and every task pod.
                 {
                     "name": CLIENT_SECRET_ENV,
-                    "valueFrom": {"secretKeyRef": {"name": names.oidc_client, "key": SecretNames.OIDC_CLIENT_KEY}},
+                    "valueFrom": {"secretKeyRef": {"name": names.oidc_client, "key": client_secret_key}},
                 },
                 # The api-server's uvicorn trusts X-Forwarded-* only from these addresses.
                 {"name": "FORWARDED_ALLOW_IPS", "value": spec.airflow.forwardedAllowIps},

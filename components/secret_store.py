@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from components.airflow_values import store_secret_key
 from components.gcp import WORKLOAD_IDENTITY_ANNOTATION, service_account_id, workload_identity_member
 from components.idp.base import ComponentResource, ProviderConfig, ProviderConfigError
 
@@ -56,11 +57,12 @@ def secret_store_name(spec: Spec) -> str:
 
 class GcpSecretManagerClientSecret(ComponentResource):
     """The client secret in Secret Manager, synced by External Secrets Operator into the Kubernetes
-    Secret `secret_name` (key `secret_key`) that the api-server reads; nothing else may read it.
+    Secret `secret_name` that the api-server reads; nothing else may read it.
 
-    Outputs: `secret_id` (the Secret Manager secret) and `version` (the version the ExternalSecret
-    pins; a new one at each rotation). No class-level output annotations: Pulumi evaluates them,
-    and this module imports no pulumi at load."""
+    Outputs: `secret_id` (the Secret Manager secret), `version` (the version the ExternalSecret pins;
+    a new one whenever the value changes) and `secret_key` (the data key, which names that version:
+    `store_secret_key`). No class-level output annotations: Pulumi evaluates them, and this module
+    imports no pulumi at load."""
 
     def __init__(
         self,
@@ -69,7 +71,6 @@ class GcpSecretManagerClientSecret(ComponentResource):
         spec: Spec,
         project: str,
         secret_name: str,
-        secret_key: str,
         value: pulumi.Output[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -151,6 +152,10 @@ class GcpSecretManagerClientSecret(ComponentResource):
             },
             opts=in_namespace,
         )
+        # The data key names the pinned version: pods rolled for version N read `client-secret-vN`, and
+        # cannot start (CreateContainerConfigError, retried) before the operator has written it; the
+        # pods of the previous version keep running and serving until the new ones are ready.
+        secret_key = version.version.apply(store_secret_key)
         self.external_secret = k8s.apiextensions.CustomResource(
             f"{name}-external-secret",
             api_version=EXTERNAL_SECRETS_API,
@@ -173,4 +178,5 @@ class GcpSecretManagerClientSecret(ComponentResource):
         )
         self.secret_id = secret.id
         self.version = version.version
-        self.register_outputs({"secret_id": self.secret_id, "version": self.version})
+        self.secret_key = secret_key
+        self.register_outputs({"secret_id": self.secret_id, "version": self.version, "secret_key": self.secret_key})

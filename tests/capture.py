@@ -47,8 +47,7 @@ ESO_EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 def idp_side(run: Run) -> dict[str, Any]:
     """The registration the IdP holds, read from the declared resources (not from the spec)."""
     outputs = run.stack_outputs
-    secrets = kubernetes_secrets(run)
-    client_secret = secrets["airflow-oidc-client"]["client-secret"]
+    client_secret = api_server_client_secret(run)
     if run.of_type(ENTRA_APP):
         return entra_side(run, client_secret)
     if run.of_type(KEYCLOAK_CLIENT):
@@ -245,6 +244,14 @@ def okta_service_accounts(run: Run) -> dict[str, Any]:
         if client_id in allowed and app["grantTypes"] == ["client_credentials"]:
             accounts.append({"name": name, "client_id": client_id, "client_secret": app["clientBasicSecret"]})
     return {"service_accounts": accounts, "service_account_scopes": list(rule["scopeWhitelists"])}
+
+
+def api_server_client_secret(run: Run) -> str:
+    """The client secret as the api-server reads it: its env's secretKeyRef, resolved in the Secrets."""
+    values = run.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    (entry,) = [e for e in values["apiServer"]["env"] if e["name"] == "AIRFLOW_OIDC_CLIENT_SECRET"]
+    ref = entry["valueFrom"]["secretKeyRef"]
+    return kubernetes_secrets(run)[ref["name"]][ref["key"]]
 
 
 def kubernetes_secrets(run: Run) -> dict[str, dict[str, str]]:

@@ -147,9 +147,11 @@ def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None
         # Every container's env carries PYTHONPATH for the auth-manager module, and nothing else.
         assert values["env"] == [{"name": "PYTHONPATH", "value": "/opt/airflow/airflow-oidc"}]
         env = {entry["name"]: entry for entry in values["apiServer"]["env"]}
+        # With Secret Manager the key names the pinned version (the mocks' first version is "1").
+        key = "client-secret-v1" if in_secret_manager(run) else "client-secret"
         assert env["AIRFLOW_OIDC_CLIENT_SECRET"] == {
             "name": "AIRFLOW_OIDC_CLIENT_SECRET",
-            "valueFrom": {"secretKeyRef": {"name": "airflow-oidc-client", "key": "client-secret"}},
+            "valueFrom": {"secretKeyRef": {"name": "airflow-oidc-client", "key": key}},
         }
         assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
         if in_secret_manager(run):

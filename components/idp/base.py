@@ -361,7 +361,9 @@ class IdpClient(ComponentResource):
     client_secret: pulumi.Output[str]
     """The client secret Airflow presents (a Pulumi secret)."""
     secret_version: pulumi.Output[str]
-    """Non-secret: changes whenever the secret Airflow must read changes (rolls the api-server)."""
+    """Non-secret: the kind's rotation period of the secret (`"0"`: the program never rotates it). The
+    Airflow side adds a keyed digest of the value itself and the store's version, so the api-server
+    rolls whenever the value it must read changes, a given secret edited included."""
     outputs: dict[str, pulumi.Output[Any]]
     """Further stack outputs of this kind (e.g. `registration`: what to register by hand)."""
     api_server_annotations: dict[str, pulumi.Output[str]]

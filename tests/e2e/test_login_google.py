@@ -83,8 +83,12 @@ class TestGoogleStack(SsoLoginCases):
             "annotations": {"iam.gke.io/gcp-service-account": reader},
         }
         assert idp["groups_reader"] == reader
-        # The api-servers read the client secret from the Secret the ExternalSecret produces.
-        assert deployment.capture["airflow"]["secrets"]["airflow-oidc-client"]["client-secret"] == idp["client_secret"]
+        # The api-servers read the client secret from the Secret the ExternalSecret produces, under the
+        # key naming the Secret Manager version it pins.
+        (entry,) = [e for e in deployment.values["apiServer"]["env"] if e["name"] == "AIRFLOW_OIDC_CLIENT_SECRET"]
+        assert entry["valueFrom"]["secretKeyRef"] == {"name": "airflow-oidc-client", "key": "client-secret-v1"}
+        synced = deployment.capture["airflow"]["secrets"]["airflow-oidc-client"]
+        assert synced == {"client-secret-v1": idp["client_secret"]}
         assert deployment.admin.username == f"google_{deployment.admin.account_id}"
 
     def test_roles_come_from_cloud_identity_never_from_the_token(self, deployment: LocalDeployment) -> None:
