@@ -42,6 +42,7 @@ GCP_SECRET = "gcp:secretmanager/secret:Secret"
 GCP_SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
 ESO_SECRET_STORE = "kubernetes:external-secrets.io/v1:SecretStore"
 ESO_EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
+CALLBACK_PATH_PREFIX = "/auth/oauth-authorized/"
 
 
 def idp_side(run: Run) -> dict[str, Any]:
@@ -198,14 +199,16 @@ def entra_side(run: Run, client_secret: str) -> dict[str, Any]:
     ]
     tenant = outputs["tenantId"]
     required = service_principal.inputs["appRoleAssignmentRequired"]
+    registered = app["web"]["redirectUris"]
     return {
         "kind": "azuread",
         "client_id": outputs["clientId"],
         "client_secret": client_secret,
         "client_secret_at_idp": client_secret,
         "client_secrets_held": held,
-        "redirect_uris": app["web"]["redirectUris"],
-        "post_logout_redirect_uris": [],  # Entra registers a front-channel logout URL, no post-logout list
+        # Entra has one list: a post_logout_redirect_uri is accepted when it is a registered redirect URI.
+        "redirect_uris": [uri for uri in registered if CALLBACK_PATH_PREFIX in uri],
+        "post_logout_redirect_uris": [uri for uri in registered if CALLBACK_PATH_PREFIX not in uri],
         "logout_url": app["web"]["logoutUrl"],
         "grant_types": ["authorization_code"],
         "pkce_required": False,  # Entra accepts PKCE when the client sends it (Airflow does)

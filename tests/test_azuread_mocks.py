@@ -115,12 +115,20 @@ def slots_by_name(run: Run) -> dict[str, Registration]:
 # --- the app registration ------------------------------------------------------------------------
 
 
-def test_redirect_uri_is_exactly_the_contracts_callback(run: Run) -> None:
+def test_redirect_uris_are_exactly_the_contracts_callback_and_post_logout_uri(run: Run) -> None:
+    """Entra returns users after logout only to a registered redirect URI: the post-logout URI is one,
+    or Microsoft's own signed-out page is where they stay."""
     spec = spec_from_stack_file(STACK_FILE)
     contract = client_contract(spec, stack=STACK, provider=provider_from_stack_file(STACK_FILE, spec))
     web = app_inputs(run)["web"]
-    assert web["redirectUris"] == list(contract.redirect_uris)
-    assert web["redirectUris"] == ["https://airflow.risk.example.com/auth/oauth-authorized/azuread"]
+    assert web["redirectUris"] == [*contract.redirect_uris, *contract.post_logout_redirect_uris]
+    assert web["redirectUris"] == [
+        "https://airflow.risk.example.com/auth/oauth-authorized/azuread",
+        "https://airflow.risk.example.com/auth/login/",
+    ]
+    # The rendered config sends exactly that URI as post_logout_redirect_uri.
+    config = values(run)["apiServer"]["apiServerConfig"]
+    assert 'POST_LOGOUT_REDIRECT_URI = "https://airflow.risk.example.com/auth/login/"' in config
     assert web["logoutUrl"] == "https://airflow.risk.example.com/auth/logout"
     assert web["implicitGrant"] == {"accessTokenIssuanceEnabled": False, "idTokenIssuanceEnabled": False}
     assert app_inputs(run)["signInAudience"] == "AzureADMyOrg"

@@ -3,13 +3,17 @@ where its credential goes (or that there is none: GitHub federation), and what A
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
 import pytest
 
+from components.idp.azuread import period_start, secret_slots
 from components.idp.azuread_service_accounts import service_account_app_role_id
-from tests.mock_engine import Run, fake_secret, plain_occurrences
+from components.idp.base import credential_end_date, secret_generation
+from tests.mock_engine import Registration, Run, fake_secret, plain_occurrences
+from tests.test_azuread_mocks import DAY, frozen_today
 from tests.test_chart_schema import errors, helm_merge
 from tests.test_service_accounts import run_with, settings_of, values_of
 
@@ -125,6 +129,55 @@ def test_entra_password_value_reaches_the_secret_store_only(entra: Run) -> None:
         assert plain_occurrences(resource.raw_inputs, value) == [], resource.name
     for outputs in entra.outputs.values():
         assert plain_occurrences(outputs, value) == []
+
+
+def entra_password_on(day: datetime.date, rotation_days: int) -> Registration:
+    """The service account `reports`'s password as declared on `day` with this `clientSecret.rotationDays`
+    (environment `staging`: prod's defaults do not let a team stack choose its rotation)."""
+    with frozen_today(day):
+        run = run_with(
+            "risk-prod",
+            environment="staging",
+            serviceAccounts=ENTRA_ACCOUNTS,
+            clientSecret={"store": "kubernetes", "rotationDays": rotation_days},
+        )
+    return run.named("airflow-oidc-azuread-sa-reports-secret")
+
+
+@pytest.mark.parametrize("rotation_days", [1, 30, 90, 365])
+def test_entra_service_account_password_ends_beyond_the_next_rotation_and_moves_only_with_the_period(
+    rotation_days: int,
+) -> None:
+    """Program-made passwords carry an end date past the next rotation (Graph's default is two years,
+    which a long rotationDays outlives), derived from the period: the same all period long (no
+    replacement on every run, as an end date from now() would cause)."""
+    start = period_start(secret_generation(DAY, rotation_days), rotation_days)
+    first, same_period = (
+        entra_password_on(start, rotation_days),
+        entra_password_on(start + datetime.timedelta(days=rotation_days - 1), rotation_days),
+    )
+    next_period = entra_password_on(start + datetime.timedelta(days=rotation_days), rotation_days)
+    assert first.raw_inputs == same_period.raw_inputs
+    generation = secret_generation(start, rotation_days)
+    end = datetime.date.fromisoformat(first.inputs["endDate"][:10])
+    # Replaced when the next period begins; still valid through the whole period after that.
+    assert end > period_start(generation + 1, rotation_days)
+    assert end >= period_start(generation + 3, rotation_days)
+    assert first.inputs["endDate"] == credential_end_date(generation, rotation_days)
+    assert next_period.inputs["endDate"] == credential_end_date(generation + 1, rotation_days)
+    assert next_period.inputs["rotateWhenChanged"] == {"period": str(generation + 1)}
+
+
+@pytest.mark.parametrize("rotation_days", [1, 30, 90, 365, 3650])
+def test_every_program_made_entra_password_outlives_the_next_rotation(rotation_days: int) -> None:
+    """Pure, across four periods: the web client's two slots and a service account's password."""
+    for offset in range(0, 4 * rotation_days, max(1, rotation_days // 3)):
+        day = DAY + datetime.timedelta(days=offset)
+        generation = secret_generation(day, rotation_days)
+        next_rotation = period_start(generation + 1, rotation_days)
+        slots, _ = secret_slots(day, rotation_days)
+        for end_date in [slot.end_date for slot in slots] + [credential_end_date(generation, rotation_days)]:
+            assert datetime.date.fromisoformat(end_date[:10]) > next_rotation, (rotation_days, day, end_date)
 
 
 # --- Keycloak ---------------------------------------------------------------------------------

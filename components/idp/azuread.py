@@ -25,6 +25,7 @@ from components.idp.base import (
     IdpModel,
     ProviderConfig,
     ProviderConfigError,
+    credential_end_date,
     explicit_provider,
     secret_generation,
 )
@@ -488,6 +489,13 @@ def group_field(group: Any, name: str) -> str:
     return str(getattr(group, name))
 
 
+def entra_redirect_uris(contract: ClientContract) -> list[str]:
+    """The app's web redirect URIs: Airflow's callback, then the post-logout URI (Entra accepts a
+    `post_logout_redirect_uri` only among the registered redirect URIs)."""
+    uris = list(contract.redirect_uris)
+    return uris + [uri for uri in contract.post_logout_redirect_uris if uri not in uris]
+
+
 def period_start(generation: int, rotation_days: int) -> datetime.date:
     """The first day of rotation period `generation` (see `secret_generation`)."""
     return ROTATION_EPOCH + datetime.timedelta(days=generation * rotation_days)
@@ -518,8 +526,7 @@ def secret_slots(today: datetime.date, rotation_days: int) -> tuple[list[SecretS
     slots = []
     for slot in SLOTS:
         created = generation if generation % 2 == slot else generation - 1
-        end = period_start(created + 3, rotation_days)
-        slots.append(SecretSlot(slot=slot, generation=created, end_date=f"{end.isoformat()}T00:00:00Z"))
+        slots.append(SecretSlot(slot=slot, generation=created, end_date=credential_end_date(created, rotation_days)))
     return slots, generation % 2
 
 
@@ -565,7 +572,9 @@ class EntraApplication(IdpClient):
             display_name=entra_app_display_name(spec),
             sign_in_audience="AzureADMyOrg",
             web=azuread.ApplicationWebArgs(
-                redirect_uris=list(contract.redirect_uris),
+                # Entra sends users back after logout only to a registered redirect URI: without the
+                # post-logout URI here it shows its own signed-out page and the user stays there.
+                redirect_uris=entra_redirect_uris(contract),
                 logout_url=f"{spec.public_url}/auth/logout",
                 implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
                     access_token_issuance_enabled=False, id_token_issuance_enabled=False

@@ -19,7 +19,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from components.idp.base import secret_generation
+from components.idp.base import credential_end_date, secret_generation
 
 if TYPE_CHECKING:
     import pulumi
@@ -150,6 +150,9 @@ def provision_entra_service_accounts(
                 f"{name}-sa-{account.name}-secret",
                 application_id=app.id,
                 display_name=f"airflow-oidc rotation {generation}",
+                # Beyond the next rotation, from the period (not now(): that would replace it every run);
+                # without one Graph gives two years, which a long rotationDays outlives.
+                end_date=credential_end_date(generation, spec.clientSecret.rotationDays),
                 rotate_when_changed={"period": str(generation)},
                 opts=opts,  # the SDK marks `value` secret
             )

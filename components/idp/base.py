@@ -53,6 +53,19 @@ def secret_generation(today: datetime.date, rotation_days: int) -> int:
     return (today - ROTATION_EPOCH).days // rotation_days
 
 
+CREDENTIAL_PERIODS = 3
+"""A program-made credential at the IdP expires this many rotation periods after its period began."""
+
+
+def credential_end_date(generation: int, rotation_days: int) -> str:
+    """RFC 3339 end date of a credential created in rotation period `generation`: the start of period
+    `generation + 3`. It outlives the next rotation (and a stack not deployed for a whole period), and
+    is a function of the period, never of `now()`: an end date that moved every run would replace the
+    credential every run (Entra's password `end_date` forces replacement)."""
+    end = ROTATION_EPOCH + datetime.timedelta(days=(generation + CREDENTIAL_PERIODS) * rotation_days)
+    return f"{end.isoformat()}T00:00:00Z"
+
+
 class ProviderConfigError(Exception):
     """A provider setting the kind needs is missing or malformed; the message names the config key."""
 
