@@ -48,6 +48,7 @@ INHERITABLE: dict[str, str] = {
     "airflow.image.tag": "Airflow image tag",
     "airflow.image.digest": "Airflow image digest",
     "airflow.apiServerReplicas": "api-server replicas",
+    "googleCloud.enableApis": "whether stacks enable the Google Cloud APIs they call (false: the platform does)",
 }
 """Spec keys (dotted, below `airflow-oidc:spec`) an environment defaults file may set."""
 

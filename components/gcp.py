@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pulumi
+
     from components.spec import Spec
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
@@ -33,6 +35,34 @@ def gcp_mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[s
     if type_ == "gcp:secretmanager/secretVersion:SecretVersion":
         return {"version": "1", "name": f"{inputs.get('secret')}/versions/1"}
     return None
+
+
+CLOUD_IDENTITY_API = "cloudidentity.googleapis.com"
+"""Group memberships at sign-in and `createGroups` (idp.kind google)."""
+SECRET_MANAGER_API = "secretmanager.googleapis.com"
+"""The client secret's store (clientSecret.store gcp-secret-manager)."""
+
+
+def enabled_api(
+    name: str, *, spec: Spec, project: str, api: str, parent: pulumi.Resource
+) -> pulumi.CustomResource | None:
+    """`api` enabled in `project` (`gcp.projects.Service`), or None when the platform team enables
+    APIs centrally (`googleCloud.enableApis: false`). Never disabled on destroy: another stack or
+    workload in the project may use it. Enabling an enabled API changes nothing, so stacks sharing a
+    project may each declare it."""
+    if not spec.googleCloud.enableApis:
+        return None
+    import pulumi
+    import pulumi_gcp.projects as projects
+
+    return projects.Service(
+        f"{name}-api-{api.split('.')[0]}",
+        project=project,
+        service=api,
+        disable_on_destroy=False,
+        disable_dependent_services=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def service_account_id(spec: Spec, purpose: str) -> str:

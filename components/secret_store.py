@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from components.airflow_values import store_secret_key
-from components.gcp import WORKLOAD_IDENTITY_ANNOTATION, service_account_id, workload_identity_member
+from components.gcp import (
+    SECRET_MANAGER_API,
+    WORKLOAD_IDENTITY_ANNOTATION,
+    enabled_api,
+    service_account_id,
+    workload_identity_member,
+)
 from components.idp.base import ComponentResource, ProviderConfig, ProviderConfigError
 
 if TYPE_CHECKING:
@@ -85,7 +91,8 @@ class GcpSecretManagerClientSecret(ComponentResource):
         # Children do not inherit the component's depends_on: the namespaced ones wait for what it waits for.
         waits_for = list(opts.depends_on or []) if opts is not None and isinstance(opts.depends_on, list) else []
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=waits_for)
-        guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
+        api = enabled_api(name, spec=spec, project=project, api=SECRET_MANAGER_API, parent=self)
+        guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod, depends_on=[api] if api else [])
         secret = secretmanager.Secret(
             f"{name}-secret",
             secret_id=secret_manager_id(spec),

@@ -228,6 +228,18 @@ class ClientSecret(Model):
     rotationDays: int = Field(default=90, ge=1, le=3650, description="Replace the secret every N days.")  # noqa: N815
 
 
+class GoogleCloud(Model):
+    """The Google Cloud project the stack uses (`gcp:project`), with `idp.kind: google` or
+    `clientSecret.store: gcp-secret-manager`; other stacks use no Google API and ignore it."""
+
+    enableApis: bool = Field(  # noqa: N815
+        default=True,
+        description="Enable the Google Cloud APIs the stack calls, in `gcp:project`: `cloudidentity.googleapis.com` "
+        "(idp.kind google) and `secretmanager.googleapis.com` (clientSecret.store gcp-secret-manager); never "
+        "disabled on destroy. false where the platform team enables APIs centrally: the program then assumes them.",
+    )
+
+
 if TYPE_CHECKING:
     Idp = IdpModel
 else:
@@ -378,6 +390,10 @@ class Spec(Model):
     tokens: Tokens = Field(default_factory=Tokens)
     clientSecret: ClientSecret = Field(default_factory=ClientSecret)  # noqa: N815
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    googleCloud: GoogleCloud = Field(  # noqa: N815
+        default_factory=GoogleCloud,
+        description="The Google Cloud project's APIs (kind google, store gcp-secret-manager).",
+    )
     serviceAccounts: list[ServiceAccount] = Field(  # noqa: N815
         default_factory=list,
         description="Machine identities for automation (client credentials, no password): each exchanges "

@@ -279,7 +279,7 @@ def test_only_pulumi_gcp_is_loaded_and_only_the_submodules_it_uses() -> None:
     # Every other subpackage stays a lazy module (pulumi_gcp is ~290 MB of Python); `config` is the
     # provider's own settings, read when any gcp resource is declared.
     used = set(plain["loaded"]) - {"pulumi_gcp.config"}
-    assert used == {"pulumi_gcp.secretmanager", "pulumi_gcp.serviceaccount"}, plain["loaded"]
+    assert used == {"pulumi_gcp.projects", "pulumi_gcp.secretmanager", "pulumi_gcp.serviceaccount"}, plain["loaded"]
     with_groups = loaded_modules(create_groups=True)
     assert set(with_groups["loaded"]) - {"pulumi_gcp.config"} == used | {"pulumi_gcp.cloudidentity"}
 
@@ -357,3 +357,66 @@ def test_google_with_the_kubernetes_store_keeps_the_secret_in_the_program_s_secr
     assert is_secret(kube.stack_outputs["clientSecret"])
     # The groups reader is the kind's, whatever the store.
     assert [a.name for a in kube.of_type(ACCOUNT)] == ["airflow-oidc-google-groups-reader"]
+
+
+# --- the Google Cloud APIs the stack calls -----------------------------------------------------
+
+API = "gcp:projects/service:Service"
+
+
+def apis(run: Run) -> dict[str, Any]:
+    return {service.inputs["service"]: service for service in run.of_type(API)}
+
+
+def test_the_apis_the_stack_calls_are_enabled_and_never_disabled_on_destroy(run: Run) -> None:
+    """Cloud Identity (every sign-in's group lookup) and Secret Manager (the store), in the stack's
+    project; destroying the stack leaves them on (another workload of the project may use them)."""
+    enabled = apis(run)
+    assert set(enabled) == {"cloudidentity.googleapis.com", "secretmanager.googleapis.com"}
+    for service in enabled.values():
+        assert service.inputs["project"] == PROJECT
+        assert service.inputs["disableOnDestroy"] is False
+        assert service.inputs["disableDependentServices"] is False
+    # What needs an API waits for it: the secret (the version, grant and ExternalSecret follow it), and
+    # the Helm release (its api-servers ask Cloud Identity at every sign-in).
+    assert enabled["secretmanager.googleapis.com"].urn in run.one(SM_SECRET).dependencies
+    release = run.one(RELEASE)
+    assert enabled["cloudidentity.googleapis.com"].urn in release.dependencies
+
+
+def test_created_groups_wait_for_the_cloud_identity_api() -> None:
+    created = run_program(STACK, *spec_with(idp={"createGroups": True}))
+    api = apis(created)["cloudidentity.googleapis.com"]
+    groups = created.of_type(GROUP)
+    assert groups and all(api.urn in group.dependencies for group in groups)
+
+
+def test_where_the_platform_enables_apis_the_program_declares_none() -> None:
+    """`googleCloud.enableApis: false`: no `projects.Service`, nothing waits for one."""
+    central = run_program(STACK, *spec_with(googleCloud={"enableApis": False}, idp={"createGroups": True}))
+    assert central.of_type(API) == []
+    assert central.of_type(SM_SECRET) and central.of_type(GROUP), "the rest is declared as before"
+
+
+def test_stacks_that_call_no_google_api_enable_none() -> None:
+    okta = run_program("dev", *stack_config(ROOT / "stacks" / "Pulumi.dev.yaml"))
+    assert okta.of_type(API) == []
+    config, secret_keys = stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")
+    spec = {**json.loads(config["airflow-oidc:spec"]), "clientSecret": {"store": "gcp-secret-manager"}}
+    okta_in_sm = run_program(
+        "dev", {**config, "airflow-oidc:spec": json.dumps(spec), "gcp:project": "p-dev"}, secret_keys
+    )
+    assert set(apis(okta_in_sm)) == {"secretmanager.googleapis.com"}
+
+
+def test_environment_defaults_may_leave_the_apis_to_the_platform(tmp_path: Path) -> None:
+    """The platform team sets `googleCloud.enableApis: false` once for an environment."""
+    from components.env_defaults import resolve_spec
+
+    (tmp_path / "defaults").mkdir()
+    (tmp_path / "defaults" / "prod.yaml").write_text("defaults:\n  googleCloud:\n    enableApis: false\n")
+    config, _ = stack_config(STACK_FILE)
+    raw = json.loads(config["airflow-oidc:spec"])
+    resolved = resolve_spec(raw, "stacks/Pulumi.growth-prod.yaml", tmp_path)
+    assert resolved.spec.googleCloud.enableApis is False
+    assert resolved.inherited == {"googleCloud.enableApis": False}

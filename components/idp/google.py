@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from components.contract import ClientContract, api_server_service_account, common_contract, slug
-from components.gcp import WORKLOAD_IDENTITY_ANNOTATION, gcp_mock_outputs, service_account_id, workload_identity_member
+from components.gcp import (
+    CLOUD_IDENTITY_API,
+    WORKLOAD_IDENTITY_ANNOTATION,
+    enabled_api,
+    gcp_mock_outputs,
+    service_account_id,
+    workload_identity_member,
+)
 from components.idp.base import IdpClient, IdpModel, ProviderConfig, ProviderConfigError
 from components.model import at
 
@@ -241,6 +248,10 @@ class GoogleWorkspaceClient(IdpClient):
             member=workload_identity_member(project, spec.airflow.namespace, api_server_service_account(spec)),
             opts=child,
         )
+        # Every sign-in asks Cloud Identity; a disabled API answers SERVICE_DISABLED (a 403 that reads like
+        # the missing Groups Reader grant). The groups and the api-server's release wait for it.
+        api = enabled_api(name, spec=spec, project=project, api=CLOUD_IDENTITY_API, parent=self)
+        needs_api = pulumi.ResourceOptions(depends_on=[api] if api else [])
         if idp.createGroups:
             import pulumi_gcp.cloudidentity as cloudidentity
 
@@ -253,9 +264,12 @@ class GoogleWorkspaceClient(IdpClient):
                     parent=f"customers/{idp.customerId}",
                     labels={DISCUSSION_FORUM_LABEL: ""},
                     initial_group_config="EMPTY",
-                    opts=guarded,
+                    opts=pulumi.ResourceOptions.merge(guarded, needs_api),
                 )
         self.groups_reader = reader.email
+        # The annotation's value carries the dependency to the Helm release (the api-server must not
+        # start signing people in before the API is on).
+        annotation = pulumi.Output.all(reader.email, api.id if api else None).apply(lambda args: str(args[0]))
         self.finish(
             client_id=idp.clientId,
             client_secret=pulumi.Output.secret(idp.clientSecret.get_secret_value()),
@@ -270,5 +284,5 @@ class GoogleWorkspaceClient(IdpClient):
                     )
                 ),
             },
-            api_server_annotations={WORKLOAD_IDENTITY_ANNOTATION: reader.email},
+            api_server_annotations={WORKLOAD_IDENTITY_ANNOTATION: annotation},
         )
