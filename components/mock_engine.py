@@ -109,6 +109,8 @@ class Registration:
     urn: str
     provider: str = ""
     """The explicit provider reference (`<provider URN>::<id>`); empty: the engine's default provider."""
+    ignore_changes: list[str] = field(default_factory=list)
+    """The `ignore_changes` resource option (inputs the engine never updates after creation)."""
 
 
 @dataclass
@@ -165,6 +167,7 @@ class RecordingMonitor(MockMonitor):
                     dependencies=list(request.dependencies),
                     urn=response.urn,
                     provider=request.provider,
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response

@@ -53,6 +53,14 @@ class CustomAuthorizationServer(Model):
         description="The server's audience (Okta Admin > Security > API), the `aud` of its access tokens; "
         "needed for serviceAccounts. Default for the `default` server: `api://default`.",
     )
+    policySlot: int = Field(  # noqa: N815
+        default=1,
+        ge=1,
+        le=500,
+        description="This stack's place among the stacks sharing the server, assigned by the platform team "
+        "(1, 2, 3, …): its access policies ask Okta for priorities 2×slot−1 (sign-in) and 2×slot (service "
+        "accounts) when created. `airflow-oidc validate` refuses two stacks with one slot on one server.",
+    )
 
 
 class OktaIdp(IdpModel):
@@ -123,6 +131,9 @@ class OktaIdp(IdpModel):
         server = self.authorizationServer
         if isinstance(server, CustomAuthorizationServer):
             names[f"Okta policy name on {org} authorization server {server.id}"] = okta_policy_name(stack)
+            # Two stacks asking for one priority make Okta shift the other's policy (drift on every
+            # refresh) and, created at once, answer 500 (okta/terraform-provider-okta#1198).
+            names[f"Okta policy slot on {org} authorization server {server.id}"] = str(server.policySlot)
         if self.createGroups:
             # An Okta group name is unique among Okta groups: a second stack cannot create it again.
             for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
@@ -319,6 +330,12 @@ def okta_policy_name(stack: str) -> str:
     return f"airflow-{slug(stack)}"
 
 
+def okta_policy_priorities(slot: int) -> tuple[int, int]:
+    """The priorities a stack's two access policies ask for (sign-in, service accounts): distinct for
+    distinct slots, so no two stacks (and no two policies of one stack) ask for the same one."""
+    return 2 * slot - 1, 2 * slot
+
+
 def okta_api_scope(stack: str) -> str:
     """The custom server's scope for this stack's Airflow API (service accounts' tokens must carry it)."""
     return slug(f"airflow_{stack}") + "_api"
@@ -387,7 +404,7 @@ def okta_service_accounts(
         policy_name=f"airflow-{slug(stack)}-automation",
         description=f"Airflow ({stack}): its service accounts only",
         clients=list(identities.values()),
-        priority=2,
+        priority=okta_policy_priorities(spec.idp.authorizationServer.policySlot)[1],
         grant="client_credentials",
         scopes=[scope.name],
         lifetime_minutes=spec.access_token_minutes,
@@ -421,6 +438,8 @@ class OktaAppSettings:
     scope: str
     claim: str
     access_token_minutes: int
+    policy_slot: int = 1
+    """The custom server's policy slot (`okta_policy_priorities`)."""
 
 
 def okta_app_settings(spec: Spec, contract: ClientContract) -> OktaAppSettings:
@@ -436,6 +455,7 @@ def okta_app_settings(spec: Spec, contract: ClientContract) -> OktaAppSettings:
         scope=contract.role_claim_scope or "groups",
         claim=contract.role_claim,
         access_token_minutes=spec.access_token_minutes,
+        policy_slot=server.policySlot if isinstance(server, CustomAuthorizationServer) else 1,
     )
 
 
@@ -589,7 +609,7 @@ class OktaApplication(IdpClient):
             policy_name=okta_policy_name(stack),
             description=f"Airflow ({stack}): this client only",
             clients=[app.client_id],
-            priority=1,
+            priority=okta_policy_priorities(settings.policy_slot)[0],
             grant="authorization_code",
             scopes=list(contract.scopes),
             lifetime_minutes=settings.access_token_minutes,
@@ -612,7 +632,15 @@ def server_policy(
     opts: pulumi.ResourceOptions,
 ) -> None:
     """An access policy on a custom authorization server for exactly `clients`, with one rule
-    allowing one grant for these scopes (`<name>-policy`, `<name>-policy-rule`)."""
+    allowing one grant for these scopes (`<name>-policy`, `<name>-policy-rule`).
+
+    `priority` is asked for at creation only. Okta renumbers a server's policies as others are added
+    or removed (a priority beyond their count becomes the last), and the provider reads the new number
+    back: declaring it again would show drift on every refresh and, applied, re-shuffle other stacks'
+    policies. The order among stacks does not matter (each policy names its own clients); created
+    with small, distinct priorities they stay ahead of the server's catch-all policies."""
+    import pulumi
+
     policy = okta.auth.ServerPolicy(
         f"{name}-policy",
         auth_server_id=server_id,
@@ -621,7 +649,7 @@ def server_policy(
         client_whitelists=clients,
         priority=priority,
         status="ACTIVE",
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["priority"])),
     )
     okta.auth.ServerPolicyRule(
         f"{name}-policy-rule",
