@@ -343,6 +343,29 @@ def next_commands(stack: str, model: type[IdpModel], provided: dict[str, str] | 
     return commands
 
 
+def assign_policy_slot(
+    spec: dict[str, Any], stack: str, provider: dict[str, str], stacks_dir: Path, skip: Path
+) -> int | None:
+    """An Okta custom server shared with other stacks: the smallest policy slot none of them takes on
+    that org and server (the numbering the platform team would give; README: the Okta shared-server
+    rule). None when the stack's kind takes no slot."""
+    from components.fleet import fleet_member
+
+    parsed = parse_spec(spec, f"stacks/Pulumi.{stack}.yaml")
+    keys = [what for what in parsed.idp.fleet_names(parsed, stack=stack, provider=provider) if "policy slot" in what]
+    if not keys:
+        return None
+    taken: set[str] = set()
+    for path in sorted(stacks_dir.glob("Pulumi.*.yaml")):
+        member = fleet_member(path) if path != skip else None
+        taken.update(name for what, name in (member.taken() if member else []) if what in keys)
+    slot = 1
+    while str(slot) in taken:
+        slot += 1
+    spec["idp"]["authorizationServer"] = {**spec["idp"]["authorizationServer"], "policySlot": slot}
+    return slot
+
+
 def clash_fix(clash: Clash) -> str:
     """The flag or key that resolves a clash with another stack."""
     what = clash.what.lower()
@@ -352,6 +375,10 @@ def clash_fix(clash: Clash) -> str:
         return f"--groups bind (share the groups {clash.other} creates)"
     if what.startswith("kube context"):
         return "another airflow.namespace or kubernetes:context in the file"
+    if what.startswith("okta policy slot"):
+        return (
+            "idp.authorizationServer.policySlot: a slot no other stack on that server takes (the platform assigns them)"
+        )
     return f"another value for {clash.what} in the file"
 
 
@@ -406,6 +433,7 @@ def new_stack(
         sharing = plan_sharing(model, siblings, groups, stack, spec)
         filled = fill_required(spec, model, stack)
         parse_spec(spec, f"stacks/{path.name}")
+        slot = assign_policy_slot(spec, stack, sharing.provider, stacks_dir, skip=path)
     except (ValueError, SpecError) as error:
         return refuse(str(error))
     stacks_dir.mkdir(parents=True, exist_ok=True)
@@ -432,6 +460,8 @@ def new_stack(
         print(f"team {team}'s stacks ({', '.join(s.stack for s in siblings)}) use another kind: nothing shared")
     if sharing.groups:
         print(f"groups: {sharing.groups}")
+    if slot is not None:
+        print(f"okta: idp.authorizationServer.policySlot {slot}, the first free on that server")
     if filled:
         print(f"replace the placeholders marked REPLACE (idp: {', '.join(filled)}), then:")
     else:

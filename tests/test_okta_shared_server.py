@@ -148,3 +148,19 @@ def test_distinct_slots_or_servers_or_orgs_do_not_clash(fleet_dir: Path) -> None
     assert fleet_clashes([first, write_stack(fleet_dir, "search", 2)]) == []
     assert fleet_clashes([first, write_stack(fleet_dir, "growth", 1, server="aus1a2b3c")]) == []
     assert fleet_clashes([first, write_stack(fleet_dir, "risk", 1, org="other")]) == []
+
+
+def test_new_stack_gives_the_team_s_next_environment_the_first_free_slot(fleet_dir: Path) -> None:
+    """A team's next stack copies the Okta server from its other stack and takes the first slot no
+    stack of the fleet takes there, so it is valid against the fleet as written."""
+    import yaml
+
+    from components.new_stack import new_stack
+
+    write_stack(fleet_dir, "payments", 1)
+    write_stack(fleet_dir, "search", 2)
+    assert new_stack("payments", "dev", None, "airflow.dev.payments.example.com", fleet_dir) == 0
+    written = yaml.safe_load((fleet_dir / "Pulumi.payments-dev.yaml").read_text())
+    server = written["config"]["airflow-oidc:spec"]["idp"]["authorizationServer"]
+    assert server == {"mode": "custom", "id": "default", "policySlot": 3}
+    assert fleet_clashes(sorted(fleet_dir.glob("Pulumi.*.yaml"))) == []

@@ -394,6 +394,9 @@ def test_the_same_okta_app_label_and_custom_server_policy_clash(
         "is also taken by stacks/Pulumi.blue-qa.yaml",
         "stacks/Pulumi.blue_qa.yaml: Okta policy name on https://acme.okta.com authorization server default "
         "'airflow-blue_qa' is also taken by stacks/Pulumi.blue-qa.yaml",
+        # Neither was given a policy slot: both would ask Okta for priorities 1 and 2.
+        "stacks/Pulumi.blue_qa.yaml: Okta policy slot on https://acme.okta.com authorization server default "
+        "'1' is also taken by stacks/Pulumi.blue-qa.yaml",
         # Both create the team's groups (createGroups defaults to true): Okta keeps one group per name.
         "stacks/Pulumi.blue_qa.yaml: Okta group 'blue-airflow-admins' created at https://acme.okta.com "
         "is also taken by stacks/Pulumi.blue-qa.yaml",
