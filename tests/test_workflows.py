@@ -112,11 +112,124 @@ def test_deploy_groups_stacks_by_environment(repo: Path) -> None:
         [sys.executable, str(SCRIPT), "by-environment"], cwd=repo, check=True, capture_output=True, text=True
     )
     values = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    none = {"kind": "", "gcp": False}  # these stack files name no IdP kind
     assert json.loads(values["pre-prod"]) == [
-        {"stack": "team-dev", "environment": "dev"},
-        {"stack": "team-staging", "environment": "staging"},
+        {"stack": "team-dev", "environment": "dev", **none},
+        {"stack": "team-staging", "environment": "staging", **none},
     ]
-    assert json.loads(values["prod"]) == [{"stack": "team-prod", "environment": "prod"}]
+    assert json.loads(values["prod"]) == [{"stack": "team-prod", "environment": "prod", **none}]
+
+
+# ---------------------------------------------------------------------------------------------- credentials per kind
+
+
+def kind_stack(environment: str, kind: str, store: str | None = None) -> str:
+    text = stack_file(environment) + f"    idp:\n      kind: {kind}\n"
+    return text + (f"    clientSecret:\n      store: {store}\n" if store else "")
+
+
+def by_environment(repo: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "by-environment"], cwd=repo, check=True, capture_output=True, text=True
+    )
+    values = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    return [*json.loads(values["pre-prod"]), *json.loads(values["prod"])]
+
+
+def test_each_stack_says_its_kind_and_whether_it_calls_google_cloud(repo: Path) -> None:
+    """The matrices carry what each stack's providers need: a Keycloak stack its kind; a Google stack,
+    and any stack keeping its secret in Secret Manager (set in the stack or by its environment's
+    defaults), Google credentials."""
+    stacks = repo / "stacks"
+    (stacks / "Pulumi.search-prod.yaml").write_text(kind_stack("prod", "keycloak"))
+    (stacks / "Pulumi.growth-prod.yaml").write_text(kind_stack("prod", "google"))
+    (stacks / "Pulumi.pay-qa.yaml").write_text(kind_stack("qa", "okta", store="gcp-secret-manager"))
+    (stacks / "defaults").mkdir()
+    (stacks / "defaults" / "staging.yaml").write_text("defaults:\n  clientSecret:\n    store: gcp-secret-manager\n")
+    (stacks / "Pulumi.risk-staging.yaml").write_text(kind_stack("staging", "azuread"))
+    deploy = {entry["stack"]: (entry["kind"], entry["gcp"]) for entry in by_environment(repo)}
+    assert deploy["search-prod"] == ("keycloak", False)
+    assert deploy["growth-prod"] == ("google", True)
+    assert deploy["pay-qa"] == ("okta", True)
+    assert deploy["risk-staging"] == ("azuread", True)
+    assert changed(repo)["preview"] == ["growth-prod", "pay-qa", "risk-staging", "search-prod", "team-dev", "team-prod"]
+    output = repo / "github-output"
+    matrix = json.loads(dict(line.split("=", 1) for line in output.read_text().splitlines())["preview-matrix"])
+    assert {"stack": "search-prod", "kind": "keycloak", "gcp": False} in matrix
+    assert {"stack": "growth-prod", "kind": "google", "gcp": True} in matrix
+
+
+EXPRESSION = re.compile(r"^\$\{\{\s*(.*?)\s*\}\}$")
+CONDITIONAL = re.compile(r"^matrix\.kind == '(\w+)' && (\S+) \|\| (\S+)$")
+
+
+def evaluate(value: Any, matrix: dict[str, Any]) -> Any:
+    """The few expression forms the workflows use, as GitHub evaluates them for one matrix entry;
+    `secrets.X` / `vars.X` evaluate to a marker naming where the value comes from. Anything else fails."""
+    if not isinstance(value, str) or not (found := EXPRESSION.match(value)):
+        return value
+    return _term(found.group(1), matrix)
+
+
+def _term(text: str, matrix: dict[str, Any]) -> Any:
+    if conditional := CONDITIONAL.match(text):
+        kind, then, otherwise = conditional.groups()
+        return _term(then if matrix["kind"] == kind else otherwise, matrix)
+    if re.fullmatch(r"(secrets|vars)\.\w+", text):
+        return f"<{text}>"
+    if re.fullmatch(r"matrix\.\w+", text):
+        return matrix[text.split(".")[1]]
+    if re.fullmatch(r"'[^']*'", text):
+        return text[1:-1]
+    raise AssertionError(f"an expression form this test does not know: {text!r}")
+
+
+CREDENTIALS = ("OKTA_API_TOKEN", "KEYCLOAK_CLIENT_ID", "KEYCLOAK_CLIENT_SECRET", "ARM_CLIENT_ID", "ARM_TENANT_ID")
+
+
+def job_for(name: str, job: str, matrix: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the pulumi step's env, the steps that run) for one matrix entry of a job."""
+    steps = workflow(name)["jobs"][job]["steps"]
+    running = [step for step in steps if "if" not in step or evaluate("${{ " + step["if"] + " }}", matrix)]
+    pulumi = next(step for step in running if step.get("uses", "").startswith("pulumi/actions@"))
+    return {key: evaluate(value, matrix) for key, value in pulumi["env"].items()}, running
+
+
+JOBS = [("deploy.yml", "up"), ("deploy.yml", "up-prod"), ("identity-review.yml", "preview")]
+
+
+@pytest.mark.parametrize(("name", "job"), JOBS)
+def test_a_keycloak_stack_gets_keycloak_client_credentials_from_secrets_and_nothing_else(name: str, job: str) -> None:
+    env, running = job_for(name, job, {"stack": "search-prod", "kind": "keycloak", "gcp": False})
+    assert env["KEYCLOAK_CLIENT_ID"] == "<secrets.KEYCLOAK_CLIENT_ID>"
+    assert env["KEYCLOAK_CLIENT_SECRET"] == "<secrets.KEYCLOAK_CLIENT_SECRET>"
+    assert {key for key in CREDENTIALS if env[key]} == {"KEYCLOAK_CLIENT_ID", "KEYCLOAK_CLIENT_SECRET"}
+    assert env["ARM_USE_OIDC"] == "false"
+    assert not any(step.get("uses", "").startswith("google-github-actions/auth@") for step in running)
+
+
+@pytest.mark.parametrize(("name", "job"), JOBS)
+def test_a_google_stack_authenticates_by_workload_identity_federation_without_a_key(name: str, job: str) -> None:
+    env, running = job_for(name, job, {"stack": "growth-prod", "kind": "google", "gcp": True})
+    (auth,) = [step for step in running if step.get("uses", "").startswith("google-github-actions/auth@")]
+    inputs = {key: evaluate(value, {}) for key, value in auth["with"].items()}
+    assert inputs == {
+        "workload_identity_provider": "<vars.GCP_WORKLOAD_IDENTITY_PROVIDER>",
+        "service_account": "<vars.GCP_SERVICE_ACCOUNT>",
+    }, "no credentials_json: never a service-account key"
+    names = [step.get("uses", step.get("name", "")) for step in running]
+    assert names.index(auth["uses"]) < next(i for i, n in enumerate(names) if n.startswith("pulumi/actions@"))
+    assert {key for key in CREDENTIALS if env[key]} == set(), "no other kind's credentials"
+    assert workflow(name)["jobs"][job]["permissions"]["id-token"] == "write"
+
+
+@pytest.mark.parametrize(("name", "job"), JOBS)
+def test_an_entra_stack_signs_in_with_its_federated_credential_and_no_secret(name: str, job: str) -> None:
+    env, _ = job_for(name, job, {"stack": "risk-prod", "kind": "azuread", "gcp": False})
+    assert env["ARM_USE_OIDC"] == "true"
+    assert (env["ARM_CLIENT_ID"], env["ARM_TENANT_ID"]) == ("<vars.ARM_CLIENT_ID>", "<vars.ARM_TENANT_ID>")
+    assert "ARM_CLIENT_SECRET" not in env
+    assert {key for key in CREDENTIALS if env[key]} == {"ARM_CLIENT_ID", "ARM_TENANT_ID"}
 
 
 # ---------------------------------------------------------------------------------------------- invariants
@@ -139,7 +252,10 @@ def test_no_permission_unless_a_job_asks(name: str) -> None:
     for job_name, job in flow["jobs"].items():
         granted = {scope: level for scope, level in job["permissions"].items() if level != "none"}
         writes = {scope for scope, level in granted.items() if level == "write"}
-        assert writes <= ({"pull-requests"} if job_name == "comment" else set()), (job_name, writes)
+        # The comment job writes its comment; the credentialed jobs ask GitHub for their OIDC token
+        # (Google workload identity federation, Entra's federated credential): no other write anywhere.
+        allowed = {"comment": {"pull-requests"}, "up": {"id-token"}, "up-prod": {"id-token"}, "preview": {"id-token"}}
+        assert writes <= allowed.get(job_name, set()), (job_name, writes)
 
 
 def test_the_review_runs_a_forks_code_without_secrets_and_comments_only_for_this_repository() -> None:

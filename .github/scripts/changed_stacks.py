@@ -6,6 +6,10 @@
   by-environment       every stack file grouped for deployment: `prod` and the rest (`local` is the
                        demo on this machine, never deployed).
 
+Each stack comes with what its providers need from CI: `kind` (the IdP kind: that kind's credentials
+only) and `gcp` (Google Cloud through workload identity federation: kind google or the Secret Manager
+store); `changed` gives them as `preview-matrix`.
+
 Writes `key=value` lines to $GITHUB_OUTPUT (stdout outside Actions).
 """
 
@@ -18,6 +22,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -32,10 +37,39 @@ def stack_name(path: Path) -> str:
     return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
 
 
-def environment(path: Path) -> str:
+def spec_of(path: Path) -> dict[str, Any]:
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     spec = config.get("airflow-oidc:spec") or {}
-    return str(spec.get("environment", "")) if isinstance(spec, dict) else ""
+    return spec if isinstance(spec, dict) else {}
+
+
+def environment(path: Path) -> str:
+    return str(spec_of(path).get("environment", ""))
+
+
+def credentials(path: Path) -> dict[str, Any]:
+    """What the stack's providers need from CI: its IdP kind (that kind's credentials) and whether it
+    calls Google Cloud (kind google, or the client secret in Secret Manager: workload identity federation).
+    The store may come from the environment's defaults file (stacks/defaults/<env>.yaml)."""
+    spec = spec_of(path)
+    idp = spec.get("idp") if isinstance(spec.get("idp"), dict) else {}
+    kind = str(idp.get("kind", ""))
+    store = _get(spec, "clientSecret", "store")
+    if store is None:
+        defaults_file = path.parent / "defaults" / f"{environment(path)}.yaml"
+        if defaults_file.is_file():
+            store = _get(
+                (yaml.safe_load(defaults_file.read_text()) or {}).get("defaults") or {}, "clientSecret", "store"
+            )
+    return {"kind": kind, "gcp": kind == "google" or store == "gcp-secret-manager"}
+
+
+def _get(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
 
 def is_stack_file(name: str) -> bool:
@@ -86,16 +120,22 @@ def main(argv: list[str] | None = None) -> int:
             ["git", "diff", "--name-only", f"{args.base}...HEAD"], check=True, capture_output=True, text=True
         ).stdout.split()
         files = changed_files(diff, all_stacks)
-        previews = [stack_name(path) for path in files if environment(path) not in NOT_DEPLOYED]
-        write_outputs({"files": " ".join(str(path) for path in files), "preview-stacks": json.dumps(previews)})
-    else:
-        deploy = [(stack_name(path), environment(path)) for path in all_stacks]
+        previewed = [path for path in files if environment(path) not in NOT_DEPLOYED]
         write_outputs(
             {
-                "pre-prod": json.dumps(
-                    [{"stack": s, "environment": e} for s, e in deploy if e not in NOT_DEPLOYED | {"prod"}]
-                ),
-                "prod": json.dumps([{"stack": s, "environment": e} for s, e in deploy if e == "prod"]),
+                "files": " ".join(str(path) for path in files),
+                "preview-stacks": json.dumps([stack_name(path) for path in previewed]),
+                "preview-matrix": json.dumps([{"stack": stack_name(path), **credentials(path)} for path in previewed]),
+            }
+        )
+    else:
+        deploy = [
+            {"stack": stack_name(path), "environment": environment(path), **credentials(path)} for path in all_stacks
+        ]
+        write_outputs(
+            {
+                "pre-prod": json.dumps([d for d in deploy if d["environment"] not in NOT_DEPLOYED | {"prod"}]),
+                "prod": json.dumps([d for d in deploy if d["environment"] == "prod"]),
             }
         )
     return 0
