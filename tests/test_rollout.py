@@ -189,6 +189,8 @@ def run_kind(kind: str, day: datetime.date = DAY, spec_json: str = "{}") -> Run:
     for key, value in json.loads(spec_json).items():
         spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
     config = {**config, "airflow-oidc:spec": json.dumps(spec), "gcp:project": config.get("gcp:project", "p-rollout")}
+    # A given secret is set with `pulumi config set --secret --path`: the spec key is then a secret.
+    secret_keys = sorted({*secret_keys, "airflow-oidc:spec"})
     with frozen_today(day):
         return run_program(stack, config, secret_keys)
 
