@@ -41,7 +41,8 @@ OWNED_VALUE_PATHS: dict[str, str] = {
     "apiServer.apiServerConfig": "the rendered webserver_config.py (the SSO wiring)",
     "apiServer.apiServerConfigConfigMapName": "it would replace the rendered webserver_config.py",
     "apiServer.env": "a list: Helm would replace the OIDC client id/secret and FORWARDED_ALLOW_IPS",
-    "apiServer.podAnnotations": "it carries the config-version annotation that rolls the pods",
+    "apiServer.podAnnotations.airflow-oidc/config-version": "it rolls the api-server pods when the SSO config "
+    "or the client secret changes",
     "apiServer.replicas": "set airflow.apiServerReplicas instead",
     "apiServer.serviceAccount.name": "named by the program: an IdP-side Workload Identity binding names it",
     "apiServer.serviceAccount.annotations": "set by the IdP kind (e.g. the GKE Workload Identity of kind: google)",
@@ -64,7 +65,6 @@ OWNED_VALUE_PATHS: dict[str, str] = {
         f"{component}.podAnnotations.{AUTH_VERSION_ANNOTATION}": "it rolls the component's pods when the "
         "auth-manager module or its service accounts change"
         for component in ROLLED_COMPONENTS
-        if component != "apiServer"  # apiServer.podAnnotations is owned as a whole (above)
     },
     "extraEnv": "secrets are wired by the program",
     "extraEnvFrom": "secrets are wired by the program",

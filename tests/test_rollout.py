@@ -71,6 +71,9 @@ MIGRATION_JOB_POD_TEMPLATE_READS = (
 )
 
 
+SPEC_AIRFLOW = {"tls": {"secretName": "t"}, "database": {"secretName": "db"}}
+
+
 def spec(**extra: Any) -> Any:
     raw = {
         "environment": "prod",
@@ -78,7 +81,7 @@ def spec(**extra: Any) -> Any:
         "hostname": "airflow.payments.example.com",
         "idp": {"kind": "oidc", "issuer": "https://login.example.com", "clientId": "airflow"},
         "access": [{"group": "payments-airflow-admins", "role": "Admin"}],
-        "airflow": {"tls": {"secretName": "t"}, "database": {"secretName": "db"}},
+        "airflow": SPEC_AIRFLOW,
         **extra,
     }
     return parse_spec(raw, "stacks/Pulumi.payments-prod.yaml")
@@ -319,3 +322,17 @@ def test_with_secret_manager_the_external_secret_writes_the_key_the_api_server_r
     pinned = data["remoteRef"]["version"]
     assert data["secretKey"] == ref["key"] == f"client-secret-v{pinned}"
     assert api_server_client_secret(run) == version.inputs["secretData"]
+
+
+def test_your_pod_annotations_sit_beside_the_program_s_roll_annotations() -> None:
+    """`airflow.values` may add pod annotations (each component's, the api-server's too): Helm merges them
+    key by key with the program's, which stay (a value for one of those keys is refused)."""
+    parsed = spec(
+        airflow={**SPEC_AIRFLOW, "values": {"apiServer": {"podAnnotations": {"prometheus.io/scrape": "true"}}}}
+    )
+    values = helm_values(parsed, client_contract(parsed, stack="payments-prod"), client_id="airflow", version="v")
+    assert values["apiServer"]["podAnnotations"] == {
+        VERSION_ANNOTATION: "v",
+        AUTH_VERSION_ANNOTATION: values["scheduler"]["podAnnotations"][AUTH_VERSION_ANNOTATION],
+        "prometheus.io/scrape": "true",
+    }

@@ -279,6 +279,7 @@ def problems(raw: dict[str, Any]) -> str:
         {"airflowPodAnnotations": {"airflow-oidc/auth-version": "pinned"}},
         {"scheduler": {"podAnnotations": {"airflow-oidc/auth-version": "pinned"}}},
         {"workers": {"podAnnotations": {"airflow-oidc/auth-version": "pinned"}}},
+        {"apiServer": {"podAnnotations": {"airflow-oidc/config-version": "pinned"}}},
         {"config": {"core": {"auth_manager": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"}}},
     ],
     ids=[
@@ -289,6 +290,7 @@ def problems(raw: dict[str, Any]) -> str:
         "auth-version",
         "scheduler-auth-version",
         "workers-auth-version",
+        "api-server-config-version",
         "auth-manager",
     ],
 )
@@ -300,7 +302,11 @@ def test_values_that_would_unmount_the_auth_module_are_refused(values: dict[str,
 
 def test_other_pod_annotations_are_still_yours() -> None:
     raw = spec_with("local-oidc")
-    extra = {"airflowPodAnnotations": {"team": "data"}, "scheduler": {"podAnnotations": {"team": "data"}}}
+    extra = {
+        "airflowPodAnnotations": {"team": "data"},
+        "scheduler": {"podAnnotations": {"team": "data"}},
+        "apiServer": {"podAnnotations": {"prometheus.io/scrape": "true"}},
+    }
     raw["airflow"] = {**raw["airflow"], "values": extra}
     spec = parse_spec(raw, "stacks/Pulumi.test.yaml")
     assert spec.airflow.values == extra
