@@ -197,7 +197,7 @@ def _ingress_values(spec: Spec) -> dict[str, Any]:
     tls = spec.airflow.tls
     annotations: dict[str, str] = {}
     host: dict[str, Any] = {"name": spec.host}
-    if tls is not None:
+    if tls is not None and not tls.terminatedUpstream:  # terminated upstream: plain HTTP, no certificate here
         secret = tls.secretName or f"{spec.airflow.releaseName}-tls"
         host["tls"] = {"enabled": True, "secretName": secret}
         if tls.issuer is not None:

@@ -278,15 +278,35 @@ class CertIssuer(Model):
 
 
 class Tls(Model):
-    """The ingress certificate: a Secret you provide, or one cert-manager issues."""
+    """Where HTTPS ends: at the ingress, with a certificate (a Secret you provide, or one cert-manager
+    issues), or at a load balancer in front of the ingress (`terminatedUpstream`)."""
 
     secretName: str | None = Field(default=None, description="TLS Secret in the namespace.")  # noqa: N815
     issuer: CertIssuer | None = Field(default=None, description="cert-manager issuer; the Secret name is derived.")
+    terminatedUpstream: bool = Field(  # noqa: N815
+        default=False,
+        description="TLS ends at a load balancer in front of the ingress (AWS ALB, Google Cloud Load Balancing, "
+        "Azure Front Door): the ingress carries no TLS block and no certificate and serves plain HTTP, while users "
+        "still reach `https://<hostname>` (Airflow's base_url and the redirect URIs stay https). Needs "
+        "`airflow.forwardedAllowIps` set to the range the forwarded requests come from (never `*`) and an ingress "
+        "controller that passes the load balancer's X-Forwarded-Proto on.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Tls:
+        if self.terminatedUpstream:
+            if self.secretName or self.issuer:
+                raise at(
+                    ("terminatedUpstream",),
+                    "true means no certificate at the ingress (the load balancer holds it): remove secretName and "
+                    "issuer, or set terminatedUpstream: false",
+                )
+            return self
         if not self.secretName and not self.issuer:
-            raise ValueError("set secretName or issuer")
+            raise ValueError(
+                "set secretName or issuer (or terminatedUpstream: true when a load balancer in front of the "
+                "ingress ends TLS)"
+            )
         return self
 
 
@@ -324,7 +344,11 @@ class AirflowSettings(Model):
         default=None, ge=1, le=20, description="api-server replicas; default 2 in prod, 1 elsewhere."
     )
     database: Database | None = Field(default=None, description="Required in prod; default elsewhere: bundled.")
-    tls: Tls | None = Field(default=None, description="Ingress TLS; required unless the host is loopback.")
+    tls: Tls | None = Field(
+        default=None,
+        description="Where HTTPS ends: a certificate at the ingress, or a load balancer in front of it "
+        "(terminatedUpstream); required unless the host is loopback.",
+    )
     ingressClassName: str | None = Field(default=None, description="Ingress class, e.g. `nginx`.")  # noqa: N815
     forwardedAllowIps: str = Field(  # noqa: N815
         default="*",
@@ -460,7 +484,24 @@ class Spec(Model):
             if self.airflow.database is None:
                 raise at(("airflow", "database"), "prod needs an external database: set secretName")
         if self.airflow.tls is None and not self.is_loopback:
-            raise at(("airflow", "tls"), f"{self.hostname!r} is served over https: set secretName or issuer")
+            raise at(
+                ("airflow", "tls"),
+                f"{self.hostname!r} is served over https: set secretName or issuer "
+                "(or terminatedUpstream: true when a load balancer in front of the ingress ends TLS)",
+            )
+        if self.airflow.tls is not None and self.airflow.tls.terminatedUpstream:
+            if split_hostname(self.hostname)[0] == "http":
+                raise at(
+                    ("airflow", "tls", "terminatedUpstream"),
+                    f"{self.hostname!r} is served over http: a load balancer ending TLS serves https://<host>",
+                )
+            if self.airflow.forwardedAllowIps.strip() == "*":
+                raise at(
+                    ("airflow", "forwardedAllowIps"),
+                    "with airflow.tls.terminatedUpstream the api-server learns the scheme and the client from "
+                    "X-Forwarded-* headers: trust them only from the range your ingress controller's (or load "
+                    "balancer's) requests come from, e.g. 10.0.0.0/8, never '*'",
+                )
         self.idp.check_spec(self)
         if self.serviceAccounts:
             self.idp.check_service_accounts(self)

@@ -317,6 +317,13 @@ class LocalDeployment(Service):
         return urlsplit(self.base_url).port or 443
 
     @property
+    def tls_terminated_upstream(self) -> bool:
+        """The program declared an ingress without TLS for an https URL (`airflow.tls.terminatedUpstream`):
+        nginx then plays a load balancer ending TLS in front of a plain-HTTP ingress."""
+        hosts = ((self.values.get("ingress") or {}).get("apiServer") or {}).get("hosts") or []
+        return self.base_url.startswith("https://") and bool(hosts) and not any("tls" in host for host in hosts)
+
+    @property
     def redirect_uri(self) -> str:
         """The one redirect URI registered at the IdP."""
         (uri,) = self.idp["redirect_uris"]
@@ -558,6 +565,7 @@ class LocalDeployment(Service):
                 self.airflow.upstreams,
                 listen_port=self.https_port,
                 pin_paths=SPLIT_OAUTH_FLOW,
+                tls_terminated_upstream=self.tls_terminated_upstream,
             )
             self.browser = Browser(map_hosts=[self.hostname], artifacts_dir=ARTIFACTS_ROOT / self.run.path.name)
             start_in_parallel(self._stack, [self.airflow, self.nginx], here=[self.browser] if self.with_browser else [])
