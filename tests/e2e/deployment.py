@@ -20,6 +20,7 @@ The expected roles come from the stack file's spec (the intent), never from the 
 from __future__ import annotations
 
 import ast
+import datetime
 import json
 import os
 import re
@@ -151,12 +152,18 @@ class SpecIntent:
         return frozenset()
 
 
-def run_capture(stack_file: Path, out: Path, *, python: Path = PULUMI_PYTHON) -> dict[str, Any]:
-    """`python -m tests.capture <stack_file> --out <out>` in the Pulumi venv; the JSON (mode 0600)."""
+def run_capture(
+    stack_file: Path, out: Path, *, python: Path = PULUMI_PYTHON, today: datetime.date | None = None
+) -> dict[str, Any]:
+    """`python -m tests.capture <stack_file> --out <out>` in the Pulumi venv; the JSON (mode 0600).
+    `today`: what the program declares when run on that day (e.g. in the next rotation period)."""
     if not python.exists():
         raise HarnessError(f"{python} not found: the capture runs the program in the Pulumi venv (make venvs)")
+    # The program's own date override (components/airflow_oidc.py: AIRFLOW_OIDC_TODAY).
+    on_day = {"AIRFLOW_OIDC_TODAY": today.isoformat()} if today is not None else {}
     result = subprocess.run(
         [str(python), "-m", "tests.capture", str(stack_file), "--out", str(out)],
+        env={**os.environ, **on_day},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -24,6 +24,7 @@ from tests.e2e.conftest import deployed
 from tests.e2e.deployment import LocalDeployment, one_character_off, stack_file
 from tests.e2e.harness.keycloak import Pkce, authorization_url, login_form_action
 from tests.e2e.keycloak_idp import KeycloakIdp
+from tests.e2e.rotation_cases import RotationCases
 from tests.e2e.sso_cases import AUTHLIB_REFUSED, NOT_MAPPED, SsoLoginCases, assert_refused_in_airflow
 
 pytestmark = pytest.mark.e2e
@@ -40,8 +41,9 @@ def keycloak(deployment: LocalDeployment) -> KeycloakIdp:
     return deployment.provider
 
 
-class TestKeycloakLocalStack(SsoLoginCases):
-    """Keycloak: every realm user may authenticate, so Airflow refuses the unmapped; the real server's refusals."""
+class TestKeycloakLocalStack(RotationCases, SsoLoginCases):
+    """Keycloak: every realm user may authenticate, so Airflow refuses the unmapped; the real server's
+    refusals; a client-secret rotation applied while a user is signed in."""
 
     def test_mapper_with_full_path_maps_nobody(self, deployment: LocalDeployment) -> None:
         """The declared mapper with full_path switched on emits "/<group>": the mapped user is refused."""

@@ -17,6 +17,7 @@ pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .
 
 from tests.e2e.conftest import deployed
 from tests.e2e.deployment import LocalDeployment, stack_file
+from tests.e2e.rotation_cases import RotationCases
 from tests.e2e.sso_cases import SsoLoginCases
 
 pytestmark = pytest.mark.e2e
@@ -28,5 +29,6 @@ def deployment(request: pytest.FixtureRequest, e2e_prerequisites: None) -> Itera
     yield from deployed(stack_file(request.param))
 
 
-class TestOktaStacks(SsoLoginCases):
-    """Okta: assignment refusals at the IdP, the claim filter, the custom server's scope and claim."""
+class TestOktaStacks(RotationCases, SsoLoginCases):
+    """Okta: assignment refusals at the IdP, the claim filter, the custom server's scope and claim; a
+    client-secret rotation applied while a user is signed in."""
