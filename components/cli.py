@@ -24,10 +24,11 @@ from pydantic.fields import FieldInfo
 from components import new_stack as new_stack_command
 from components import plan as plan_command
 from components import validate_report as report
+from components.env_defaults import repeated_notes
 from components.fleet import fleet_clash_list, fleet_of
 from components.project import Project, ProjectNotFoundError, find_project
 from components.spec import CONFIG_KEY, Spec, SpecError, json_schema
-from components.stack_config import inputs_from_stack_file
+from components.stack_config import inputs_from_stack_file, resolved_from_stack_file
 
 REFERENCE_BEGIN = "<!-- spec-reference:begin -->"
 REFERENCE_END = "<!-- spec-reference:end -->"
@@ -64,6 +65,8 @@ def validate(paths: Sequence[Path], project: Project | None = None, form: str = 
         checked.append(report.Checked(path, shown_name(path), ok, text))
         if form == "text":
             print(text, file=sys.stdout if ok else sys.stderr)
+            for note in stack_notes(path) if ok else []:
+                print(note, file=sys.stderr)  # not a problem: the exit status stays 0
     clashes = fleet_clash_list(fleet_of(paths), only=given or None)
     if form == "text":
         for clash in clashes:
@@ -89,6 +92,11 @@ def artifact_uri(path: Path, project: Project | None) -> str:
             except ValueError:
                 continue
     return path.resolve().as_uri()
+
+
+def stack_notes(path: Path) -> list[str]:
+    """Notes on a valid stack file: values it repeats from its environment's defaults (pinned there)."""
+    return [f"note: {shown_name(path)}: {note}" for note in repeated_notes(resolved_from_stack_file(path))]
 
 
 def check_stack_file(path: Path, *, check_settings: bool = True) -> tuple[bool, str]:

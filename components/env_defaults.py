@@ -6,8 +6,9 @@ image, replicas) and may set another value only for keys the file lists in `team
 accounts (the one allowlist: `validate`, the program and the policy pack read it from this file).
 How a value resolves, first match wins:
 
-1. the stack file's value, when the defaults file does not set the key, or lists it in `teamMayOverride`
-   (a stack repeating the default's own value overrides nothing and is always accepted);
+1. the stack file's value, when the defaults file does not set the key, or lists it in `teamMayOverride`,
+   or it is a lifetime (`STRICTER_BELOW`) below the default's, which is stricter and always allowed (a
+   stack repeating the default's own value overrides nothing and is always accepted, but pins it);
 2. the defaults file's value;
 3. the spec model's default (which may depend on the environment: `prod` gets the strictest).
 
@@ -49,8 +50,20 @@ INHERITABLE: dict[str, str] = {
     "airflow.image.digest": "Airflow image digest",
     "airflow.apiServerReplicas": "api-server replicas",
     "googleCloud.enableApis": "whether stacks enable the Google Cloud APIs they call (false: the platform does)",
+    "airflow.forwardedAllowIps": "addresses the api-server trusts for X-Forwarded-* (the ingress controller's)",
+    "airflow.ingressClassName": "ingress class",
+    "airflow.tls.issuer": "cert-manager issuer of the ingress certificate",
 }
 """Spec keys (dotted, below `airflow-oidc:spec`) an environment defaults file may set."""
+
+STRICTER_BELOW: tuple[str, ...] = (
+    "tokens.accessTokenMinutes",
+    "tokens.sessionMinutes",
+    "tokens.idleMinutes",
+    "clientSecret.rotationDays",
+)
+"""Lifetimes: a team value below the environment's is stricter and always allowed; above it only when
+`teamMayOverride` names the key."""
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _TOP_KEYS = ("defaults", "teamMayOverride", "allowedAdminGroups", "allowedAdminServiceAccounts")
@@ -96,6 +109,9 @@ class Resolved:
     defaults: EnvDefaults | None
     inherited: dict[str, Any] = field(default_factory=dict)
     """Dotted spec key -> the value taken from the defaults file (the stack did not set it)."""
+    repeated: dict[str, Any] = field(default_factory=dict)
+    """Dotted spec key -> the value the stack repeats from the defaults file: not an override, but pinned
+    (a later change of the default does not reach it; `validate` says so)."""
 
 
 class DefaultsFileError(Exception):
@@ -186,15 +202,24 @@ def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
     merged = copy.deepcopy(raw)
     problems: list[str] = []
     inherited: dict[str, Any] = {}
+    repeated: dict[str, Any] = {}
     for key, default in env_defaults.values.items():
         present, value = _lookup(raw, key)
+        if key == "airflow.tls.issuer" and not present and _own_certificate(raw):
+            continue  # the team brings its own certificate (or a load balancer ends TLS): no issuer is added
         if not present:
             _assign(merged, key, default)
             inherited[key] = default
-        elif value != default and not env_defaults.may_override(key):
+        elif _same(key, value, default):
+            repeated[key] = value  # not an override
+        elif key in STRICTER_BELOW and _below(value, default):
+            continue  # a shorter lifetime or a faster rotation: stricter, always allowed
+        elif not env_defaults.may_override(key):
+            above = " is above" if key in STRICTER_BELOW and _below(default, value) else " overrides"
             problems.append(
-                f"{CONFIG_KEY}.{key}: {value!r} overrides {default!r} from {env_defaults.source}, which does not "
-                f"let team stacks override it (add {key!r} to its teamMayOverride, or remove the key here)"
+                f"{CONFIG_KEY}.{key}: {value!r}{above} {default!r} from {env_defaults.source}, which does not "
+                f"let team stacks override it (add {key!r} to its teamMayOverride, or remove the key here to "
+                "follow the default)"
             )
     try:
         # The spec's own checks first: a value the model refuses is reported as such, not as an override.
@@ -204,7 +229,39 @@ def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
         raise SpecError(source, marked) from None
     if problems:
         raise SpecError(source, problems)
-    return Resolved(spec, env_defaults, inherited)
+    return Resolved(spec, env_defaults, inherited, repeated)
+
+
+IMPLIED: dict[str, dict[str, Any]] = {"airflow.tls.issuer": {"kind": "ClusterIssuer"}}
+"""Mapping values compared with the model's defaults filled in (`{name: x}` is `{name: x, kind: ClusterIssuer}`)."""
+
+
+def _same(key: str, value: Any, default: Any) -> bool:
+    if key in IMPLIED and isinstance(value, dict) and isinstance(default, dict):
+        return {**IMPLIED[key], **value} == {**IMPLIED[key], **default}
+    return bool(value == default)
+
+
+def _own_certificate(raw: dict[str, Any]) -> bool:
+    """The stack names its certificate (`airflow.tls.secretName`) or lets a load balancer end TLS."""
+    return _lookup(raw, "airflow.tls.secretName")[0] or bool(_lookup(raw, "airflow.tls.terminatedUpstream")[1])
+
+
+def _below(value: Any, bound: Any) -> bool:
+    """Both numbers (not booleans) and `value` < `bound`."""
+    numbers = all(isinstance(item, int | float) and not isinstance(item, bool) for item in (value, bound))
+    return numbers and value < bound
+
+
+def repeated_notes(resolved: Resolved) -> list[str]:
+    """What `validate` notes (not errors): keys the stack repeats from its defaults file, pinned there."""
+    if resolved.defaults is None:
+        return []
+    return [
+        f"{CONFIG_KEY}.{key}: {value!r} repeats the default of {resolved.defaults.source}: not an override, but "
+        "pinned here; remove the key so this stack follows a later change of the default"
+        for key, value in resolved.repeated.items()
+    ]
 
 
 def known_environments(stacks_dir: Path) -> list[str]:

@@ -26,7 +26,8 @@ import yaml
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from components.env_defaults import DEFAULTS_DIR, defaults_path
+from components.env_defaults import DEFAULTS_DIR, defaults_path, load_env_defaults, resolve_spec
+from components.env_defaults import known_environments as env_known_environments
 from components.fleet import Clash, fleet_clash_list, fleet_of
 from components.idp import KINDS, kind_name, kind_names
 from components.idp.base import IdpModel
@@ -192,6 +193,10 @@ def plan_sharing(
 # --- the spec -------------------------------------------------------------------------------------
 
 
+FORWARDED_PLACEHOLDER = "10.0.0.0/8"
+"""Prod without a forwarded-IPs default: a private range to narrow to the ingress controller's pods."""
+
+
 def base_spec(team: str, env: str, kind: str, hostname: str) -> dict[str, Any]:
     """The stack's spec before the kind's required keys: team groups, namespace, TLS, database."""
     airflow: dict[str, Any] = {
@@ -200,6 +205,8 @@ def base_spec(team: str, env: str, kind: str, hostname: str) -> dict[str, Any]:
         "ingressClassName": "nginx",
         "database": {"secretName": "airflow-metadata-db"} if env == "prod" else {"bundled": True},
     }
+    if env == "prod":  # never `*` there: a private range to narrow (the defaults' own replaces it)
+        airflow["forwardedAllowIps"] = FORWARDED_PLACEHOLDER
     return {
         "environment": env,
         "team": team,
@@ -306,6 +313,8 @@ def render_stack_file(
             line += f"  # pulumi config set --secret --path '{CONFIG_KEY}.idp.{previous}' <secret>"
         elif stripped.startswith("kubernetes:context:"):
             line += "  # REPLACE: the cluster's kube context"
+        elif stripped.startswith("forwardedAllowIps:"):
+            line += "  # REPLACE: the ingress controller's pod range (README: Forwarded headers)"
         previous = key
         lines.append(line)
     provider_keys = ", ".join(model.PROVIDER_CONFIG) or "none"
@@ -382,8 +391,24 @@ def clash_fix(clash: Clash) -> str:
     return f"another value for {clash.what} in the file"
 
 
+def leave_out_defaults(spec: dict[str, Any], stacks_dir: Path, env: str) -> None:
+    """Drop what the environment's defaults file sets: the stack inherits it, and follows its later changes."""
+    env_defaults = load_env_defaults(stacks_dir, env)
+    values = env_defaults.values if env_defaults is not None else {}
+    for key in values:
+        *parents, last = key.split(".")
+        holder: Any = spec
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if isinstance(holder, dict):
+            holder.pop(last, None)
+    tls = spec.get("airflow", {}).get("tls")
+    if tls == {}:
+        del spec["airflow"]["tls"]
+
+
 def known_environments(stacks_dir: Path) -> list[str]:
-    return sorted(path.stem for path in (stacks_dir / DEFAULTS_DIR).glob("*.yaml"))
+    return env_known_environments(stacks_dir)
 
 
 def new_stack(
@@ -432,7 +457,8 @@ def new_stack(
     try:
         sharing = plan_sharing(model, siblings, groups, stack, spec)
         filled = fill_required(spec, model, stack)
-        parse_spec(spec, f"stacks/{path.name}")
+        leave_out_defaults(spec, stacks_dir, env)
+        resolve_spec(spec, f"stacks/{path.name}", stacks_dir)  # with the environment's defaults
         slot = assign_policy_slot(spec, stack, sharing.provider, stacks_dir, skip=path)
     except (ValueError, SpecError) as error:
         return refuse(str(error))

@@ -7,6 +7,7 @@ typo is an error rather than a silently ignored setting. Defaults that depend on
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -352,8 +353,9 @@ class AirflowSettings(Model):
     ingressClassName: str | None = Field(default=None, description="Ingress class, e.g. `nginx`.")  # noqa: N815
     forwardedAllowIps: str = Field(  # noqa: N815
         default="*",
-        description="Addresses the api-server trusts for X-Forwarded-* (uvicorn FORWARDED_ALLOW_IPS): "
-        "your ingress controller's pod range in a shared cluster.",
+        description="Addresses the api-server trusts for X-Forwarded-* (uvicorn FORWARDED_ALLOW_IPS): IP "
+        "addresses and networks, comma-separated (`10.42.0.0/16,10.43.0.10`), the ingress controller's pod "
+        "range. `*` (any peer) is refused in prod; the environment defaults may set it.",
     )
     values: dict[str, Any] = Field(
         default_factory=dict, description="Extra Helm values, merged last; keys the program owns are refused."
@@ -381,6 +383,26 @@ class AirflowSettings(Model):
     def chart_repository(self) -> str:
         """The chart repository or OCI registry path (ignored with chartPath)."""
         return self.chartRepository or DEFAULT_CHART_REPOSITORY
+
+    @field_validator("forwardedAllowIps")
+    @classmethod
+    def _forwarded_allow_ips(cls, value: str) -> str:
+        # uvicorn takes a malformed entry as a literal that never matches a peer, silently: refuse it here.
+        for item in (part.strip() for part in value.split(",")):
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item) if "/" in item else ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (`10.42.0.0/16`, host bits zero) or `*`"
+                ) from None
+        return value
+
+    def trusts_every_peer(self) -> bool:
+        """`*`, or a network that spans every address (`0.0.0.0/0`, `::/0`)."""
+        items = [part.strip() for part in self.forwardedAllowIps.split(",")]
+        return any(item == "*" or ("/" in item and ipaddress.ip_network(item).prefixlen == 0) for item in items)
 
     @field_validator("values")
     @classmethod
@@ -495,13 +517,21 @@ class Spec(Model):
                     ("airflow", "tls", "terminatedUpstream"),
                     f"{self.hostname!r} is served over http: a load balancer ending TLS serves https://<host>",
                 )
-            if self.airflow.forwardedAllowIps.strip() == "*":
+            if self.airflow.trusts_every_peer():
                 raise at(
                     ("airflow", "forwardedAllowIps"),
                     "with airflow.tls.terminatedUpstream the api-server learns the scheme and the client from "
                     "X-Forwarded-* headers: trust them only from the range your ingress controller's (or load "
                     "balancer's) requests come from, e.g. 10.0.0.0/8, never '*'",
                 )
+        if self.is_prod and self.airflow.trusts_every_peer():
+            raise at(
+                ("airflow", "forwardedAllowIps"),
+                f"{self.airflow.forwardedAllowIps!r}: in prod the api-server never trusts X-Forwarded-* from every "
+                "peer (anyone reaching the pod could claim https and another client address); set the ingress "
+                "controller's pod range (e.g. 10.42.0.0/16), here or in stacks/defaults/prod.yaml (README: "
+                "Forwarded headers)",
+            )
         self.idp.check_spec(self)
         if self.serviceAccounts:
             self.idp.check_service_accounts(self)

@@ -16,11 +16,13 @@ import yaml
 
 from components.access import ACCESS_MODEL_FILE, KNOWN_AFTER_APPLY, AccessModel, access_model_of
 from components.contract import client_contract
+from components.env_defaults import resolve_spec
 from components.idp import kind_names
 from components.idp.keycloak import keycloak_group_path
-from components.spec import Spec, parse_spec
+from components.spec import Spec
 from components.stack_config import replace_secure_values
 from tests import kind_stacks
+from tests.conftest import ROOT
 from tests.mock_engine import Run, run_stack_file
 
 STACK = "conf-prod"
@@ -40,8 +42,8 @@ def test_every_kind_has_an_example_and_a_row() -> None:
 
 
 def parsed(body: dict[str, Any]) -> Spec:
-    """The spec as the program sees it (`secure:` values decrypted: a placeholder here)."""
-    return parse_spec(replace_secure_values(body)[0], "test")
+    """The spec as the program sees it (`secure:` values decrypted: a placeholder here; prod's defaults)."""
+    return resolve_spec(replace_secure_values(body)[0], "test", ROOT / "stacks").spec
 
 
 def pure_model(kind: str, body: dict[str, Any] | None = None) -> AccessModel:

@@ -57,6 +57,7 @@ def okta_stack(team: str, env: str = "dev", **spec: Any) -> dict[str, Any]:
     if env == "prod":
         body["idp"]["authorizationServer"] = {"mode": "custom", "id": "default"}
         body["airflow"]["database"] = {"secretName": "airflow-metadata-db"}
+        body["airflow"]["forwardedAllowIps"] = "10.42.0.0/16"  # never `*` in prod
     else:
         body["airflow"]["database"] = {"bundled": True}
     body.update(spec)

@@ -153,7 +153,9 @@ def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None
             "name": "AIRFLOW_OIDC_CLIENT_SECRET",
             "valueFrom": {"secretKeyRef": {"name": "airflow-oidc-client", "key": key}},
         }
-        assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
+        # The spec's (prod's defaults give the ingress controllers' range; `*` elsewhere by default).
+        assert env["FORWARDED_ALLOW_IPS"]["value"] == spec_of(run.stack).airflow.forwardedAllowIps
+        assert (env["FORWARDED_ALLOW_IPS"]["value"] == "*") == (not spec_of(run.stack).is_prod)
         if in_secret_manager(run):
             version = run.one(SECRET_VERSION)
             assert is_secret(version.raw_inputs["secretData"])

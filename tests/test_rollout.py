@@ -71,7 +71,7 @@ MIGRATION_JOB_POD_TEMPLATE_READS = (
 )
 
 
-SPEC_AIRFLOW = {"tls": {"secretName": "t"}, "database": {"secretName": "db"}}
+SPEC_AIRFLOW = {"tls": {"secretName": "t"}, "database": {"secretName": "db"}, "forwardedAllowIps": "10.42.0.0/16"}
 
 
 def spec(**extra: Any) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.env_defaults import resolve_spec
 from components.service_accounts import AUTH_MODULE_SOURCE, auth_version
 from components.spec import SpecError, parse_spec
 from tests.conftest import ROOT
@@ -265,7 +266,7 @@ def spec_with(stack: str, **changes: Any) -> dict[str, Any]:
 
 def problems(raw: dict[str, Any]) -> str:
     with pytest.raises(SpecError) as caught:
-        parse_spec(raw, "stacks/Pulumi.test.yaml")
+        resolve_spec(raw, "stacks/Pulumi.test.yaml", ROOT / "stacks")  # with the environment's defaults
     return str(caught.value)
 
 

@@ -252,10 +252,19 @@ CASES = [
         "set exactly one of secretName",
         id="database-both",
     ),
+    # In an environment whose defaults give no certificate issuer (dev's give one).
     pytest.param(
-        changed(("airflow.tls", MISSING)), key("airflow.tls"), "is served over https", id="public-host-without-tls"
+        changed(("environment", "staging"), ("airflow.tls", MISSING)),
+        key("airflow.tls"),
+        "is served over https",
+        id="public-host-without-tls",
     ),
-    pytest.param(changed(("airflow.tls", {})), key("airflow.tls"), "set secretName or issuer", id="tls-empty"),
+    pytest.param(
+        changed(("environment", "staging"), ("airflow.tls", {})),
+        key("airflow.tls"),
+        "set secretName or issuer",
+        id="tls-empty",
+    ),
     pytest.param(
         changed(("airflow.values", {"apiServer": {"env": []}})),
         key("airflow.values"),

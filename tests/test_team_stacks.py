@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from components.cli import check_stack_file, main
-from components.env_defaults import resolve_spec
+from components.env_defaults import repeated_notes, resolve_spec
 from components.idp import KINDS, kind_name
 from components.mock_engine import run_program
-from components.spec import CONFIG_KEY, SpecError
+from components.spec import CONFIG_KEY, SpecError, parse_spec
 from components.stack_config import input_problems, resolved_from_stack_file
 from components.stack_schema import MODELINES
 from tests.conftest import ROOT
@@ -89,6 +89,111 @@ def test_an_override_the_defaults_do_not_allow_names_both_files(stacks: Path) ->
 def test_repeating_the_default_value_is_not_an_override(stacks: Path) -> None:
     resolved = resolve_spec(spec(clientSecret={"rotationDays": 45}), "s", stacks)
     assert resolved.spec.clientSecret.rotationDays == 45
+    assert resolved.repeated == {"clientSecret.rotationDays": 45} and resolved.inherited.get("tokens.sessionMinutes")
+    assert repeated_notes(resolved) == [
+        "airflow-oidc:spec.clientSecret.rotationDays: 45 repeats the default of stacks/defaults/qa.yaml: not an "
+        "override, but pinned here; remove the key so this stack follows a later change of the default"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("tokens.sessionMinutes", 240),
+        ("tokens.accessTokenMinutes", 10),
+        ("clientSecret.rotationDays", 30),
+    ],
+)
+def test_a_stricter_lifetime_is_always_allowed(stacks: Path, key: str, value: int) -> None:
+    """Below the environment's value (a shorter session, a faster rotation), with no teamMayOverride entry."""
+    defaults = json.loads(json.dumps(DEFAULTS))
+    defaults["defaults"]["tokens"]["accessTokenMinutes"] = 15
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump(defaults))
+    section, name = key.split(".")
+    resolved = resolve_spec(spec(**{section: {name: value}}), "s", stacks)
+    assert getattr(getattr(resolved.spec, section), name) == value
+    assert key not in resolved.inherited and key not in resolved.repeated
+
+
+def test_a_longer_lifetime_needs_team_may_override(stacks: Path) -> None:
+    with pytest.raises(SpecError) as error:
+        resolve_spec(spec(tokens={"sessionMinutes": 900}), "stacks/Pulumi.b.yaml", stacks)
+    assert error.value.problems == [
+        "airflow-oidc:spec.tokens.sessionMinutes: 900 is above 600 from stacks/defaults/qa.yaml, which does not let "
+        "team stacks override it (add 'tokens.sessionMinutes' to its teamMayOverride, or remove the key here to "
+        "follow the default)"
+    ]
+    # idleMinutes is listed: longer is allowed (the model still caps it at the session).
+    assert resolve_spec(spec(tokens={"idleMinutes": 90}), "s", stacks).spec.tokens.idleMinutes == 90
+
+
+def test_a_later_change_of_the_default_reaches_the_stacks_that_leave_it_out(stacks: Path) -> None:
+    """The platform team lowers the session: a stack without the key follows; one that repeated the old value
+    pinned it, and is now told to remove the key (validate noted it while it was equal)."""
+    silent, repeating = spec(), spec(tokens={"sessionMinutes": 600})
+    assert resolve_spec(repeating, "s", stacks).repeated == {"tokens.sessionMinutes": 600}
+    lowered = json.loads(json.dumps(DEFAULTS))
+    lowered["defaults"]["tokens"]["sessionMinutes"] = 480
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump(lowered))
+    assert resolve_spec(silent, "s", stacks).spec.session_minutes == 480
+    with pytest.raises(SpecError) as error:
+        resolve_spec(repeating, "s", stacks)
+    assert "600 is above 480" in str(error.value) and "remove the key here to follow the default" in str(error.value)
+    raised = json.loads(json.dumps(DEFAULTS))
+    raised["defaults"]["tokens"]["sessionMinutes"] = 720
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump(raised))
+    assert resolve_spec(silent, "s", stacks).spec.session_minutes == 720
+    assert resolve_spec(repeating, "s", stacks).spec.session_minutes == 600  # now stricter: its own
+
+
+def test_defaults_may_set_forwarded_ips_ingress_class_and_issuer(stacks: Path) -> None:
+    defaults = json.loads(json.dumps(DEFAULTS))
+    defaults["defaults"]["airflow"].update(
+        forwardedAllowIps="10.42.0.0/16", ingressClassName="nginx", tls={"issuer": {"name": "letsencrypt"}}
+    )
+    (stacks / "defaults" / "qa.yaml").write_text(yaml.safe_dump(defaults))
+    issued = resolve_spec(spec(airflow={}), "s", stacks)
+    assert issued.spec.airflow.forwardedAllowIps == "10.42.0.0/16"
+    assert issued.spec.airflow.ingressClassName == "nginx"
+    assert issued.spec.airflow.tls is not None and issued.spec.airflow.tls.issuer is not None
+    assert issued.spec.airflow.tls.issuer.name == "letsencrypt" and issued.spec.airflow.tls.secretName is None
+    # A team with its own certificate keeps it: no issuer would overwrite its Secret.
+    own = resolve_spec(spec(), "s", stacks)  # airflow.tls.secretName: tls
+    assert own.spec.airflow.tls is not None and own.spec.airflow.tls.issuer is None
+    # The same issuer spelt with the model's default kind is no override.
+    explicit = spec(airflow={"tls": {"issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}}})
+    assert resolve_spec(explicit, "s", stacks).repeated == {"airflow.tls.issuer": explicit["airflow"]["tls"]["issuer"]}
+    with pytest.raises(SpecError, match="airflow.forwardedAllowIps: '\\*' overrides '10.42.0.0/16'"):
+        resolve_spec(spec(airflow={"tls": {"secretName": "tls"}, "forwardedAllowIps": "*"}), "s", stacks)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("*", "in prod the api-server never trusts X-Forwarded-* from every peer"),
+        ("10.42.0.0/16,0.0.0.0/0", "in prod the api-server never trusts X-Forwarded-* from every peer"),
+        ("10.42.0.1/16", "'10.42.0.1/16' is not an IP address or network"),
+        ("ingress-nginx", "'ingress-nginx' is not an IP address or network"),
+    ],
+)
+def test_prod_never_trusts_forwarded_headers_from_everyone(value: str, says: str) -> None:
+    body = spec(environment="prod", airflow={"tls": {"secretName": "t"}, "database": {"secretName": "db"}})
+    body["airflow"]["forwardedAllowIps"] = value
+    with pytest.raises(SpecError) as error:
+        parse_spec(body, "s")
+    assert [problem.split(": ", 1)[0] for problem in error.value.problems] == [
+        "airflow-oidc:spec.airflow.forwardedAllowIps"
+    ]
+    assert says in str(error.value)
+
+
+def test_the_shipped_prod_defaults_give_every_prod_stack_a_range() -> None:
+    for path in sorted((ROOT / "stacks").glob("Pulumi.*.yaml")):
+        resolved = resolved_from_stack_file(path)
+        if resolved.spec.is_prod:
+            assert not resolved.spec.airflow.trusts_every_peer(), path
+            assert resolved.inherited.get("airflow.forwardedAllowIps") == "10.42.0.0/16", path
+        assert resolved.repeated == {}, f"{path.name} repeats its defaults: {resolved.repeated}"
 
 
 def test_admin_only_for_the_groups_the_defaults_allow(stacks: Path) -> None:
@@ -408,3 +513,15 @@ def test_the_same_okta_app_label_and_custom_server_policy_clash(
 def test_the_example_fleet_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate"]) == 0
     assert "also taken by" not in capsys.readouterr().err
+
+
+def test_validate_notes_a_repeated_default_and_still_exits_0(stacks: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_stack(stacks, "blue-qa", spec(clientSecret={"rotationDays": 45}))
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ok  ")
+    assert captured.err == (
+        "note: stacks/Pulumi.blue-qa.yaml: airflow-oidc:spec.clientSecret.rotationDays: 45 repeats the default of "
+        "stacks/defaults/qa.yaml: not an override, but pinned here; remove the key so this stack follows a later "
+        "change of the default\n"
+    )

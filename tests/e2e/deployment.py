@@ -43,7 +43,7 @@ from playwright.sync_api import BrowserContext
 from tests.e2e.harness.airflow import AirflowApiServers, AirflowComponents
 from tests.e2e.harness.browser import Browser, LoginResult
 from tests.e2e.harness.google import GoogleOidcProvider
-from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, Nginx
+from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, UPSTREAM_BIND, Nginx
 from tests.e2e.harness.postgres import Postgres
 from tests.e2e.harness.process import (
     ARTIFACTS_ROOT,
@@ -548,6 +548,10 @@ class LocalDeployment(Service):
             values = self.values
             api_server = values["apiServer"]
             self.declared_env = airflow_env(values, self.capture["airflow"]["secrets"])
+            if self.declared_env.get("FORWARDED_ALLOW_IPS", "*") != "*":
+                # A declared range is the cluster's ingress controller pods; here that controller is nginx,
+                # connecting from one loopback address: it stands in for the range (`*` stays as declared).
+                self.declared_env["FORWARDED_ALLOW_IPS"] = UPSTREAM_BIND
             # Every container's volumes (the auth-manager module's ConfigMap) and env (PYTHONPATH).
             self.declared_env.update(
                 all_containers_env(values, self.capture["airflow"].get("config_maps") or {}, self.run.sub("volumes"))
