@@ -60,7 +60,8 @@ def spec(kind: str) -> dict[str, Any]:
         "idp": copy.deepcopy(idp),
         "access": [
             {"group": group(kind, f"{TEAM}-airflow-admins"), "role": "Admin"},
-            {"group": group(kind, f"{TEAM}-oncall"), "role": "Op"},
+            # On call: Op, and (its name matching prod's allowedAdminGroups) eligible for Admin.
+            {"group": group(kind, f"{TEAM}-oncall-airflow-admins"), "role": "Op"},
             {"group": group(kind, f"{TEAM}-analysts"), "role": "Viewer"},
         ],
         "airflow": {
@@ -71,7 +72,16 @@ def spec(kind: str) -> dict[str, Any]:
     }
     extras = SERVICE_ACCOUNT_EXTRAS[kind]
     if extras is not None:
-        body["serviceAccounts"] = [{"name": "deploy", "role": "Op", **extras}]
+        body["serviceAccounts"] = [{"name": "deploy", "role": "Viewer", **extras}]
+    return body
+
+
+def named(kind: str, body: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """`body` with its own hostname, team and namespace (many stacks of one kind side by side)."""
+    body = copy.deepcopy(body)
+    body["hostname"] = f"airflow.{kind}-{suffix}.example.com"
+    body["team"] = f"{TEAM}{suffix}"[:30].rstrip("-")
+    body["airflow"]["namespace"] = f"airflow-{kind}-{suffix}"[:63].rstrip("-")
     return body
 
 

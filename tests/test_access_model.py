@@ -73,7 +73,7 @@ def test_the_model_names_what_the_idp_binds(kind: str) -> None:
     assert admins.key == "access[0].group"
     assert [grant.role for grant in model.groups] == ["Admin", "Op", "Viewer"]
     assert [(account.name, account.role, account.subject) for account in model.service_accounts] == (
-        [] if subject is None else [("deploy", "Op", subject)]
+        [] if subject is None else [("deploy", "Viewer", subject)]
     )
     assert model.kind == kind and model.environment == "prod"
     assert (model.everyone, model.default_role, model.extra_groups) == (False, None, ())
