@@ -457,9 +457,9 @@ def new_stack(
     try:
         sharing = plan_sharing(model, siblings, groups, stack, spec)
         filled = fill_required(spec, model, stack)
+        slot = assign_policy_slot(spec, stack, sharing.provider, stacks_dir, skip=path)
         leave_out_defaults(spec, stacks_dir, env)
         resolve_spec(spec, f"stacks/{path.name}", stacks_dir)  # with the environment's defaults
-        slot = assign_policy_slot(spec, stack, sharing.provider, stacks_dir, skip=path)
     except (ValueError, SpecError) as error:
         return refuse(str(error))
     stacks_dir.mkdir(parents=True, exist_ok=True)

@@ -414,9 +414,11 @@ def test_environment_defaults_may_leave_the_apis_to_the_platform(tmp_path: Path)
     from components.env_defaults import resolve_spec
 
     (tmp_path / "defaults").mkdir()
-    (tmp_path / "defaults" / "prod.yaml").write_text("defaults:\n  googleCloud:\n    enableApis: false\n")
+    (tmp_path / "defaults" / "prod.yaml").write_text(
+        "defaults:\n  googleCloud:\n    enableApis: false\n  airflow:\n    forwardedAllowIps: 10.42.0.0/16\n"
+    )
     config, _ = stack_config(STACK_FILE)
     raw = json.loads(config["airflow-oidc:spec"])
     resolved = resolve_spec(raw, "stacks/Pulumi.growth-prod.yaml", tmp_path)
     assert resolved.spec.googleCloud.enableApis is False
-    assert resolved.inherited == {"googleCloud.enableApis": False}
+    assert resolved.inherited == {"googleCloud.enableApis": False, "airflow.forwardedAllowIps": "10.42.0.0/16"}
