@@ -160,6 +160,8 @@ def test_defaults_may_set_forwarded_ips_ingress_class_and_issuer(stacks: Path) -
     # A team with its own certificate keeps it: no issuer would overwrite its Secret.
     own = resolve_spec(spec(), "s", stacks)  # airflow.tls.secretName: tls
     assert own.spec.airflow.tls is not None and own.spec.airflow.tls.issuer is None
+    upstream = resolve_spec(spec(airflow={"tls": {"terminatedUpstream": True}}), "s", stacks)  # a load balancer's
+    assert upstream.spec.airflow.tls is not None and upstream.spec.airflow.tls.issuer is None
     # The same issuer spelt with the model's default kind is no override.
     explicit = spec(airflow={"tls": {"issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}}})
     assert resolve_spec(explicit, "s", stacks).repeated == {"airflow.tls.issuer": explicit["airflow"]["tls"]["issuer"]}

@@ -28,8 +28,14 @@ RANGE = "10.0.0.0/8"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
+PROD_RANGE = "10.42.0.0/16"
+"""stacks/defaults/prod.yaml's range: prod stacks inherit it (and may not override it)."""
+
+
 def upstream_tls(spec: dict[str, Any]) -> dict[str, Any]:
-    airflow = {**spec.get("airflow", {}), "tls": {"terminatedUpstream": True}, "forwardedAllowIps": RANGE}
+    airflow = {**spec.get("airflow", {}), "tls": {"terminatedUpstream": True}}
+    if spec["environment"] != "prod":
+        airflow["forwardedAllowIps"] = RANGE
     return {**spec, "airflow": airflow}
 
 
@@ -50,7 +56,8 @@ def test_the_ingress_serves_plain_http_while_users_reach_https(kind: str) -> Non
         uri.startswith(public + "/") for uri in run.stack_outputs["redirectUris"]
     )
     api_server = values["apiServer"]
-    assert {"name": "FORWARDED_ALLOW_IPS", "value": RANGE} in api_server["env"]
+    trusted = PROD_RANGE if spec["environment"] == "prod" else RANGE
+    assert {"name": "FORWARDED_ALLOW_IPS", "value": trusted} in api_server["env"]
     assert "--proxy-headers" in " ".join(str(arg) for arg in api_server.get("args") or [])
     assert values["config"]["fab"]["enable_proxy_fix"] in (True, "True")
     # No certificate anywhere: no TLS Secret is declared for the ingress.
