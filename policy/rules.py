@@ -29,7 +29,24 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from components.protection import DEFAULT_PROTECTED_ENVIRONMENTS, fernet_key_protected, identity_protected
+try:
+    from components.protection import DEFAULT_PROTECTED_ENVIRONMENTS, fernet_key_protected, identity_protected
+except ImportError:
+    # `plan --base` loads these rules beside an older revision's `components` (the side's own code comes
+    # first on sys.path), which may predate protection.py: the rules' own project's file, by path.
+    import importlib.util
+    import sys
+
+    _spec = importlib.util.spec_from_file_location(
+        "airflow_oidc_rules_protection", Path(__file__).resolve().parent.parent / "components" / "protection.py"
+    )
+    assert _spec is not None and _spec.loader is not None
+    _protection = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = _protection
+    _spec.loader.exec_module(_protection)
+    DEFAULT_PROTECTED_ENVIRONMENTS = _protection.DEFAULT_PROTECTED_ENVIRONMENTS
+    fernet_key_protected = _protection.fernet_key_protected
+    identity_protected = _protection.identity_protected
 
 # Type tokens.
 OKTA_APP = "okta:app/oAuth:OAuth"

@@ -953,3 +953,25 @@ def test_the_analyzer_describes_every_policy_and_its_config_schema() -> None:
     assert not json_format.MessageToDict(policies["admin-only-allowed-groups"].configSchema.properties)
     bounds = json_format.MessageToDict(policies["lifetimes-within-bounds"].configSchema.properties)
     assert bounds["maxAccessTokenMinutes"]["default"] == 60 and bounds["maxSessionMinutes"]["default"] == 1440
+
+
+def test_the_rules_load_beside_an_older_revisions_components(tmp_path: Path) -> None:
+    """`plan --base` puts the base's own `components` first on sys.path and loads the change's rules by path: a
+    base from before components/protection.py must not stop the plan."""
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "__init__.py").write_text("")
+    probe = (
+        "import importlib.util, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        # As the plan worker does: only the side's own files, never the editable install's.
+        "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+        "import components; assert not hasattr(components, 'protection'), components.__file__\n"
+        f"spec = importlib.util.spec_from_file_location('rules_probe', {str(ROOT / 'policy' / 'rules.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); sys.modules['rules_probe'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "print(module.identity_protected('prod'), module.DEFAULT_PROTECTED_ENVIRONMENTS)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True ('prod',)"
