@@ -801,10 +801,12 @@ def declared_secret_values(resources: Iterable[Declared]) -> dict[str, str]:
     for resource in resources:
         if resource.type != K8S_SECRET:
             continue
-        for key, value in (_get(resource.inputs, "stringData") or {}).items():
+        # During a preview a map whose values are not known yet is UNKNOWN as a whole (a rotation's new secret).
+        string_data, data = _get(resource.inputs, "stringData"), _get(resource.inputs, "data")
+        for key, value in (string_data if isinstance(string_data, Mapping) else {}).items():
             if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and not names_an_identifier(str(key)):
                 found[value] = f"{resource.name} stringData.{key}"
-        for key, value in (_get(resource.inputs, "data") or {}).items():
+        for key, value in (data if isinstance(data, Mapping) else {}).items():
             if not isinstance(value, str) or names_an_identifier(str(key)):
                 continue
             try:

@@ -810,6 +810,17 @@ def test_unknown_values_during_preview_do_not_abort_a_policy(runs: dict[str, Run
     assert pack.declared(args).inputs["clientBasicSecret"] is rules.UNKNOWN
 
 
+def test_a_secret_whose_data_is_unknown_during_preview_passes_the_stack_rules(runs: dict[str, Run]) -> None:
+    """A rotation's preview: the new client secret is not known yet, so the engine hands the Secret's whole
+    `stringData` over as unknown (found by `pulumi preview --policy-pack` in the engine tier)."""
+    resources = declared(runs["dev"])
+    rotating = [
+        replace(r, inputs={**r.inputs, "stringData": rules.UNKNOWN}) if r.type == rules.K8S_SECRET else r
+        for r in resources
+    ]
+    assert failing(rotating) == {}
+
+
 def test_secret_wrapped_props_are_unwrapped_for_the_rules(runs: dict[str, Run]) -> None:
     wrapped = {"stringData": {SECRET_SIG_KEY: SECRET_SIG, "value": {"k": "v" * 16}}, "metadata": {"name": "s"}}
     args = ResourceValidationArgs(rules.K8S_SECRET, _as_analyzer_props(wrapped), "urn", "s", _options(False), None)
