@@ -7,7 +7,7 @@ VENV := .venv
 AIRFLOW_VENV := .venv-airflow
 STAMP := .installed
 
-.PHONY: help venvs e2e-deps demo test test-unit test-airflow test-e2e test-engine test-engine-if-built engine lint lint-workflows chart bench validate clean
+.PHONY: help cli venvs e2e-deps demo test test-unit test-airflow test-e2e test-engine test-engine-if-built engine lint lint-workflows chart bench validate clean
 
 help:
 	@echo "make demo   - SSO login on this machine: Keycloak + Airflow 3 + TLS ingress (no cloud account)"
@@ -29,6 +29,9 @@ $(AIRFLOW_VENV)/$(STAMP): requirements/airflow.lock
 	touch $@
 
 venvs: $(VENV)/$(STAMP) $(AIRFLOW_VENV)/$(STAMP)
+
+# The CLI alone (validate, new-stack, plan, schema, doctor): no Airflow virtualenv.
+cli: $(VENV)/$(STAMP)
 
 # apt chromium/nginx/postgresql/openssl and npm oidc-provider, installed only when missing.
 e2e-deps: $(AIRFLOW_VENV)/$(STAMP)
@@ -97,13 +100,15 @@ test-engine-if-built:
 
 test: lint validate test-unit test-airflow test-e2e test-engine-if-built
 
+DEMO_ARGS ?=
 demo: venvs e2e-deps
-	$(AIRFLOW_VENV)/bin/python -m tests.e2e.demo
+	$(AIRFLOW_VENV)/bin/python -m tests.e2e.demo $(DEMO_ARGS)
 
 bench: venvs
 	$(VENV)/bin/python bench/bench_program.py
 	$(VENV)/bin/python bench/bench_plan.py
 	$(VENV)/bin/python bench/bench_engine.py
+	$(VENV)/bin/python bench/bench_demo.py
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) .e2e artifacts tests/e2e/provider/node_modules

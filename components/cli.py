@@ -2,7 +2,7 @@
 
 airflow-oidc validate [STACK_FILE ...]   # default: every stacks/Pulumi.*.yaml
 airflow-oidc schema                      # JSON Schema of `airflow-oidc:spec`, for editors
-airflow-oidc reference [--update README.md]
+airflow-oidc reference [--update docs/reference.md]
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from components.stack_config import inputs_from_stack_file, resolved_from_stack_
 
 REFERENCE_BEGIN = "<!-- spec-reference:begin -->"
 REFERENCE_END = "<!-- spec-reference:end -->"
-REGENERATE = "reference --update README.md"
-"""The arguments that rewrite the reference in README.md (run from the project root)."""
+REGENERATE = "reference --update docs/reference.md"
+"""The arguments that rewrite the reference in docs/reference.md (run from the project root)."""
 
 
 # --- validate -------------------------------------------------------------------------------------
@@ -275,7 +275,10 @@ def replace_reference_block(text: str, reference: str) -> str:
     head, _, rest = text.partition(REFERENCE_BEGIN)
     _, _, tail = rest.partition(REFERENCE_END)
     if text.count(REFERENCE_BEGIN) != 1 or text.count(REFERENCE_END) != 1 or REFERENCE_END in head:
-        raise ValueError(f"needs {REFERENCE_BEGIN} then {REFERENCE_END}, once each")
+        raise ValueError(
+            f"needs {REFERENCE_BEGIN} then {REFERENCE_END}, once each "
+            f"(this project keeps the reference in docs/reference.md: `airflow-oidc {REGENERATE}`)"
+        )
     return f"{head}{REFERENCE_BEGIN}\n{reference.strip()}\n{REFERENCE_END}{tail}"
 
 
@@ -365,7 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     docs = _subcommand(commands, "reference", "print the Markdown reference of every spec key")
     docs.add_argument(
-        "--update", type=Path, metavar="README", help="rewrite the block between the spec-reference markers in README"
+        "--update",
+        type=Path,
+        metavar="FILE",
+        help="rewrite the block between the spec-reference markers in FILE (docs/reference.md)",
     )
     plan_command.add_arguments(
         _subcommand(

@@ -322,7 +322,7 @@ def render_stack_file(
     inherited = (
         [
             f"# Values stacks/{DEFAULTS_DIR}/{environment}.yaml sets (lifetimes, rotation, chart, image, replicas)",
-            "# are inherited; see README, Environment defaults.",
+            "# are inherited; see docs/stacks.md, Environment defaults.",
         ]
         if has_defaults
         else [f"# No stacks/{DEFAULTS_DIR}/{environment}.yaml: the spec model's own defaults apply (--no-defaults)."]
