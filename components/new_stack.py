@@ -314,7 +314,7 @@ def render_stack_file(
         elif stripped.startswith("kubernetes:context:"):
             line += "  # REPLACE: the cluster's kube context"
         elif stripped.startswith("forwardedAllowIps:"):
-            line += "  # REPLACE: the ingress controller's pod range (README: Forwarded headers)"
+            line += "  # REPLACE: the ingress controller's pod range (docs/stacks.md: Forwarded headers)"
         previous = key
         lines.append(line)
     provider_keys = ", ".join(model.PROVIDER_CONFIG) or "none"

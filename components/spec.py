@@ -529,7 +529,7 @@ class Spec(Model):
                 ("airflow", "forwardedAllowIps"),
                 f"{self.airflow.forwardedAllowIps!r}: in prod the api-server never trusts X-Forwarded-* from every "
                 "peer (anyone reaching the pod could claim https and another client address); set the ingress "
-                "controller's pod range (e.g. 10.42.0.0/16), here or in stacks/defaults/prod.yaml (README: "
+                "controller's pod range (e.g. 10.42.0.0/16), here or in stacks/defaults/prod.yaml (docs/stacks.md: "
                 "Forwarded headers)",
             )
         self.idp.check_spec(self)
