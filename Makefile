@@ -12,7 +12,7 @@ STAMP := .installed
 help:
 	@echo "make demo   - SSO login on this machine: Keycloak + Airflow 3 + TLS ingress (no cloud account)"
 	@echo "make test   - every test: lint, spec, mocks, chart schema, Airflow/FAB, end-to-end browser logins"
-	@echo "make bench  - benchmarks (figures printed, no thresholds)"
+	@echo "make bench  - benchmarks and the test tiers' times (figures printed, no thresholds)"
 	@echo "make engine - build the real Pulumi engine for the engine tier (cached by version; 45-70 min cold, once)"
 
 $(VENV)/$(STAMP): requirements/pulumi.lock pyproject.toml
@@ -80,8 +80,11 @@ test-unit: $(VENV)/$(STAMP)
 test-airflow: $(AIRFLOW_VENV)/$(STAMP)
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow -q -p no:cacheprovider
 
+# E2E_LOCK: a command the e2e run is wrapped in, e.g. E2E_LOCK="flock /tmp/airflow-oidc-e2e.lock" on a
+# machine where others run e2e tiers too (fixed ports). --durations: where the time went, in the log.
+E2E_LOCK ?=
 test-e2e: venvs e2e-deps
-	$(AIRFLOW_VENV)/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+	$(E2E_LOCK) $(AIRFLOW_VENV)/bin/python -m pytest tests/e2e -q -p no:cacheprovider --durations=25
 
 # The real Pulumi CLI and providers, kube-apiserver + kube-controller-manager (tools/engine.py), cached by version
 # under ~/.cache/airflow-oidc/engine/. Sources: the Go module proxy and ../shared/engine-src (SOURCE.md there).
@@ -98,7 +101,11 @@ test-engine-if-built:
 	@if $(PYTHON) tools/engine.py status >/dev/null 2>&1; then $(MAKE) --no-print-directory test-engine; \
 	else echo "engine tier skipped: the Pulumi engine is not built (make engine builds it: 45-70 min cold, once)"; fi
 
-test: lint validate test-unit test-airflow test-e2e test-engine-if-built
+# Every tier, side by side (tests/run_tiers.py): e2e in a lane of its own, the engine tier (when built; free
+# ports), lint+validate+unit and Airflow beside it; each tier's output in artifacts/tiers/<tier>.log, a failed
+# tier's log printed at the end; exit 1 when any tier failed. The venvs and e2e prerequisites are made first.
+test: venvs e2e-deps
+	$(PYTHON) tests/run_tiers.py --make "$(MAKE)"
 
 DEMO_ARGS ?=
 demo: venvs e2e-deps
@@ -109,6 +116,7 @@ bench: venvs
 	$(VENV)/bin/python bench/bench_plan.py
 	$(VENV)/bin/python bench/bench_engine.py
 	$(VENV)/bin/python bench/bench_demo.py
+	$(PYTHON) bench/bench_tiers.py
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) .e2e artifacts tests/e2e/provider/node_modules

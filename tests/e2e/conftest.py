@@ -1,21 +1,43 @@
-"""Shared e2e fixtures. Run with the Airflow venv: `.venv-airflow/bin/pytest tests/e2e`."""
+"""Shared e2e fixtures. Run with the Airflow venv: `.venv-airflow/bin/pytest tests/e2e`.
+
+What a test run shares (tests/e2e/services.py; README "Shared services"):
+
+- `e2e_services` (session): one PostgreSQL, one Keycloak, one Chromium, each started on first use.
+- `deployments` (session): one LocalDeployment per stack file, at most one running at a time.
+- `stack_deployment("local-oidc", ...)`: a module's `deployment` fixture taken from that pool.
+
+Tests are ordered so each stack is deployed once (every test of a stack, from every module, runs in
+one stretch) and the api-server restarts come last in that stretch (`restarts_airflow("<state>")`,
+grouped by state), so the declared environment is rarely restored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from tests.e2e.deployment import LocalDeployment
+    from tests.e2e.services import DeploymentPool, SharedServices
+
+RESTARTS_AIRFLOW = "restarts_airflow"
+# States that restart api-server 0 only run first (one single-server restart each, in this order); any
+# other state (e.g. an environment for every api-server) after them, in order of first appearance.
+RESTART_STATE_ORDER = ("per-process-keys", "proxy-handling-off")
+RELEASED_PORTS = "released_ports"
+_RUN_STATE: dict[str, Any] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the e2e tier's own marker."""
     config.addinivalue_line(
-        "markers", "restarts_airflow: restarts the api-servers with overrides (undone when a test needs it)"
+        "markers",
+        f"{RESTARTS_AIRFLOW}(state): restarts api-servers with overrides (the tests of one state run together, "
+        "after the stack's other tests; the declared environment is restored only when a later test needs it)",
     )
 
 
@@ -30,13 +52,126 @@ def e2e_prerequisites() -> None:
         pytest.skip(f"!!! E2E PREREQUISITE CANNOT BE INSTALLED — end-to-end tests NOT RUN: {exc}")
 
 
-def deployed(stack_file: Path) -> Iterator[LocalDeployment]:
-    """A module fixture's body: the stack deployed from its capture, stopped at the end; timings printed."""
-    from tests.e2e.deployment import LocalDeployment
+def _shared() -> tuple[SharedServices, DeploymentPool]:
+    """The run's services and pool, created on first use and closed at the end of the session (so that
+    `deployed()`, called from any module fixture, shares them too)."""
+    if "pool" not in _RUN_STATE:
+        from tests.e2e.harness.process import RunDir
+        from tests.e2e.services import DeploymentPool, SharedServices
 
-    with LocalDeployment(stack_file) as deployment:
-        yield deployment
-    print(
-        f"\n[e2e {stack_file.name}] run dir {deployment.run.path}; seconds: "
-        + ", ".join(f"{key} {value:.1f}" for key, value in deployment.timings.items())
-    )
+        services = SharedServices(RunDir.create("shared"))
+        _RUN_STATE.update(services=services, pool=DeploymentPool(services))
+    return _RUN_STATE["services"], _RUN_STATE["pool"]
+
+
+def pytest_sessionfinish() -> None:
+    """Stop the run's deployment, then the shared services."""
+    pool: DeploymentPool | None = _RUN_STATE.get("pool")
+    services: SharedServices | None = _RUN_STATE.get("services")
+    try:
+        if pool is not None:
+            pool.close()
+    finally:
+        if services is not None:
+            services.close()
+
+
+@pytest.fixture(scope="session")
+def e2e_services(e2e_prerequisites: None) -> SharedServices:
+    """The run's PostgreSQL, Keycloak and Chromium (tests/e2e/services.py), each started on first use."""
+    return _shared()[0]
+
+
+@pytest.fixture(scope="session")
+def deployments(e2e_prerequisites: None) -> DeploymentPool:
+    """One LocalDeployment per stack file for the whole run (at most one running at a time)."""
+    return _shared()[1]
+
+
+@pytest.fixture
+def released_ports(deployments: DeploymentPool, e2e_services: SharedServices) -> None:
+    """For a test that starts its own stack on the fixed ports (`make demo`): nothing of the run's
+    listens there. Such tests run first, before anything shared started, so this rarely stops anything."""
+    from tests.e2e.services import KEYCLOAK_PORT
+
+    deployments.release()
+    e2e_services.release_ports(KEYCLOAK_PORT)
+
+
+def stack_path(stack: str | Path) -> Path:
+    """A stack name in stacks/ (`local-oidc`) or a stack file's path."""
+    from tests.e2e.deployment import stack_file
+
+    return stack if isinstance(stack, Path) else stack_file(stack)
+
+
+def stack_deployment(*stacks: str | Path, setup: Callable[[LocalDeployment], None] | None = None) -> Any:
+    """A module's `deployment` fixture: each of `stacks` in turn (a parameter, shown in test ids), taken
+    from the run's pool, so every module asking for a stack shares its one deployment.
+
+        deployment = stack_deployment("local", "search-prod")
+
+    `setup` runs once per module on the shared deployment (keep it idempotent: other modules use it too).
+    """
+    params = [pytest.param(stack_path(stack), id=stack_path(stack).stem.removeprefix("Pulumi.")) for stack in stacks]
+
+    @pytest.fixture(scope="module", params=params, name="deployment")
+    def deployment(request: pytest.FixtureRequest, deployments: DeploymentPool) -> LocalDeployment:
+        running = deployments.get(request.param)
+        if setup is not None:
+            setup(running)
+        return running
+
+    return deployment
+
+
+def deployed(stack_file: Path) -> Iterator[LocalDeployment]:
+    """A module fixture's body (kept for modules not yet on `stack_deployment`): the stack's deployment
+    from the run's pool (stopped when another stack is needed, or at the end of the run)."""
+    yield _shared()[1].get(stack_file)
+
+
+def _stack_of(item: pytest.Item) -> Path | None:
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get("deployment") if callspec is not None else None
+    return value if isinstance(value, Path) else None
+
+
+def _restart_state(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker(RESTARTS_AIRFLOW)
+    if marker is None:
+        return None
+    return str(marker.args[0]) if marker.args else item.nodeid
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the run: tests that need the fixed ports to themselves first; then one stretch per stack
+    (every module's tests of that stack), its api-server-restarting tests last, grouped by state.
+    Tests of no stack stay in stretches of their own module. Stable otherwise."""
+    groups: dict[object, int] = {}
+    states: dict[str, int] = {state: index for index, state in enumerate(RESTART_STATE_ORDER)}
+
+    def key(indexed: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
+        index, item = indexed
+        first = 0 if RELEASED_PORTS in getattr(item, "fixturenames", ()) else 1
+        group = groups.setdefault(_stack_of(item) or item.module, len(groups))
+        state = _restart_state(item)
+        return (first, group, -1 if state is None else states.setdefault(state, len(states)), index)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the run's time went: the shared services' and each deployment's start times."""
+    services: SharedServices | None = _RUN_STATE.get("services")
+    pool: DeploymentPool | None = _RUN_STATE.get("pool")
+    if services is None and pool is None:
+        return
+    terminalreporter.section("e2e start times (seconds)")
+    if services is not None:
+        shared = ", ".join(f"{what} {seconds:.1f}" for what, seconds in services.timings.items())
+        terminalreporter.write_line(f"shared: {shared or 'nothing started'}; run dir {services.run.path}")
+    for stack, timings in pool.history if pool is not None else []:
+        terminalreporter.write_line(f"{stack}: " + ", ".join(f"{key} {value:.1f}" for key, value in timings.items()))
+    terminalreporter.write_line(f"at {time.strftime('%H:%M:%S')}")

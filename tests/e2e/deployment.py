@@ -41,22 +41,23 @@ import yaml
 from playwright.sync_api import BrowserContext
 
 from tests.e2e.harness.airflow import AirflowApiServers, AirflowComponents
-from tests.e2e.harness.browser import Browser, LoginResult
+from tests.e2e.harness.browser import LoginResult
 from tests.e2e.harness.google import GoogleOidcProvider
 from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, UPSTREAM_BIND, Nginx
-from tests.e2e.harness.postgres import Postgres
 from tests.e2e.harness.process import (
-    ARTIFACTS_ROOT,
     REPO_ROOT,
+    STATE_DEADLINE,
     HarnessError,
     RunDir,
     Service,
     free_port,
     port_is_free,
     start_in_parallel,
+    wait_for_text,
 )
 from tests.e2e.harness.provider import DEFAULT_CLAIMS, IdpGroups, MachineClient, OidcClient, OidcProvider
 from tests.e2e.keycloak_idp import KeycloakIdp, RealmUser
+from tests.e2e.services import AirflowDatabase, SharedServices
 
 PULUMI_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 STACKS = REPO_ROOT / "stacks"
@@ -90,6 +91,9 @@ OUTSIDER = "outsider"
 # What each IdP shows when the redirect URI Airflow sends is not registered (the user stays there).
 REDIRECT_URI_REFUSED = {"keycloak": "Invalid parameter: redirect_uri"}
 OIDC_PROVIDER_REDIRECT_URI_REFUSED = "invalid_redirect_uri"
+# Both layers of proxy handling off: FAB's ProxyFix, and uvicorn's trust in the ingress (FORWARDED_ALLOW_IPS
+# back to its default, 127.0.0.1; nginx connects from 127.0.0.2). Either one alone still yields https.
+PROXY_HANDLING_OFF = {"AIRFLOW__FAB__ENABLE_PROXY_FIX": "False", "FORWARDED_ALLOW_IPS": "127.0.0.1"}
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,7 @@ class LocalDeployment(Service):
         run_dir: RunDir | None = None,
         browser: bool = True,
         dags_folder: Path | None = None,
+        services: SharedServices | None = None,
     ) -> None:
         self.stack_file = stack_file
         self.with_browser = browser
@@ -289,12 +294,16 @@ class LocalDeployment(Service):
         """With a DAGs folder, the scheduler, triggerer and dag-processor run too (`make demo`)."""
         self.intent = SpecIntent.read(stack_file)
         self.run = run_dir or RunDir.create(label or f"deploy-{stack_file.stem.split('.')[-1]}")
+        self.owns_services = services is None
+        self.services = services or SharedServices(self.run, shared=False, keycloak_port=None)
+        """PostgreSQL, Keycloak and Chromium: the test run's (tests/e2e/services.py), or this deployment's own."""
         self.capture: dict[str, Any] = {}
         self.users: dict[str, E2eUser] = {}
         self.timings: dict[str, float] = {}
         self._stack = ExitStack()
         self._airflow_state = AirflowState()
         self._admin_token: str | None = None
+        self._own_keys: list[dict[str, str]] | None = None
 
     # --- derived from the capture ------------------------------------------------------------
 
@@ -474,9 +483,12 @@ class LocalDeployment(Service):
         if declared.path.rstrip("/") != idp["issuer_path"]:
             raise HarnessError(f"issuer {idp['issuer']} does not end with the declared path {idp['issuer_path']!r}")
         # A loopback issuer (the local stack's) is served as is; any other keeps its path only.
-        if declared.scheme == "http" and declared.hostname == "127.0.0.1" and declared.port:
+        loopback_issuer = bool(declared.scheme == "http" and declared.hostname == "127.0.0.1" and declared.port)
+        if loopback_issuer and declared.port:
             provider_port = declared.port
-            _require_free(provider_port, "the OpenID provider (the stack's issuer)")
+            if self.owns_services or not self.is_keycloak:
+                # (The run's shared Keycloak may be listening there already: it serves this stack's realm.)
+                _require_free(provider_port, "the OpenID provider (the stack's issuer)")
         else:
             provider_port = free_port()
         _require_free(self.https_port, f"nginx for {self.base_url}")
@@ -490,10 +502,16 @@ class LocalDeployment(Service):
             redirect_uris=list(idp["redirect_uris"]),
             post_logout_redirect_uris=list(idp["post_logout_redirect_uris"]),
         )
-        self.postgres = Postgres(self.run.sub("postgres"))
+        self.database = AirflowDatabase(self.services, self.capture["stack"])
         self.provider: OidcProvider | KeycloakIdp
         if self.is_keycloak:
-            self.provider = KeycloakIdp(self.run.sub("keycloak"), idp, self._realm_users(), port=provider_port)
+            self.provider = KeycloakIdp(
+                self.run.sub("keycloak"),
+                idp,
+                self._realm_users(),
+                port=provider_port,
+                server=self.services.keycloak(provider_port if loopback_issuer else None),
+            )
         else:
             provider_class: type[OidcProvider] = OidcProvider
             kind_args: dict[str, Any] = {}
@@ -532,8 +550,8 @@ class LocalDeployment(Service):
             self.provider.token_profile = "okta"
             self.provider.default_machine_resource = audience
         try:
-            start_in_parallel(self._stack, [self.postgres, self.provider])
-            self.timings["postgres+provider"] = time.monotonic() - started
+            start_in_parallel(self._stack, [self.database, self.provider])
+            self.timings["database+provider"] = time.monotonic() - started
             if isinstance(self.provider, KeycloakIdp):
                 # The Airflow username names Keycloak's user id (`sub`), known once the user exists.
                 ids = self.provider.user_ids
@@ -565,10 +583,11 @@ class LocalDeployment(Service):
                 self.run.sub("airflow"),
                 with_local_issuer(api_server["apiServerConfig"], idp["issuer"], local_issuer),
                 self.declared_env,
-                self.postgres.url,
+                self.database.url,
                 # At least two: every sign-in starts on one api-server and finishes on the other.
                 count=max(2, int(api_server.get("replicas") or 1)),
                 extra_args=api_server_extra_args(api_server.get("args") or []),
+                migrated=self.database.migrated,
             )
             self.nginx = Nginx(
                 self.run.sub("nginx"),
@@ -578,8 +597,9 @@ class LocalDeployment(Service):
                 pin_paths=SPLIT_OAUTH_FLOW,
                 tls_terminated_upstream=self.tls_terminated_upstream,
             )
-            self.browser = Browser(map_hosts=[self.hostname], artifacts_dir=ARTIFACTS_ROOT / self.run.path.name)
-            start_in_parallel(self._stack, [self.airflow, self.nginx], here=[self.browser] if self.with_browser else [])
+            if self.with_browser:
+                self.browser = self.services.browser()
+            start_in_parallel(self._stack, [self.airflow, self.nginx])
             if self.dags_folder is not None:
                 self.components = AirflowComponents(self.airflow, self.dags_folder)
                 start_in_parallel(self._stack, [self.components])
@@ -589,8 +609,12 @@ class LocalDeployment(Service):
         self.timings["ready"] = time.monotonic() - started
 
     def stop(self) -> None:
-        """Stop everything that was started (in reverse order)."""
-        self._stack.close()
+        """Stop everything that was started (in reverse order); private services too."""
+        try:
+            self._stack.close()
+        finally:
+            if self.owns_services:
+                self.services.close()
 
     def _realm_users(self) -> list[RealmUser]:
         users = []
@@ -625,14 +649,18 @@ class LocalDeployment(Service):
         settle: bool = False,
         context: BrowserContext | None = None,
         keep_context: bool = False,
+        expect_text: str | None = None,
     ) -> LoginResult:
         """A browser sign-in at the public URL (fresh cookie jar unless `context`).
 
         The cookie jar is closed afterwards unless `keep_context`: Airflow's UI keeps polling the
         API from an open page, which would only add noise (and requests during a restart).
+        `expect_text`: the final page must show it (waited for up to STATE_DEADLINE); otherwise the
+        assertion fails with the page and the tails of the api-servers' and the provider's logs.
         """
         account = user if isinstance(user, str) else user.account_id
         known = self.users.get(account)
+        marks, provider_mark = self.airflow_log_marks(), self.provider_log_mark()
         result = self.browser.login(
             self.base_url,
             self.provider_name,
@@ -641,10 +669,20 @@ class LocalDeployment(Service):
             label=f"{self.capture['stack']}-{label or account}",
             settle=settle,
             context=context,
+            expect_text=expect_text,
         )
         if not keep_context and result.context is not None:
             result.context.close()
             result.context = None
+        if expect_text is not None and expect_text not in result.page_text:
+            raise AssertionError(
+                f"the sign-in of {account} ended without {expect_text!r} on the page: ended at {result.final_url}: "
+                f"{result.page_text[:500]!r}; steps {result.steps}\n"
+                "--- api-servers logged meanwhile (last 4000 characters) ---\n"
+                f"{self.airflow_log_since(marks)[-4000:]}\n"
+                f"--- the provider logged meanwhile (last 2000 characters) ---\n"
+                f"{self.provider_log_since(provider_mark)[-2000:]}"
+            )
         return result
 
     def admin_token(self) -> str:
@@ -674,18 +712,27 @@ class LocalDeployment(Service):
     ) -> None:
         """Run the api-servers with these overrides of the declared environment (none: as declared).
 
-        Restarts them only when the overrides change; tests that need the declared state call this
-        with none, so a negative control's restart is undone only when someone needs it undone.
+        Restarts only the api-servers whose environment changes, and only when it changes; tests that
+        need the declared state call this with none, so a negative control's restart is undone only
+        when someone needs it undone. Mark a test that calls it with overrides
+        `@pytest.mark.restarts_airflow("<state>")`: such tests run after the stack's others, grouped
+        by state (tests/e2e/conftest.py), so the same overrides cost one restart per run.
         """
         wanted = AirflowState(dict(env or {}), [dict(extra) for extra in per_process_env or []])
         if wanted == self._airflow_state:
             return
         self._airflow_state = wanted
-        self._admin_token = None
-        self.airflow.restart_servers(
+        restarted = self.airflow.restart_servers(
             env={**self.declared_env, **wanted.env},
             per_process_env=wanted.per_process_env or [{}] * self.airflow.count,
         )
+        if 0 in restarted:
+            self._admin_token = None  # read through api-server 0: its keys may have changed
+
+    def proxy_handling_off(self) -> list[dict[str, str]]:
+        """`per_process_env` for `use_airflow`: proxy handling off on api-server 0, where every sign-in
+        starts (SPLIT_OAUTH_FLOW) and the redirect URI is built; the others as declared."""
+        return [dict(PROXY_HANDLING_OFF)] + [{} for _ in range(self.airflow.count - 1)]
 
     @contextmanager
     def provider_registered_with(self, **changes: Any) -> Iterator[None]:
@@ -703,14 +750,19 @@ class LocalDeployment(Service):
             self.provider.restart(self.client)
 
     def per_process_keys(self) -> list[dict[str, str]]:
-        """Each api-server its own [api] secret_key and [api_auth] jwt_secret (what an unpinned chart does)."""
-        return [
-            {
-                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            }
-            for _ in range(self.airflow.count)
-        ]
+        """`per_process_env` for `use_airflow`: api-servers that do not share their [api] secret_key and
+        [api_auth] jwt_secret (what an unpinned chart does, each pod its own): api-server 0, where every
+        sign-in starts, gets keys of its own, the others keep the declared ones, so one restart is
+        enough (and the next control, `proxy_handling_off()`, again restarts api-server 0 only). The
+        same keys for every call: tests asking for it share one restart."""
+        if self._own_keys is None:
+            self._own_keys = [
+                {
+                    "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                }
+            ] + [{} for _ in range(self.airflow.count - 1)]
+        return [dict(extra) for extra in self._own_keys]
 
     def airflow_log_since(self, marks: Sequence[int]) -> str:
         """Everything the api-servers logged after `marks` (from `airflow_log_marks()`)."""
@@ -719,6 +771,26 @@ class LocalDeployment(Service):
     def airflow_log_marks(self) -> list[int]:
         """Current sizes of the api-server logs."""
         return [path.stat().st_size if path.exists() else 0 for path in self.airflow.log_paths]
+
+    def expect_airflow_log(self, marks: Sequence[int], text: str, *, timeout: float = STATE_DEADLINE) -> str:
+        """What the api-servers logged after `marks`, once it contains `text` (waited for up to `timeout`);
+        an AssertionError with the end of their logs otherwise."""
+        return wait_for_text(
+            lambda: self.airflow_log_since(marks),
+            text,
+            what=f"the api-servers' logs ({', '.join(str(path) for path in self.airflow.log_paths)})",
+            timeout=timeout,
+        )
+
+    def expect_provider_log(self, mark: int, text: str, *, timeout: float = STATE_DEADLINE) -> str:
+        """What the provider logged after `mark`, once it contains `text` (waited for up to `timeout`);
+        an AssertionError with the end of its log otherwise."""
+        return wait_for_text(
+            lambda: self.provider_log_since(mark),
+            text,
+            what=f"the provider's log ({self.provider.log_path})",
+            timeout=timeout,
+        )
 
     def provider_log_since(self, mark: int) -> str:
         """What the provider logged after `mark` (a size of its log)."""

@@ -1,7 +1,8 @@
 """A real Keycloak as a LocalDeployment's IdP: the realm the stack expects, what the program declared, the users.
 
-`KeycloakIdp` starts `tests/e2e/harness/keycloak.py`'s server on the stack's own loopback URL (or a
-free port), creates what the stack expects to exist already (the realm unless it declares one, the
+`KeycloakIdp` uses the test run's shared Keycloak (`tests/e2e/services.py`; the stack's realm only,
+deleted again at stop) or starts `tests/e2e/harness/keycloak.py`'s server on the stack's own loopback URL
+(or a free port), creates what the stack expects to exist already (the realm unless it declares one, the
 groups it looks up), applies the captured pulumi_keycloak resources through the Admin REST API
 (`apply_declared`: every declared input translated or refused), then the test users with passwords
 and group memberships. It answers the calls the shared cases make of the deployment's provider
@@ -11,7 +12,7 @@ and group memberships. It answers the calls the shared cases make of the deploym
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,23 @@ class RealmUser:
 class KeycloakIdp(Service):
     """Keycloak with the realm, the declared client, mapper and groups, and the test users."""
 
-    def __init__(self, log_dir: Path, idp: Mapping[str, Any], users: Sequence[RealmUser], *, port: int) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        idp: Mapping[str, Any],
+        users: Sequence[RealmUser],
+        *,
+        port: int,
+        server: KeycloakServer | None = None,
+    ) -> None:
         self.idp = dict(idp)
         self.realm = str(idp["realm"])
         self.client_id = str(idp["client_id"])
         self.realm_users = list(users)
-        self.server = KeycloakServer(log_dir, port=port)
+        self.owns_server = server is None
+        """False: a running server shared with other deployments (only this realm is ours)."""
+        self.server = server or KeycloakServer(log_dir, port=port)
+        self._lease: ExitStack | None = None
         self.applied: AppliedResources | None = None
         self.user_ids: dict[str, str] = {}
         """username -> Keycloak user id (the ID token's `sub`)."""
@@ -75,9 +87,14 @@ class KeycloakIdp(Service):
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start Keycloak, create what the stack expects to exist, apply what it declares, add the users."""
-        self.server.start()
-        admin = self.server.admin()
+        """Start Keycloak (unless shared), create what the stack expects to exist, apply what it declares,
+        add the users."""
+        if self.owns_server:
+            self.server.start()
+            admin = self.server.admin()
+        else:
+            self._lease = ExitStack()
+            admin = self._lease.enter_context(self.server.realm_lease(self.realm))
         if not self.idp["realm_declared"]:
             # The stack references an existing realm (createRealm: false): the company's realm.
             admin.create_realm(self.realm, enabled=True)
@@ -97,7 +114,12 @@ class KeycloakIdp(Service):
             )
 
     def stop(self) -> None:
-        self.server.stop()
+        """Delete the realm (a shared server), or stop the server."""
+        if self.owns_server:
+            self.server.stop()
+        elif self._lease is not None:
+            self._lease.close()
+        self._lease = None
 
     # --- what tests change -------------------------------------------------------------------------
 

@@ -1,8 +1,12 @@
 """The end-to-end cases every stack runs, against a module-scoped `deployment` fixture (a LocalDeployment).
 
-Subclass `SsoLoginCases` in a test module that defines `deployment`. The Airflow-restarting
-negative controls come last: the declared api-server environment is restored lazily, only
-before a test that needs it, so a module pays for two restarts, not four.
+Subclass `SsoLoginCases` in a test module that defines `deployment` (`stack_deployment(...)`,
+tests/e2e/conftest.py). The Airflow-restarting negative controls run after every other test of the
+stack (marker `restarts_airflow`), each restarting only the api-server it needs changed; the declared
+environment is restored lazily, only before a test that needs it.
+
+Every assertion on something that arrives asynchronously waits for it: page text through
+`login(..., expect_text=...)`, log lines through `expect_airflow_log` / `expect_provider_log`.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def assert_refused_in_airflow(deployment: LocalDeployment, result: LoginResult, 
 
 
 def assert_refused_at_provider(deployment: LocalDeployment, result: LoginResult, username: str, error: str) -> None:
-    """The browser stopped at the provider's error page (it never came back to Airflow)."""
+    """The browser stopped at the provider's error page showing `error` (sign in with `expect_text=error`),
+    it never came back to Airflow."""
     assert not result.has_token, describe(result)
     assert urlsplit(result.final_url).netloc == urlsplit(deployment.provider.issuer).netloc, describe(result)
     assert error in result.page_text, describe(result)
@@ -86,18 +91,17 @@ class SsoLoginCases:
         """A user in no `access` group is refused (Okta: at the IdP, as unassigned) and gets no row."""
         (user,) = deployment.users_of("unmapped")
         provider_mark, airflow_marks = deployment.provider_log_mark(), deployment.airflow_log_marks()
-        result = deployment.login(user, label="refused-outsider", settle=True)
+        flashed = DENIED if user.refused_at_idp else INVALID_LOGIN
+        result = deployment.login(user, label="refused-outsider", settle=True, expect_text=flashed)
 
         assert_refused_in_airflow(deployment, result, user.username)
         assert deployment.roles(user.username) is None
         assert result.screenshot is not None and result.screenshot.stat().st_size > 5_000
         if user.refused_at_idp:
-            assert "not assigned to the client application" in deployment.provider_log_since(provider_mark)
-            assert DENIED in result.page_text, describe(result)
-            assert "access_denied" in deployment.airflow_log_since(airflow_marks)
+            deployment.expect_provider_log(provider_mark, "not assigned to the client application")
+            deployment.expect_airflow_log(airflow_marks, "access_denied")
         else:
-            assert INVALID_LOGIN in result.page_text, describe(result)
-            assert NOT_MAPPED in deployment.airflow_log_since(airflow_marks)
+            deployment.expect_airflow_log(airflow_marks, NOT_MAPPED)
 
     def test_default_role_user_gets_exactly_the_default_role(self, deployment: LocalDeployment) -> None:
         """A member of a signIn.extraGroups group (in no `access` group) holds exactly defaultRole."""
@@ -212,7 +216,7 @@ class SsoLoginCases:
         result = deployment.login(user, label=f"control-{control}")
 
         assert_refused_in_airflow(deployment, result, user.username)
-        assert expected_log in deployment.airflow_log_since(marks)
+        deployment.expect_airflow_log(marks, expected_log)
 
     def test_tampered_state_is_refused(self, deployment: LocalDeployment) -> None:
         """A callback whose `state` was changed on the way back is refused (CSRF protection).
@@ -225,40 +229,43 @@ class SsoLoginCases:
         deployment.provider.set_shims(Shims(tamperState=True))
         result = deployment.login(user, label="control-tampered-state")
 
-        assert "shim: tampered the state" in deployment.provider_log_since(provider_mark)
+        deployment.expect_provider_log(provider_mark, "shim: tampered the state")
         assert_refused_in_airflow(deployment, result, user.username)
-        assert AUTHLIB_REFUSED + "mismatching_state" in deployment.airflow_log_since(airflow_marks)
+        deployment.expect_airflow_log(airflow_marks, AUTHLIB_REFUSED + "mismatching_state")
 
     def test_redirect_uri_one_character_off_is_refused_at_the_provider(self, deployment: LocalDeployment) -> None:
         """A client registered with a redirect URI one character off: the provider refuses Airflow's."""
         user = deployment.users["nc-redirect-uri"]
+        refused = deployment.redirect_uri_refused
         with deployment.provider_registered_with(redirect_uris=[one_character_off(deployment.redirect_uri)]):
-            result = deployment.login(user, label="control-redirect-uri", settle=True)
-        assert_refused_at_provider(deployment, result, user.username, deployment.redirect_uri_refused)
+            result = deployment.login(user, label="control-redirect-uri", settle=True, expect_text=refused)
+        assert_refused_at_provider(deployment, result, user.username, refused)
 
-    @pytest.mark.restarts_airflow
-    def test_proxy_handling_off_sends_a_redirect_uri_the_provider_refuses(self, deployment: LocalDeployment) -> None:
-        """Without proxy handling Airflow builds an http:// callback URL, which is not registered.
-
-        Both layers are off: FAB's ProxyFix and uvicorn's trust in the ingress (FORWARDED_ALLOW_IPS
-        back to its default, 127.0.0.1; nginx connects from 127.0.0.2). Either one alone still
-        produces the https URL.
-        """
-        user = deployment.users["nc-proxy-off"]
-        deployment.use_airflow(env={"AIRFLOW__FAB__ENABLE_PROXY_FIX": "False", "FORWARDED_ALLOW_IPS": "127.0.0.1"})
-        result = deployment.login(user, label="control-proxy-off", settle=True)
-
-        assert_refused_at_provider(deployment, result, user.username, deployment.redirect_uri_refused)
-        sent = dict(parse_qsl(urlsplit(result.final_url).query)).get("redirect_uri", "")
-        assert sent == deployment.redirect_uri.replace("https://", "http://", 1), sent
-
-    @pytest.mark.restarts_airflow
+    @pytest.mark.restarts_airflow("per-process-keys")
     def test_per_process_keys_break_the_split_login(self, deployment: LocalDeployment) -> None:
-        """Each api-server with its own secret_key / jwt_secret: the split sign-in fails."""
+        """Api-servers not sharing their secret_key / jwt_secret (the one where the sign-in starts has its
+        own): the split sign-in fails."""
         user = deployment.users["nc-per-process-keys"]
         deployment.use_airflow(per_process_env=deployment.per_process_keys())
         marks = deployment.airflow_log_marks()
         result = deployment.login(user, label="control-per-process-keys")
 
         assert_refused_in_airflow(deployment, result, user.username)
-        assert AUTHLIB_REFUSED + "mismatching_state" in deployment.airflow_log_since(marks)
+        deployment.expect_airflow_log(marks, AUTHLIB_REFUSED + "mismatching_state")
+
+    @pytest.mark.restarts_airflow("proxy-handling-off")
+    def test_proxy_handling_off_sends_a_redirect_uri_the_provider_refuses(self, deployment: LocalDeployment) -> None:
+        """Without proxy handling Airflow builds an http:// callback URL, which is not registered.
+
+        Both layers are off (`PROXY_HANDLING_OFF`) on the api-server where the sign-in starts: FAB's
+        ProxyFix and uvicorn's trust in the ingress (FORWARDED_ALLOW_IPS back to its default, 127.0.0.1;
+        nginx connects from 127.0.0.2). Either one alone still produces the https URL.
+        """
+        user = deployment.users["nc-proxy-off"]
+        deployment.use_airflow(per_process_env=deployment.proxy_handling_off())
+        refused = deployment.redirect_uri_refused
+        result = deployment.login(user, label="control-proxy-off", settle=True, expect_text=refused)
+
+        assert_refused_at_provider(deployment, result, user.username, refused)
+        sent = dict(parse_qsl(urlsplit(result.final_url).query)).get("redirect_uri", "")
+        assert sent == deployment.redirect_uri.replace("https://", "http://", 1), sent

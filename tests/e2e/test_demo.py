@@ -27,7 +27,7 @@ def _secret_values(capture: dict[str, object]) -> set[str]:
     return {value for data in airflow["secrets"].values() for value in data.values()}
 
 
-def test_demo_check_signs_in_and_stops_everything(e2e_prerequisites: None) -> None:
+def test_demo_check_signs_in_and_stops_everything(e2e_prerequisites: None, released_ports: None) -> None:
     """The demo's own login and DAG run succeed; it prints the URLs, users, passwords and redirect URI, no
     secret of the stack; ports are freed."""
     taken = [port for port in (PROVIDER_PORT, HTTPS_PORT) if not port_is_free(port)]

@@ -25,8 +25,8 @@ pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .
 from joserfc import jwt  # noqa: E402  (Authlib's JOSE library, in the Airflow venv)
 from joserfc.jwk import RSAKey  # noqa: E402
 
-from tests.e2e.conftest import deployed  # noqa: E402
-from tests.e2e.deployment import LocalDeployment, one_character_off, stack_file  # noqa: E402
+from tests.e2e.conftest import stack_deployment  # noqa: E402
+from tests.e2e.deployment import LocalDeployment, one_character_off  # noqa: E402
 from tests.e2e.doctor_cases import assert_logout_ends_the_idp_session, failed, run_doctor  # noqa: E402
 from tests.e2e.harness.process import free_port  # noqa: E402
 from tests.e2e.harness.provider import Shims  # noqa: E402
@@ -60,16 +60,9 @@ ALL_CHECKS = [
 ]
 
 
-def oidc_stack() -> Path:
-    """The oidc stand-in stack, wherever it lives at run time."""
-    moved = stack_file("local-oidc")
-    return moved if moved.exists() else stack_file("local")
-
-
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """The oidc stand-in stack, deployed once for every doctor case and the logout."""
-    yield from deployed(oidc_stack())
+# The oidc stand-in stack: one deployment for every doctor case and the logout (shared with the other
+# modules of the stack).
+deployment = stack_deployment("local-oidc")
 
 
 @pytest.fixture(autouse=True)
@@ -278,11 +271,12 @@ def test_token_signed_by_another_key_fails_the_signature(deployment: LocalDeploy
     assert "does not verify" in checks["token signature"]["detail"]
 
 
-@pytest.mark.restarts_airflow
+@pytest.mark.restarts_airflow("proxy-handling-off")
 def test_airflow_without_proxy_handling_sends_an_http_redirect_uri(deployment: LocalDeployment, work_dir: Path) -> None:
-    """FAB's ProxyFix off and uvicorn trusting only 127.0.0.1 (nginx connects from 127.0.0.2): Airflow's own
-    authorization request carries http://; the doctor follows Airflow's redirect and names the fix."""
-    deployment.use_airflow(env={"AIRFLOW__FAB__ENABLE_PROXY_FIX": "False", "FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    """FAB's ProxyFix off and uvicorn trusting only 127.0.0.1 (nginx connects from 127.0.0.2) on the api-server
+    that starts sign-ins: Airflow's own authorization request carries http://; the doctor follows Airflow's
+    redirect and names the fix."""
+    deployment.use_airflow(per_process_env=deployment.proxy_handling_off())
     status, checks, _ = run_doctor(deployment, work_dir)
 
     assert status == 1
@@ -295,7 +289,7 @@ def test_airflow_without_proxy_handling_sends_an_http_redirect_uri(deployment: L
 # --- logout that logs out -----------------------------------------------------------------------------
 
 
-@pytest.mark.restarts_airflow
+@pytest.mark.restarts_airflow("no-end-session-endpoint")
 def test_without_end_session_endpoint_logout_ends_only_airflows_session(
     deployment: LocalDeployment, work_dir: Path
 ) -> None:

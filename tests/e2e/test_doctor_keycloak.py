@@ -8,33 +8,22 @@ http://127.0.0.1:8180 and nginx on https://localhost:8443: both ports must be fr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
-from tests.e2e.conftest import deployed  # noqa: E402
-from tests.e2e.deployment import LocalDeployment, one_character_off, stack_file  # noqa: E402
+from tests.e2e.conftest import stack_deployment  # noqa: E402
+from tests.e2e.deployment import LocalDeployment, one_character_off  # noqa: E402
 from tests.e2e.doctor_cases import assert_logout_ends_the_idp_session, failed, run_doctor  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 
-def keycloak_stack() -> Path:
-    path = stack_file("local")
-    if yaml.safe_load(path.read_text())["config"]["airflow-oidc:spec"]["idp"]["kind"] != "keycloak":
-        pytest.skip(f"{path.name} is not a Keycloak stack")
-    return path
-
-
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """The Keycloak stack, deployed once for the module."""
-    yield from deployed(keycloak_stack())
+# The Keycloak stack (shared with tests/e2e/test_login_keycloak.py).
+deployment = stack_deployment("local")
 
 
 @pytest.fixture

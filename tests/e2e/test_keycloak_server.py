@@ -1,8 +1,9 @@
 """The Keycloak harness against a real Keycloak server: what was declared is what the server does.
 
-One server for the module. A hand-written declared set in the mock engine's shape (type token,
-camelCase inputs, numbers as floats, references by fake id) is applied through the Admin REST API,
-then plain HTTP (no browser) shows the behaviours the e2e tier relies on.
+The test run's shared Keycloak (tests/e2e/services.py), realm `corp` leased for the module. A
+hand-written declared set in the mock engine's shape (type token, camelCase inputs, numbers as floats,
+references by fake id) is applied through the Admin REST API, then plain HTTP (no browser) shows the
+behaviours the e2e tier relies on.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from tests.e2e.harness.keycloak import (
     login_form_action,
     password_login,
 )
-from tests.e2e.harness.process import REPO_ROOT, HarnessError, RunDir
+from tests.e2e.harness.process import REPO_ROOT, HarnessError
+from tests.e2e.services import SharedServices
 
 pytestmark = pytest.mark.e2e
 
@@ -145,15 +147,17 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def keycloak() -> Iterator[Deployed]:
-    """One Keycloak for the module, with the declared set applied and alice in the admins group."""
+def keycloak(e2e_services: SharedServices) -> Iterator[Deployed]:
+    """The run's Keycloak, with the declared set applied in realm `corp` (deleted afterwards) and alice in
+    the admins group."""
     try:
         ensure_keycloak(lambda line: print(f"[e2e install] {line}"))
     except PrerequisiteError as exc:
         pytest.skip(f"!!! KEYCLOAK CANNOT BE INSTALLED — Keycloak harness tests NOT RUN: {exc}")
-    run = RunDir.create("keycloak-harness")
-    with KeycloakServer(run.sub("keycloak")) as server:
-        print(f"\n[keycloak] ready in {server.start_seconds:.1f} s (augmented: {server.augmented}); {run.path}")
+    server = e2e_services.keycloak()
+    assert server is not None
+    print(f"\n[keycloak] ready in {server.start_seconds:.1f} s (augmented: {server.augmented}); {server.log_dir}")
+    with server.realm_lease(REALM_NAME):
         resources = declared_set()
         applied = apply_declared(server.admin(), resources, ids_of(resources))
         server.admin().create_user(
@@ -322,23 +326,25 @@ def test_the_program_as_declared_signs_a_user_in(keycloak: Deployed, program_cap
     if not with_realm:
         pytest.skip("no Keycloak stack creates its realm")
     resources, ids = declared_from_capture(with_realm[0])
-    admin = keycloak.server.admin()
-    applied = apply_declared(admin, resources, ids)
-    client = next(r.inputs for r in resources if r.type == OPENID_CLIENT)
-    group = next(r.inputs["name"] for r in resources if r.type == GROUP)
-    realm = next(iter(applied.realms.values()))
-    admin.create_user(
-        realm, "bob", PASSWORD, email="bob@corp-example.net", first_name="Bob", last_name="B", groups=[group]
-    )
-    tokens = password_login(
-        keycloak.server.issuer(realm),
-        client["clientId"],
-        client["clientSecret"],
-        client["validRedirectUris"][0],
-        "bob",
-        PASSWORD,
-    )
-    assert jwt_claims(tokens["id_token"])["groups"] == [group]
+    realm_names = [r.inputs["realm"] for r in resources if r.type == REALM]
+    # The shared server: the stack's realm is leased (deleted afterwards) so its deployment finds none.
+    with keycloak.server.realm_lease(*realm_names) as admin:
+        applied = apply_declared(admin, resources, ids)
+        client = next(r.inputs for r in resources if r.type == OPENID_CLIENT)
+        group = next(r.inputs["name"] for r in resources if r.type == GROUP)
+        realm = next(iter(applied.realms.values()))
+        admin.create_user(
+            realm, "bob", PASSWORD, email="bob@corp-example.net", first_name="Bob", last_name="B", groups=[group]
+        )
+        tokens = password_login(
+            keycloak.server.issuer(realm),
+            client["clientId"],
+            client["clientSecret"],
+            client["validRedirectUris"][0],
+            "bob",
+            PASSWORD,
+        )
+        assert jwt_claims(tokens["id_token"])["groups"] == [group]
 
 
 def test_a_failing_start_raises_with_the_log_tail(keycloak: Deployed, tmp_path: Path) -> None:

@@ -10,17 +10,15 @@ user's `oid` and the tenant's `tid`; a user in no assigned group is refused at t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
-from tests.e2e.conftest import deployed
-from tests.e2e.deployment import LocalDeployment, stack_file
+from tests.e2e.conftest import stack_deployment
+from tests.e2e.deployment import LocalDeployment
 from tests.e2e.harness.provider import Shims
-from tests.e2e.sso_cases import INVALID_LOGIN, SsoLoginCases, assert_refused_in_airflow, describe
+from tests.e2e.sso_cases import INVALID_LOGIN, SsoLoginCases, assert_refused_in_airflow
 
 pytestmark = pytest.mark.e2e
 
@@ -28,10 +26,7 @@ CONSUMER_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 """Entra's tenant of personal Microsoft accounts: another tenant than the stack's."""
 
 
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """stacks/Pulumi.risk-prod.yaml, deployed once for the module."""
-    yield from deployed(stack_file("risk-prod"))
+deployment = stack_deployment("risk-prod")
 
 
 class TestEntraStack(SsoLoginCases):
@@ -63,8 +58,7 @@ class TestEntraStack(SsoLoginCases):
         username = f"azuread_{claims['oid']}"
         deployment.provider.set_shims(Shims(idTokenClaims={"tid": CONSUMER_TENANT}))
         marks = deployment.airflow_log_marks()
-        result = deployment.login(account, label="refused-other-tenant")
+        result = deployment.login(account, label="refused-other-tenant", expect_text=INVALID_LOGIN)
 
         assert_refused_in_airflow(deployment, result, username)
-        assert INVALID_LOGIN in result.page_text, describe(result)
-        assert f"refused: claim 'tid' is '{CONSUMER_TENANT}'" in deployment.airflow_log_since(marks)
+        deployment.expect_airflow_log(marks, f"refused: claim 'tid' is '{CONSUMER_TENANT}'")

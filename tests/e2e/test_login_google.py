@@ -11,15 +11,13 @@ version (tests/capture.py). nginx serves https://airflow.growth.corp-example.net
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
-from tests.e2e.conftest import deployed
-from tests.e2e.deployment import LocalDeployment, stack_file
+from tests.e2e.conftest import stack_deployment
+from tests.e2e.deployment import LocalDeployment
 from tests.e2e.harness.google import GoogleOidcProvider
 from tests.e2e.harness.provider import Shims
 from tests.e2e.sso_cases import (
@@ -34,10 +32,7 @@ from tests.e2e.sso_cases import (
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """stacks/Pulumi.growth-prod.yaml, deployed once for the module."""
-    yield from deployed(stack_file("growth-prod"))
+deployment = stack_deployment("growth-prod")
 
 
 def google(deployment: LocalDeployment) -> GoogleOidcProvider:
@@ -99,11 +94,10 @@ class TestGoogleStack(SsoLoginCases):
         deployment.provider.set_shims(Shims(idTokenClaims={"groups": [group_of(deployment, "Admin")]}))
         marks = deployment.airflow_log_marks()
         before = len(google(deployment).google.directory.lookups)
-        result = deployment.login(account, label="refused-forged-groups")
+        result = deployment.login(account, label="refused-forged-groups", expect_text=INVALID_LOGIN)
 
         assert_refused_in_airflow(deployment, result, f"google_{account}")
-        assert INVALID_LOGIN in result.page_text, describe(result)
-        assert NOT_MAPPED in deployment.airflow_log_since(marks)
+        deployment.expect_airflow_log(marks, NOT_MAPPED)
         assert google(deployment).google.directory.lookups[before:] == [email]
 
     def test_member_of_a_nested_group_gets_its_role(self, deployment: LocalDeployment) -> None:
@@ -135,11 +129,10 @@ class TestGoogleStack(SsoLoginCases):
         deployment.provider.set_shims(Shims(idTokenClaims=claims))
         marks = deployment.airflow_log_marks()
         before = len(google(deployment).google.directory.lookups)
-        result = deployment.login(account, label=account)
+        result = deployment.login(account, label=account, expect_text=INVALID_LOGIN)
 
         assert_refused_in_airflow(deployment, result, f"google_{account}")
-        assert INVALID_LOGIN in result.page_text, describe(result)
-        assert logged in deployment.airflow_log_since(marks)
+        deployment.expect_airflow_log(marks, logged)
         assert google(deployment).google.directory.lookups[before:] == []
 
     def test_failed_lookup_refuses_the_login_with_the_reason(self, deployment: LocalDeployment) -> None:
@@ -150,9 +143,8 @@ class TestGoogleStack(SsoLoginCases):
         directory.fail_for(email, 503)
         marks = deployment.airflow_log_marks()
         try:
-            result = deployment.login(account, label="refused-lookup-error")
+            result = deployment.login(account, label="refused-lookup-error", expect_text=INVALID_LOGIN)
         finally:
             directory.fail_for(email, None)
         assert_refused_in_airflow(deployment, result, f"google_{account}")
-        assert INVALID_LOGIN in result.page_text, describe(result)
-        assert f"refused {email}: the Cloud Identity lookup answered HTTP 503" in deployment.airflow_log_since(marks)
+        deployment.expect_airflow_log(marks, f"refused {email}: the Cloud Identity lookup answered HTTP 503")

@@ -10,7 +10,6 @@ REST API); the users sign in on Keycloak's own login page with a username and pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,8 +19,8 @@ pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .
 
 import requests
 
-from tests.e2e.conftest import deployed
-from tests.e2e.deployment import LocalDeployment, one_character_off, stack_file
+from tests.e2e.conftest import stack_deployment
+from tests.e2e.deployment import LocalDeployment, one_character_off
 from tests.e2e.harness.keycloak import Pkce, authorization_url, login_form_action
 from tests.e2e.keycloak_idp import KeycloakIdp
 from tests.e2e.rotation_cases import RotationCases
@@ -30,10 +29,7 @@ from tests.e2e.sso_cases import AUTHLIB_REFUSED, NOT_MAPPED, SsoLoginCases, asse
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=["local", "search-prod"])
-def deployment(request: pytest.FixtureRequest, e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """stacks/Pulumi.<local|search-prod>.yaml, one at a time, each deployed once for the module."""
-    yield from deployed(stack_file(request.param))
+deployment = stack_deployment("local", "search-prod")
 
 
 def keycloak(deployment: LocalDeployment) -> KeycloakIdp:
@@ -53,8 +49,8 @@ class TestKeycloakLocalStack(RotationCases, SsoLoginCases):
         with keycloak(deployment).mapper_config({"full.path": "true"}):
             result = deployment.login(user, label="control-full-path")
         assert_refused_in_airflow(deployment, result, user.username)
-        log = deployment.airflow_log_since(marks)
-        assert NOT_MAPPED in log and f"'/{group}'" in log, log[-2000:]
+        log = deployment.expect_airflow_log(marks, NOT_MAPPED)
+        assert f"'/{group}'" in log, log[-2000:]
 
     def test_client_secret_one_character_off_is_refused(self, deployment: LocalDeployment) -> None:
         """Keycloak holding a secret one character off: the code exchange fails, no session, no row."""
@@ -63,7 +59,7 @@ class TestKeycloakLocalStack(RotationCases, SsoLoginCases):
         with deployment.provider_registered_with(client_secret=one_character_off(deployment.client.client_secret)):
             result = deployment.login(user, label="control-client-secret")
         assert_refused_in_airflow(deployment, result, user.username)
-        assert AUTHLIB_REFUSED + "unauthorized_client" in deployment.airflow_log_since(marks)
+        deployment.expect_airflow_log(marks, AUTHLIB_REFUSED + "unauthorized_client")
 
     def test_authorization_request_without_pkce_is_refused(self, deployment: LocalDeployment) -> None:
         """The declared client requires PKCE S256: a request without a challenge never reaches the login form."""

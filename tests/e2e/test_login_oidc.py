@@ -6,24 +6,18 @@ webserver_config.py), and nginx the stack's URL, https://localhost:8443: both po
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
-from tests.e2e.conftest import deployed
-from tests.e2e.deployment import LocalDeployment, stack_file
+from tests.e2e.conftest import stack_deployment
 from tests.e2e.sso_cases import SsoLoginCases
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """stacks/Pulumi.local-oidc.yaml, deployed once for the module."""
-    yield from deployed(stack_file("local-oidc"))
+deployment = stack_deployment("local-oidc")
 
 
 class TestOidcLocalStack(SsoLoginCases):

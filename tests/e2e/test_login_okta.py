@@ -8,25 +8,19 @@ declared regex and refuses users in none of the assigned groups, as Okta does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
-from tests.e2e.conftest import deployed
-from tests.e2e.deployment import LocalDeployment, stack_file
+from tests.e2e.conftest import stack_deployment
 from tests.e2e.rotation_cases import RotationCases
 from tests.e2e.sso_cases import SsoLoginCases
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
-def deployment(request: pytest.FixtureRequest, e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    """stacks/Pulumi.<dev|prod>.yaml, one at a time, each deployed once for the module."""
-    yield from deployed(stack_file(request.param))
+deployment = stack_deployment("dev", "prod")
 
 
 class TestOktaStacks(RotationCases, SsoLoginCases):

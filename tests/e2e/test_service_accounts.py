@@ -17,7 +17,6 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -27,8 +26,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.conftest import deployed
-from tests.e2e.deployment import OTHER_RESOURCE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment, stack_file
+from tests.e2e.conftest import stack_deployment
+from tests.e2e.deployment import OTHER_RESOURCE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment
+from tests.e2e.harness.process import STATE_DEADLINE, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,15 +36,9 @@ DAGS = Path(__file__).with_name("dags")
 DAG_ID = "airflow_oidc_deploy"
 
 
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    for running in deployed(stack_file("local-oidc")):
-        serialize_test_dag(running)
-        yield running
-
-
 def serialize_test_dag(deployment: LocalDeployment) -> None:
-    """The api-servers parse no DAGs: `airflow dags reserialize` writes the test DAG to the database."""
+    """The api-servers parse no DAGs: `airflow dags reserialize` writes the test DAG to the database
+    (idempotent: the deployment is shared with the stack's other modules)."""
     env = {**deployment.airflow.process_env(0), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)}
     log = deployment.run.sub("airflow") / "dags-reserialize.log"
     with log.open("w") as out:
@@ -57,6 +51,9 @@ def serialize_test_dag(deployment: LocalDeployment) -> None:
             timeout=300,
             check=True,
         )
+
+
+deployment = stack_deployment("local-oidc", setup=serialize_test_dag)
 
 
 class _ResolvedTo(requests.adapters.HTTPAdapter):
@@ -113,13 +110,8 @@ def refused_with(deployment: LocalDeployment, bearer: str, reason: str) -> None:
 
 
 def assert_logged(deployment: LocalDeployment, marks: list[int], text: str) -> str:
-    """An api-server logged `text` after `marks` (within 5 s); what they logged."""
-    deadline = time.monotonic() + 5
-    while text not in deployment.airflow_log_since(marks) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    logged = deployment.airflow_log_since(marks)
-    assert text in logged, logged[-2000:]
-    return logged
+    """An api-server logged `text` after `marks` (waited for); what they logged."""
+    return deployment.expect_airflow_log(marks, text)
 
 
 def resigned(token: str, key: Any, *, kid: str | None = None, **claims: Any) -> str:
@@ -328,9 +320,7 @@ def test_a_person_who_triggers_from_the_ui_appears_by_a_readable_identity(deploy
         page.get_by_role("button", name=re.compile(r"^Trigger", re.IGNORECASE)).first.click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_role("button", name=re.compile(r"^Trigger", re.IGNORECASE)).last.click()
-        deadline = time.monotonic() + 15
-        while not set(runs_by(readable)) - before and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_until(lambda: set(runs_by(readable)) - before, timeout=STATE_DEADLINE, what=f"a run by {readable}")
         page.screenshot(path=str(deployment.run.sub("screenshots") / "ui-trigger.png"))
         # Airflow's own UI answers "who triggered which workflow": the runs list shows the readable name.
         page.goto(f"{deployment.base_url}/dags/{DAG_ID}/runs")

@@ -20,6 +20,7 @@ import requests
 from tests.e2e.deployment import run_capture
 from tests.e2e.harness.keycloak import KeycloakAdmin, KeycloakServer
 from tests.e2e.harness.process import RunDir
+from tests.e2e.services import SharedServices
 
 pytestmark = pytest.mark.e2e
 
@@ -108,17 +109,16 @@ class Realm:
 
 
 @pytest.fixture(scope="module")
-def realm(e2e_prerequisites: None) -> Iterator[Realm]:
+def realm(e2e_services: SharedServices) -> Iterator[Realm]:
+    """The declared realm on the run's Keycloak (leased: deleted afterwards)."""
     run = RunDir.create("keycloak-service-accounts")
     capture = run_capture(STACK, run.path / "capture.json")
-    server = KeycloakServer(run.sub("keycloak"))
-    server.start()
-    try:
-        running = Realm(server, capture)
+    server = e2e_services.keycloak()
+    assert server is not None
+    running = Realm(server, capture)
+    with server.realm_lease(running.name):
         running.create_declared()
         yield running
-    finally:
-        server.stop()
 
 
 auth = auth_module()

@@ -7,13 +7,12 @@ shared server gets tokens for the same audience with its own scope: Airflow must
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
 import pytest
 
-from tests.e2e.conftest import deployed
+from tests.e2e.conftest import stack_deployment
 from tests.e2e.deployment import OTHER_STACK_SCOPE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment
 from tests.e2e.test_service_accounts import DAG_ID, airflow_token, api, refused_with, serialize_test_dag, trigger
 
@@ -22,11 +21,7 @@ pytestmark = pytest.mark.e2e
 STACK = Path(__file__).with_name("stacks") / "Pulumi.okta-automation.yaml"
 
 
-@pytest.fixture(scope="module")
-def deployment(e2e_prerequisites: None) -> Iterator[LocalDeployment]:
-    for running in deployed(STACK):
-        serialize_test_dag(running)
-        yield running
+deployment = stack_deployment(STACK, setup=serialize_test_dag)
 
 
 def test_ci_job_with_an_okta_service_app_triggers_a_dag_run(deployment: LocalDeployment) -> None:

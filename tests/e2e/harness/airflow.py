@@ -79,8 +79,9 @@ class AirflowApiServers(Service):
         per_process_env: Sequence[Mapping[str, str]] | None = None,
         workers: int = 1,
         extra_args: Sequence[str] = (),
-        startup_timeout: float = 180,
+        startup_timeout: float = 300,
         airflow_bin: Path = AIRFLOW_BIN,
+        migrated: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -98,11 +99,13 @@ class AirflowApiServers(Service):
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
         self.airflow_bin = airflow_bin
+        self.migrated = migrated
+        """The database already holds Airflow's schema (a clone of a migrated template): `db migrate` is skipped."""
         # Chosen now, so a proxy can be configured before the servers are up.
         self.ports = [free_port() for _ in range(count)]
         self.migrate_log = log_dir / "db-migrate.log"
         self.log_paths = [log_dir / f"api-server-{index}.log" for index in range(count)]
-        self._processes: list[ManagedProcess] = []
+        self._processes: list[ManagedProcess | None] = []
 
     @property
     def upstreams(self) -> list[str]:
@@ -133,40 +136,45 @@ class AirflowApiServers(Service):
         self.start_servers()
 
     def migrate(self) -> None:
-        """`airflow db migrate` (creates Airflow's and FAB's tables on a fresh database)."""
+        """`airflow db migrate` (creates Airflow's and FAB's tables on a fresh database; skipped when
+        `migrated`), then `airflow sync-perm` with this stack's webserver_config.py."""
         if not self.airflow_bin.exists():
             raise HarnessError(f"{self.airflow_bin} not found: create .venv-airflow from requirements/airflow.lock")
         self.home.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.webserver_config_text)
-        run_logged(
-            [str(self.airflow_bin), "db", "migrate"],
-            self.migrate_log,
-            what="airflow db migrate",
-            timeout=300,
-            env=self.process_env(0),
-            cwd=self.home,
-        )
+        if not self.migrated:
+            run_logged(
+                [str(self.airflow_bin), "db", "migrate"],
+                self.migrate_log,
+                what="airflow db migrate",
+                timeout=600,
+                env=self.process_env(0),
+                cwd=self.home,
+            )
         # Once, before the servers: each api-server syncs FAB's permissions at startup, and two doing it
         # at once on a fresh database collide on a unique key (ab_permission_view_role) and one exits.
         run_logged(
             [str(self.airflow_bin), "sync-perm"],
             self.migrate_log,
             what="airflow sync-perm",
-            timeout=300,
+            timeout=600,
             env=self.process_env(0),
             cwd=self.home,
         )
 
-    def start_servers(self) -> None:
-        """Start every api-server at once and wait until each answers its health endpoint."""
-        for index, port in enumerate(self.ports):
+    def start_servers(self, indexes: Sequence[int] | None = None) -> None:
+        """Start the api-servers (`indexes`: only these) at once and wait until each answers its health endpoint."""
+        indexes = list(range(self.count)) if indexes is None else list(indexes)
+        if not self._processes:
+            self._processes = [None] * self.count
+        for index in indexes:
             argv = [
                 str(self.airflow_bin),
                 "api-server",
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(port),
+                str(self.ports[index]),
                 "--workers",
                 str(self.workers),
                 *self.extra_args,
@@ -180,34 +188,41 @@ class AirflowApiServers(Service):
                 stop_timeout=5,
             )
             process.start()
-            self._processes.append(process)
-        with ThreadPoolExecutor(max_workers=self.count) as pool:
-            list(pool.map(self._wait_healthy, range(self.count)))
+            self._processes[index] = process
+        with ThreadPoolExecutor(max_workers=max(1, len(indexes))) as pool:
+            list(pool.map(self._wait_healthy, indexes))
 
     def restart_servers(
         self,
         *,
         env: Mapping[str, str] | None = None,
         per_process_env: Sequence[Mapping[str, str]] | None = None,
-    ) -> None:
-        """Stop the servers and start them again on the same ports (no migration), with a new environment.
+    ) -> list[int]:
+        """Give the servers a new environment: those whose environment changes stop and start again on
+        the same ports (no migration); the others keep running. Returns the indexes restarted.
 
         `env` replaces the shared environment and `per_process_env` the per-server one (None: keep).
         """
         if per_process_env is not None and len(per_process_env) != self.count:
             raise ValueError(f"per_process_env has {len(per_process_env)} entries for {self.count} servers")
-        self.stop()
+        before = [self.process_env(index) for index in range(self.count)]
         if env is not None:
             self.env = dict(env)
         if per_process_env is not None:
             self.per_process_env = [dict(extra) for extra in per_process_env]
-        self.start_servers()
+        changed = [index for index in range(self.count) if self.process_env(index) != before[index]]
+        stop_all([process for index in changed if (process := self._processes[index]) is not None])
+        for index in changed:
+            self._processes[index] = None
+        if changed:
+            self.start_servers(changed)
+        return changed
 
     def stop(self) -> None:
         """Stop every server (each process group: uvicorn and its workers)."""
         processes, self._processes = self._processes, []
         # In parallel: an api-server takes about 2 s to exit after SIGTERM.
-        stop_all(processes)
+        stop_all([process for process in processes if process is not None])
 
     def _wait_healthy(self, index: int) -> None:
         url = self.base_url(index) + HEALTH_PATH
@@ -216,7 +231,7 @@ class AirflowApiServers(Service):
             timeout=self.startup_timeout,
             what=f"api-server-{index} ({url})",
             log_path=self.log_paths[index],
-            alive=self._processes[index].alive,
+            alive=lambda: (process := self._processes[index]) is not None and process.alive(),
             interval=0.25,
         )
 
@@ -265,7 +280,7 @@ class AirflowApiServers(Service):
         return requests.get(
             f"{self.base_url(server)}/auth/fab/v1/users/{username}",
             headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
+            timeout=60,
         )
 
 

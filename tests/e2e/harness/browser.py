@@ -15,7 +15,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwrigh
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.harness.process import ARTIFACTS_ROOT, HarnessError, Service
+from tests.e2e.harness.process import ARTIFACTS_ROOT, STATE_DEADLINE, HarnessError, Service
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialing Google's hosts on this closed network.
@@ -30,6 +30,8 @@ CHROMIUM_ARGS = [
 ]
 TOKEN_COOKIE = "_token"
 MAX_STEPS = 8
+# Every host resolves to loopback: one Chromium serves every stack's hostname (all served locally).
+EVERY_HOST = "*"
 
 
 @dataclass
@@ -59,10 +61,11 @@ class LoginResult:
 
 
 class Browser(Service):
-    """One Chromium for a test module; one fresh context (cookie jar) per login.
+    """One Chromium (for a whole test run: `tests/e2e/services.py`); one fresh context (cookie jar) per login.
 
     `map_hosts` are resolved to 127.0.0.1 inside Chromium (`--host-resolver-rules`), so the
-    exact production URL `https://<hostname>/...` is used against the local proxy.
+    exact production URL `https://<hostname>/...` is used against the local proxy; `["*"]`
+    (`EVERY_HOST`) maps every hostname, so one browser serves every stack.
     """
 
     def __init__(
@@ -71,7 +74,7 @@ class Browser(Service):
         map_hosts: Sequence[str] = (),
         artifacts_dir: Path = ARTIFACTS_ROOT,
         executable: str = CHROMIUM,
-        step_timeout_ms: float = 30_000,
+        step_timeout_ms: float = STATE_DEADLINE * 1000,
     ) -> None:
         self.map_hosts = [host for host in map_hosts if host not in ("localhost", "127.0.0.1")]
         self.artifacts_dir = artifacts_dir
@@ -89,6 +92,8 @@ class Browser(Service):
         args = list(CHROMIUM_ARGS)
         if self.map_hosts:
             rules = ",".join(f"MAP {host} 127.0.0.1" for host in self.map_hosts)
+            if EVERY_HOST in self.map_hosts:
+                rules = f"MAP {EVERY_HOST} 127.0.0.1"
             args.append(f"--host-resolver-rules={rules}")
         self._playwright = sync_playwright().start()
         self._browser = self._playwright.chromium.launch(executable_path=self.executable, headless=True, args=args)
@@ -113,7 +118,13 @@ class Browser(Service):
         context = self._browser.new_context(ignore_https_errors=True)
         context.set_default_timeout(self.step_timeout_ms)
         self._contexts.append(context)
+        # A browser lives for the whole run: forget a context once it is closed.
+        context.on("close", lambda closed: self._forget(closed))
         return context
+
+    def _forget(self, context: BrowserContext) -> None:
+        with contextlib.suppress(ValueError):
+            self._contexts.remove(context)
 
     def login(
         self,
@@ -125,6 +136,7 @@ class Browser(Service):
         context: BrowserContext | None = None,
         label: str | None = None,
         settle: bool = True,
+        expect_text: str | None = None,
     ) -> LoginResult:
         """Airflow login page -> provider button -> provider login (and consent) -> back to Airflow.
 
@@ -136,6 +148,10 @@ class Browser(Service):
         `settle=False` records the result as soon as the final response arrived (cookies are set
         by then) instead of waiting about a second for Airflow's UI bundle: faster, but then no
         screenshot is taken and the page text of a successful sign-in is mostly empty.
+        A sign-in that ends without Airflow's token (a refusal: Airflow's login page or the provider's
+        error page) always waits for that page to load, so its text is complete.
+        `expect_text`: wait (up to STATE_DEADLINE) until the final page shows this text; the result
+        holds the page text either way (the caller asserts on it).
         """
         started = time.monotonic()
         context = context or self.new_context()
@@ -182,16 +198,29 @@ class Browser(Service):
                 continue
             step("stopped at")
             break
-        if settle:
+        if settle or _token(context) is None:
+            # A refusal's page is server-rendered: its text is complete at the load event.
             _settle(page)
+        if settle:
             # Airflow's React UI renders after the load event: wait for text, so the screenshot shows it.
             with contextlib.suppress(PlaywrightTimeout):
-                page.wait_for_function("document.body && document.body.innerText.trim().length > 20", timeout=15_000)
+                page.wait_for_function(
+                    "document.body && document.body.innerText.trim().length > 20", timeout=STATE_DEADLINE * 1000
+                )
             step("settled")
+        if expect_text is not None:
+            with contextlib.suppress(PlaywrightTimeout):
+                page.wait_for_function(
+                    "text => document.body && document.body.innerText.includes(text)",
+                    arg=expect_text,
+                    timeout=STATE_DEADLINE * 1000,
+                )
+            step(f"waited for {expect_text!r}")
         return self._result(page, context, account_id, started, steps, label, screenshot=settle)
 
     def logout(self, base_url: str, context: BrowserContext, *, path: str = "/api/v2/auth/logout") -> bool:
-        """Log out as the UI's menu does; True when Airflow's `_token` cookie is gone (the IdP session stays).
+        """Log out as the UI's menu does; True once Airflow's `_token` cookie is gone (waits up to
+        STATE_DEADLINE for it; the IdP session stays).
 
         `/api/v2/auth/logout` revokes the JWT, then redirects to the auth manager's `/auth/logout`,
         which deletes the cookies. `/auth/logout` alone deletes them but leaves the JWT valid.
@@ -199,6 +228,9 @@ class Browser(Service):
         page = context.new_page()
         page.goto(f"{base_url}{path}")
         _settle(page)
+        deadline = time.monotonic() + STATE_DEADLINE
+        while _token(context) is not None and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
         page.close()
         return _token(context) is None
 
@@ -225,7 +257,7 @@ class Browser(Service):
             except PlaywrightError:
                 path = None
         try:
-            text = page.inner_text("body", timeout=5_000)
+            text = page.inner_text("body", timeout=STATE_DEADLINE * 1000)
         except PlaywrightError:
             text = ""
         token = _token(context)
@@ -244,9 +276,10 @@ class Browser(Service):
 
 
 def _settle(page: Page) -> None:
-    """Wait for the current document's load event (redirect chains end before it fires)."""
+    """Wait for the current document's load event (redirect chains end before it fires); a page that
+    never loads within STATE_DEADLINE is left as it is (the result shows where the browser stopped)."""
     with contextlib.suppress(PlaywrightTimeout):
-        page.wait_for_load_state("load", timeout=15_000)
+        page.wait_for_load_state("load", timeout=STATE_DEADLINE * 1000)
 
 
 def _token(context: BrowserContext) -> str | None:

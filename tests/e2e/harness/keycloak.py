@@ -211,6 +211,23 @@ class KeycloakServer(Service):
             raise HarnessError("keycloak is not running")
         return self._admin
 
+    @contextmanager
+    def realm_lease(self, *realms: str) -> Iterator[KeycloakAdmin]:
+        """Use `realms` on this (possibly shared) server: none of them may exist yet (another user of the
+        server holds it), and each is deleted afterwards, so the next user starts from a clean server."""
+        admin = self.admin()
+        taken = [realm for realm in realms if admin.realm_exists(realm)]
+        if taken:
+            raise HarnessError(
+                f"keycloak at {self.url}: realm(s) {taken} exist already: another test holds them on the shared server"
+            )
+        try:
+            yield admin
+        finally:
+            if self._admin is not None:
+                for realm in realms:
+                    admin.delete_realm(realm)
+
     def stop(self) -> None:
         """SIGTERM (Keycloak shuts down in well under a second), SIGKILL after 20 s."""
         if self._process is not None:
@@ -303,6 +320,10 @@ class KeycloakAdmin:
     def update_realm(self, realm: str, fields: Mapping[str, Any]) -> None:
         """PUT a partial RealmRepresentation."""
         self.request("PUT", f"/{realm}", json_body=dict(fields))
+
+    def delete_realm(self, realm: str) -> None:
+        """Delete `realm` with everything in it (absent already: nothing to do)."""
+        self.request("DELETE", f"/{realm}", ok=(204, 404))
 
     # Groups
     def create_group(self, realm: str, name: str, *, parent_id: str | None = None, **fields: Any) -> str:

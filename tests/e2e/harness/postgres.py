@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -52,7 +53,49 @@ class Postgres(Service):
     @property
     def url(self) -> str:
         """SQLAlchemy URL of the test database (trust auth on loopback: no password)."""
-        return f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{self.port}/{self.database}"
+        return self.url_of(self.database)
+
+    def url_of(self, database: str) -> str:
+        """SQLAlchemy URL of another database on this server."""
+        return f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """`CREATE DATABASE name [TEMPLATE template]` (a template is copied file by file: instant); its URL."""
+        _check_identifier(name)
+        sql = f'CREATE DATABASE "{name}"'
+        if template is not None:
+            _check_identifier(template)
+            sql += f' TEMPLATE "{template}"'
+        self.psql(sql, what=f"create database {name}")
+        return self.url_of(name)
+
+    def drop_database(self, name: str) -> None:
+        """`DROP DATABASE IF EXISTS name WITH (FORCE)` (ends its connections first)."""
+        _check_identifier(name)
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', what=f"drop database {name}")
+
+    def psql(self, sql: str, *, what: str) -> None:
+        """Run one SQL statement as the superuser (outside a transaction, as CREATE DATABASE needs)."""
+        run_logged(
+            [
+                str(self.bindir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                PG_USER,
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+            self.log_path,
+            what=what,
+            timeout=120,
+        )
 
     @property
     def dsn(self) -> str:
@@ -143,6 +186,11 @@ class Postgres(Service):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _check_identifier(name: str) -> None:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise HarnessError(f"not a plain database name: {name!r}")
 
 
 def _returns_zero(argv: list[str]) -> bool:

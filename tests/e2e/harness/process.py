@@ -22,6 +22,12 @@ ARTIFACTS_ROOT = REPO_ROOT / "artifacts" / "e2e"
 
 T = TypeVar("T")
 
+STATE_DEADLINE = 90.0
+"""Seconds an e2e case waits for the state it asserts (a page's text, a log line, a cookie gone).
+
+Generous on purpose: a loaded 2-core machine can be many times slower than an idle one, and a
+passing case never waits it out (the wait ends as soon as the state is there)."""
+
 
 class HarnessError(RuntimeError):
     """A harness component failed to start or misbehaved; the message carries the log tail."""
@@ -86,6 +92,32 @@ def wait_until(
         if time.monotonic() > deadline:
             detail = f" (last probe error: {last_error!r})" if last_error else ""
             raise error_with_log(f"{what}: not ready after {timeout:.0f} s{detail}", log_path)
+        time.sleep(interval)
+
+
+def wait_for_text(
+    read: Callable[[], str],
+    text: str,
+    *,
+    what: str,
+    log_path: Path | None = None,
+    timeout: float = STATE_DEADLINE,
+    interval: float = 0.1,
+) -> str:
+    """Poll `read()` until it contains `text`; return what it read. On timeout an AssertionError names
+    `what`, shows the end of what was read and the tail of `log_path` (the component log that explains it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = read()
+        if text in seen:
+            return seen
+        if time.monotonic() > deadline:
+            log_tail = tail(log_path, 60)
+            shown = f"\n--- {log_path} (last 60 lines) ---\n{log_tail}" if log_tail else ""
+            raise AssertionError(
+                f"{what}: {text!r} did not appear within {timeout:.0f} s; the end of what was there:\n"
+                f"{seen[-1500:]}{shown}"
+            )
         time.sleep(interval)
 
 

@@ -1,0 +1,206 @@
+"""What the deployments of one e2e test run share, and the pool that keeps one deployment per stack.
+
+Starting things is what the e2e tier spends its time on (on 2 cores: Keycloak's JVM, Airflow's
+imports, the schema migration). So a test run starts each of these once:
+
+- `SharedServices`: one PostgreSQL (a database per deployment, copied from a template migrated
+  once, so a deployment runs `airflow sync-perm` only), one Keycloak (a realm per stack, deleted
+  when the stack's deployment stops), one Chromium (every hostname mapped to loopback, a fresh
+  cookie jar per sign-in). Each starts on first use and stops at `close()`.
+- `DeploymentPool`: one `LocalDeployment` per stack file, shared by every test module that asks for
+  that stack; at most one runs at a time (stacks share fixed ports such as 8443), so tests are
+  ordered by stack (tests/e2e/conftest.py) and each stack is deployed once per run.
+
+`make demo` (tests/e2e/demo.py) gets private services: its Keycloak on the stack's own port, its
+database migrated in place, everything stopped with it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from tests.e2e.harness.airflow import AirflowApiServers
+from tests.e2e.harness.browser import EVERY_HOST, Browser
+from tests.e2e.harness.keycloak import KeycloakServer
+from tests.e2e.harness.postgres import Postgres
+from tests.e2e.harness.process import ARTIFACTS_ROOT, RunDir, Service, port_is_free
+
+KEYCLOAK_PORT = 8180
+"""The shared Keycloak's port when free: stacks/Pulumi.local.yaml's `idp.url` (served as is, like `make demo`)."""
+TEMPLATE_DATABASE = "airflow_template"
+
+if TYPE_CHECKING:
+    from tests.e2e.deployment import LocalDeployment
+
+S = TypeVar("S", bound=Service)
+
+
+class SharedServices:
+    """PostgreSQL, Keycloak and Chromium for every deployment of a run; each started on first use.
+
+    `shared=False` (the demo): no template database (the deployment migrates its own), and Keycloak on
+    the port the first stack asks for.
+    """
+
+    def __init__(self, run: RunDir, *, shared: bool = True, keycloak_port: int | None = KEYCLOAK_PORT) -> None:
+        self.run = run
+        self.shared = shared
+        self.keycloak_port = keycloak_port
+        self.timings: dict[str, float] = {}
+        """Seconds each shared service took to start (printed at the end of the run)."""
+        self._stack = ExitStack()
+        self._lock = threading.Lock()
+        self._postgres: Postgres | None = None
+        self._template_ready = False
+        self._keycloak: KeycloakServer | None = None
+        self._browser: Browser | None = None
+        self._databases = 0
+
+    # --- PostgreSQL --------------------------------------------------------------------------------
+
+    def postgres(self) -> Postgres:
+        """The run's PostgreSQL server (started on first use; thread-safe)."""
+        with self._lock:
+            if self._postgres is None:
+                self._postgres = self._start("postgres", Postgres(self.run.sub("postgres")))
+            return self._postgres
+
+    def airflow_database(self, label: str) -> tuple[str, str, bool]:
+        """A new database for one deployment: (name, SQLAlchemy URL, already migrated).
+
+        Shared: a copy of a template that `airflow db migrate` (and `sync-perm` with FAB's defaults) ran
+        on once per run; the deployment runs only `sync-perm` with its own webserver_config.py.
+        """
+        postgres = self.postgres()
+        self._databases += 1
+        name = f"airflow_{self._databases}_{re.sub(r'[^a-z0-9]+', '_', label.lower())}"[:63]
+        if not self.shared:
+            return name, postgres.create_database(name), False
+        with self._lock:
+            if not self._template_ready:
+                started = time.monotonic()
+                url = postgres.create_database(TEMPLATE_DATABASE)
+                AirflowApiServers(self.run.sub("airflow-template"), "", {}, url).migrate()
+                self._template_ready = True
+                self.timings["airflow db migrate (template)"] = time.monotonic() - started
+        return name, postgres.create_database(name, template=TEMPLATE_DATABASE), True
+
+    def drop_database(self, name: str) -> None:
+        """Drop a deployment's database (its api-servers are stopped)."""
+        if self._postgres is not None:
+            self._postgres.drop_database(name)
+
+    # --- Keycloak ----------------------------------------------------------------------------------
+
+    def keycloak(self, port: int | None = None) -> KeycloakServer | None:
+        """The run's Keycloak, when it can serve a stack whose issuer needs `port` (None: any port);
+        None when it runs on another port (the caller starts its own server there).
+
+        Started on first use: on `port`, else on KEYCLOAK_PORT when free, else on a free port.
+        """
+        with self._lock:
+            if self._keycloak is None:
+                preferred = self.keycloak_port if self.keycloak_port and port_is_free(self.keycloak_port) else None
+                wanted = port or preferred
+                server = KeycloakServer(self.run.sub("keycloak"), port=wanted)
+                self._keycloak = self._start("keycloak", server)
+            if port is not None and port != self._keycloak.port:
+                return None
+            return self._keycloak
+
+    # --- Chromium ------------------------------------------------------------------------------------
+
+    def browser(self) -> Browser:
+        """The run's Chromium (every hostname resolves to loopback). Call it from the main thread only:
+        Playwright's sync API stays on the thread that started it."""
+        if self._browser is None:
+            browser = Browser(map_hosts=[EVERY_HOST], artifacts_dir=ARTIFACTS_ROOT / self.run.path.name)
+            self._browser = self._start("chromium", browser)
+        return self._browser
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def release_ports(self, *ports: int) -> None:
+        """Stop the shared Keycloak if it listens on one of `ports` (a test that needs the port itself)."""
+        if self._keycloak is not None and self._keycloak.port in ports:
+            self._keycloak.stop()
+            self._keycloak = None
+
+    def close(self) -> None:
+        """Stop everything that was started (reverse order)."""
+        self._stack.close()
+        self._postgres = self._keycloak = self._browser = None
+        self._template_ready = False
+
+    def _start(self, what: str, service: S) -> S:
+        started = time.monotonic()
+        self._stack.enter_context(service)
+        self.timings[what] = time.monotonic() - started
+        return service
+
+
+class AirflowDatabase(Service):
+    """One deployment's metadata database on the (shared) PostgreSQL; dropped at stop."""
+
+    def __init__(self, services: SharedServices, label: str) -> None:
+        self.services = services
+        self.label = label
+        self.name: str | None = None
+        self.url = ""
+        """SQLAlchemy URL (set by start())."""
+        self.migrated = False
+        """Whether it already holds Airflow's schema (a copy of the migrated template)."""
+
+    def start(self) -> None:
+        self.name, self.url, self.migrated = self.services.airflow_database(self.label)
+
+    def stop(self) -> None:
+        name, self.name = self.name, None
+        if name is not None:
+            self.services.drop_database(name)
+
+
+class DeploymentPool:
+    """One LocalDeployment per stack file for the whole run, at most one running at a time."""
+
+    def __init__(self, services: SharedServices) -> None:
+        self.services = services
+        self.current: LocalDeployment | None = None
+        self.history: list[tuple[str, dict[str, float]]] = []
+        """(stack file name, timings) of every deployment started, for the end-of-run summary."""
+        self._failed: dict[Path, BaseException] = {}
+
+    def get(self, stack_file: Path) -> LocalDeployment:
+        """The running deployment of `stack_file`; another stack's is stopped first."""
+        from tests.e2e.deployment import LocalDeployment
+
+        if self.current is not None and self.current.stack_file == stack_file:
+            return self.current
+        if stack_file in self._failed:
+            # Once per run: every later module of this stack fails at once with the same cause.
+            raise self._failed[stack_file]
+        self.release()
+        deployment = LocalDeployment(stack_file, services=self.services)
+        self.history.append((stack_file.name, deployment.timings))
+        try:
+            deployment.__enter__()
+        except Exception as exc:
+            self._failed[stack_file] = exc
+            raise
+        self.current = deployment
+        return deployment
+
+    def release(self) -> None:
+        """Stop the running deployment, if any."""
+        current, self.current = self.current, None
+        if current is not None:
+            current.__exit__(None, None, None)
+
+    def close(self) -> None:
+        """Stop the running deployment."""
+        self.release()
