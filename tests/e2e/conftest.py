@@ -13,6 +13,7 @@ grouped by state), so the declared environment is rarely restored.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,7 +61,8 @@ def _shared() -> tuple[SharedServices, DeploymentPool]:
         from tests.e2e.services import DeploymentPool, SharedServices
 
         services = SharedServices(RunDir.create("shared"))
-        _RUN_STATE.update(services=services, pool=DeploymentPool(services))
+        pool = DeploymentPool(services, prestart_keycloak=bool(_RUN_STATE.get("needs_keycloak")))
+        _RUN_STATE.update(services=services, pool=pool)
     return _RUN_STATE["services"], _RUN_STATE["pool"]
 
 
@@ -131,6 +133,14 @@ def deployed(stack_file: Path) -> Iterator[LocalDeployment]:
     yield _shared()[1].get(stack_file)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test of no stack runs with no deployment up: the last stack's is stopped (its ports, realm and
+    memory freed). The order puts each stack's tests together, so this never stops a stack still needed."""
+    pool: DeploymentPool | None = _RUN_STATE.get("pool")
+    if pool is not None and _stack_of(item) is None and "deployment" not in getattr(item, "fixturenames", ()):
+        pool.release()
+
+
 def _stack_of(item: pytest.Item) -> Path | None:
     callspec = getattr(item, "callspec", None)
     value = callspec.params.get("deployment") if callspec is not None else None
@@ -160,6 +170,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (first, group, -1 if state is None else states.setdefault(state, len(states)), index)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+    _RUN_STATE["needs_keycloak"] = _needs_keycloak(items)
+
+
+def _needs_keycloak(items: list[pytest.Item]) -> bool:
+    """Whether a test of a Keycloak stack runs, or one that uses the shared services itself (the Keycloak
+    modules; not the tests that want the fixed ports to themselves)."""
+    stacks = {stack for item in items if (stack := _stack_of(item)) is not None}
+    keycloak = re.compile(r"^\s+kind:\s*keycloak\s*$", re.MULTILINE)
+    if any(stack.exists() and keycloak.search(stack.read_text()) for stack in stacks):
+        return True
+    return any(
+        "e2e_services" in (fixtures := getattr(item, "fixturenames", ())) and RELEASED_PORTS not in fixtures
+        for item in items
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -43,6 +43,7 @@ from playwright.sync_api import BrowserContext
 from tests.e2e.harness.airflow import AirflowApiServers, AirflowComponents
 from tests.e2e.harness.browser import LoginResult
 from tests.e2e.harness.google import GoogleOidcProvider
+from tests.e2e.harness.keycloak import KeycloakServer
 from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, UPSTREAM_BIND, Nginx
 from tests.e2e.harness.process import (
     REPO_ROOT,
@@ -484,11 +485,17 @@ class LocalDeployment(Service):
             raise HarnessError(f"issuer {idp['issuer']} does not end with the declared path {idp['issuer_path']!r}")
         # A loopback issuer (the local stack's) is served as is; any other keeps its path only.
         loopback_issuer = bool(declared.scheme == "http" and declared.hostname == "127.0.0.1" and declared.port)
+        keycloak_server: KeycloakServer | None = None
         if loopback_issuer and declared.port:
             provider_port = declared.port
-            if self.owns_services or not self.is_keycloak:
-                # (The run's shared Keycloak may be listening there already: it serves this stack's realm.)
+            if self.is_keycloak:
+                keycloak_server = self.services.keycloak(provider_port)
+            if keycloak_server is None or not self.services.keycloak_started:
                 _require_free(provider_port, "the OpenID provider (the stack's issuer)")
+        elif self.is_keycloak:
+            keycloak_server = self.services.keycloak()  # any port will do: only the issuer's host moves
+            assert keycloak_server is not None
+            provider_port = keycloak_server.port
         else:
             provider_port = free_port()
         _require_free(self.https_port, f"nginx for {self.base_url}")
@@ -509,8 +516,9 @@ class LocalDeployment(Service):
                 self.run.sub("keycloak"),
                 idp,
                 self._realm_users(),
-                port=provider_port,
-                server=self.services.keycloak(provider_port if loopback_issuer else None),
+                # The run's Keycloak (started beside the database); one of its own when that is on another port.
+                server=keycloak_server or KeycloakServer(self.run.sub("keycloak"), port=provider_port),
+                start_server=self.services.start_keycloak if keycloak_server else None,
             )
         else:
             provider_class: type[OidcProvider] = OidcProvider
@@ -587,7 +595,7 @@ class LocalDeployment(Service):
                 # At least two: every sign-in starts on one api-server and finishes on the other.
                 count=max(2, int(api_server.get("replicas") or 1)),
                 extra_args=api_server_extra_args(api_server.get("args") or []),
-                migrated=self.database.migrated,
+                migrated=True,  # the database service migrated it (a template's copy, or in place)
             )
             self.nginx = Nginx(
                 self.run.sub("nginx"),

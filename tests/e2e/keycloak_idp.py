@@ -11,7 +11,7 @@ and group memberships. It answers the calls the shared cases make of the deploym
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,20 +46,22 @@ class KeycloakIdp(Service):
         idp: Mapping[str, Any],
         users: Sequence[RealmUser],
         *,
-        port: int,
-        server: KeycloakServer | None = None,
+        server: KeycloakServer,
+        start_server: Callable[[], object] | None = None,
     ) -> None:
+        """`start_server`: the server is shared (tests/e2e/services.py): this starts it if it is not running
+        yet, and only the realm is this deployment's (leased, deleted at stop). None: the server is ours."""
         self.idp = dict(idp)
         self.realm = str(idp["realm"])
         self.client_id = str(idp["client_id"])
         self.realm_users = list(users)
-        self.owns_server = server is None
-        """False: a running server shared with other deployments (only this realm is ours)."""
-        self.server = server or KeycloakServer(log_dir, port=port)
+        self.server = server
+        self.start_server = start_server
+        self.log_dir = log_dir
         self._lease: ExitStack | None = None
-        self.applied: AppliedResources | None = None
         self.user_ids: dict[str, str] = {}
         """username -> Keycloak user id (the ID token's `sub`)."""
+        self.applied: AppliedResources | None = None
 
     # --- what the deployment and the shared cases read ---------------------------------------------
 
@@ -89,10 +91,11 @@ class KeycloakIdp(Service):
     def start(self) -> None:
         """Start Keycloak (unless shared), create what the stack expects to exist, apply what it declares,
         add the users."""
-        if self.owns_server:
+        if self.start_server is None:
             self.server.start()
             admin = self.server.admin()
         else:
+            self.start_server()
             self._lease = ExitStack()
             admin = self._lease.enter_context(self.server.realm_lease(self.realm))
         if not self.idp["realm_declared"]:
@@ -115,7 +118,7 @@ class KeycloakIdp(Service):
 
     def stop(self) -> None:
         """Delete the realm (a shared server), or stop the server."""
-        if self.owns_server:
+        if self.start_server is None:
             self.server.stop()
         elif self._lease is not None:
             self._lease.close()

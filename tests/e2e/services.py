@@ -17,6 +17,7 @@ database migrated in place, everything stopped with it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -43,8 +44,9 @@ S = TypeVar("S", bound=Service)
 class SharedServices:
     """PostgreSQL, Keycloak and Chromium for every deployment of a run; each started on first use.
 
-    `shared=False` (the demo): no template database (the deployment migrates its own), and Keycloak on
-    the port the first stack asks for.
+    `shared=False` (the demo): no template database (the deployment's own is migrated in place), and
+    Keycloak on the port the stack asks for. Thread-safe: a deployment starts its database and its
+    IdP side by side.
     """
 
     def __init__(self, run: RunDir, *, shared: bool = True, keycloak_port: int | None = KEYCLOAK_PORT) -> None:
@@ -54,41 +56,50 @@ class SharedServices:
         self.timings: dict[str, float] = {}
         """Seconds each shared service took to start (printed at the end of the run)."""
         self._stack = ExitStack()
-        self._lock = threading.Lock()
+        self._postgres_lock = threading.Lock()
+        self._template_lock = threading.Lock()
+        self._keycloak_lock = threading.Lock()
         self._postgres: Postgres | None = None
         self._template_ready = False
         self._keycloak: KeycloakServer | None = None
+        self._keycloak_started = False
+        self._prestart: threading.Thread | None = None
         self._browser: Browser | None = None
         self._databases = 0
 
     # --- PostgreSQL --------------------------------------------------------------------------------
 
     def postgres(self) -> Postgres:
-        """The run's PostgreSQL server (started on first use; thread-safe)."""
-        with self._lock:
+        """The run's PostgreSQL server (started on first use)."""
+        with self._postgres_lock:
             if self._postgres is None:
                 self._postgres = self._start("postgres", Postgres(self.run.sub("postgres")))
             return self._postgres
 
-    def airflow_database(self, label: str) -> tuple[str, str, bool]:
-        """A new database for one deployment: (name, SQLAlchemy URL, already migrated).
+    def airflow_database(self, label: str) -> tuple[str, str]:
+        """A new database holding Airflow's schema for one deployment: (name, SQLAlchemy URL).
 
-        Shared: a copy of a template that `airflow db migrate` (and `sync-perm` with FAB's defaults) ran
-        on once per run; the deployment runs only `sync-perm` with its own webserver_config.py.
+        Shared: a copy of a template that `airflow db migrate` (and `sync-perm` with FAB's defaults) ran on
+        once per run; else migrated in place. Either way the deployment runs only `sync-perm` with its own
+        webserver_config.py (`AirflowApiServers(migrated=True)`).
         """
         postgres = self.postgres()
-        self._databases += 1
-        name = f"airflow_{self._databases}_{re.sub(r'[^a-z0-9]+', '_', label.lower())}"[:63]
-        if not self.shared:
-            return name, postgres.create_database(name), False
-        with self._lock:
+        with self._template_lock:
+            self._databases += 1
+            name = f"airflow_{self._databases}_{re.sub(r'[^a-z0-9]+', '_', label.lower())}"[:63]
+            if not self.shared:
+                url = postgres.create_database(name)
+                self._migrate(url, f"airflow db migrate ({name})")
+                return name, url
             if not self._template_ready:
-                started = time.monotonic()
-                url = postgres.create_database(TEMPLATE_DATABASE)
-                AirflowApiServers(self.run.sub("airflow-template"), "", {}, url).migrate()
+                self._migrate(postgres.create_database(TEMPLATE_DATABASE), "airflow db migrate (template)")
                 self._template_ready = True
-                self.timings["airflow db migrate (template)"] = time.monotonic() - started
-        return name, postgres.create_database(name, template=TEMPLATE_DATABASE), True
+        return name, postgres.create_database(name, template=TEMPLATE_DATABASE)
+
+    def _migrate(self, url: str, what: str) -> None:
+        started = time.monotonic()
+        AirflowApiServers(self.run.sub("airflow-migrate"), "", {}, url).migrate()
+        self.timings[what] = time.monotonic() - started
 
     def drop_database(self, name: str) -> None:
         """Drop a deployment's database (its api-servers are stopped)."""
@@ -98,20 +109,49 @@ class SharedServices:
     # --- Keycloak ----------------------------------------------------------------------------------
 
     def keycloak(self, port: int | None = None) -> KeycloakServer | None:
-        """The run's Keycloak, when it can serve a stack whose issuer needs `port` (None: any port);
-        None when it runs on another port (the caller starts its own server there).
+        """The run's Keycloak, when it can serve a stack whose issuer needs `port` (None: any port); None
+        when it is on another port (the caller runs its own there). Not started yet: `start_keycloak()`
+        (so a deployment starts it beside its database).
 
-        Started on first use: on `port`, else on KEYCLOAK_PORT when free, else on a free port.
+        Its port is chosen on first call: `port`, else KEYCLOAK_PORT when free, else a free port.
         """
-        with self._lock:
+        with self._keycloak_lock:
             if self._keycloak is None:
                 preferred = self.keycloak_port if self.keycloak_port and port_is_free(self.keycloak_port) else None
-                wanted = port or preferred
-                server = KeycloakServer(self.run.sub("keycloak"), port=wanted)
-                self._keycloak = self._start("keycloak", server)
+                self._keycloak = KeycloakServer(self.run.sub("keycloak"), port=port or preferred)
+                self._keycloak_started = False
             if port is not None and port != self._keycloak.port:
                 return None
             return self._keycloak
+
+    def prestart_keycloak(self) -> None:
+        """Start the run's Keycloak in the background (its JVM takes half a minute): a run that will need
+        it calls this early, and the first deployment that needs it finds it ready or nearly so. A
+        failure here is not reported: the first real `start_keycloak()` tries again and raises."""
+        if self._keycloak_started or self._prestart is not None:
+            return
+
+        def start() -> None:
+            with contextlib.suppress(Exception):
+                self.start_keycloak()
+
+        self._prestart = threading.Thread(target=start, name="keycloak-prestart", daemon=True)
+        self._prestart.start()
+
+    @property
+    def keycloak_started(self) -> bool:
+        """Whether the run's Keycloak is running."""
+        return self._keycloak_started
+
+    def start_keycloak(self) -> KeycloakServer:
+        """The run's Keycloak, started (once; thread-safe)."""
+        server = self.keycloak()
+        assert server is not None
+        with self._keycloak_lock:
+            if not self._keycloak_started:
+                self._start("keycloak", server)
+                self._keycloak_started = True
+        return server
 
     # --- Chromium ------------------------------------------------------------------------------------
 
@@ -127,15 +167,23 @@ class SharedServices:
 
     def release_ports(self, *ports: int) -> None:
         """Stop the shared Keycloak if it listens on one of `ports` (a test that needs the port itself)."""
-        if self._keycloak is not None and self._keycloak.port in ports:
-            self._keycloak.stop()
-            self._keycloak = None
+        if self._prestart is not None:
+            self._prestart.join()
+            self._prestart = None
+        with self._keycloak_lock:
+            if self._keycloak is not None and self._keycloak.port in ports:
+                self._keycloak.stop()
+                self._keycloak = None
+                self._keycloak_started = False
 
     def close(self) -> None:
         """Stop everything that was started (reverse order)."""
+        if self._prestart is not None:
+            self._prestart.join()
+            self._prestart = None
         self._stack.close()
         self._postgres = self._keycloak = self._browser = None
-        self._template_ready = False
+        self._template_ready = self._keycloak_started = False
 
     def _start(self, what: str, service: S) -> S:
         started = time.monotonic()
@@ -152,12 +200,10 @@ class AirflowDatabase(Service):
         self.label = label
         self.name: str | None = None
         self.url = ""
-        """SQLAlchemy URL (set by start())."""
-        self.migrated = False
-        """Whether it already holds Airflow's schema (a copy of the migrated template)."""
+        """SQLAlchemy URL (set by start(); the database holds Airflow's schema by then)."""
 
     def start(self) -> None:
-        self.name, self.url, self.migrated = self.services.airflow_database(self.label)
+        self.name, self.url = self.services.airflow_database(self.label)
 
     def stop(self) -> None:
         name, self.name = self.name, None
@@ -168,8 +214,10 @@ class AirflowDatabase(Service):
 class DeploymentPool:
     """One LocalDeployment per stack file for the whole run, at most one running at a time."""
 
-    def __init__(self, services: SharedServices) -> None:
+    def __init__(self, services: SharedServices, *, prestart_keycloak: bool = False) -> None:
         self.services = services
+        self.prestart_keycloak = prestart_keycloak
+        """The run needs Keycloak: the first deployment starts it in the background (`prestart_keycloak()`)."""
         self.current: LocalDeployment | None = None
         self.history: list[tuple[str, dict[str, float]]] = []
         """(stack file name, timings) of every deployment started, for the end-of-run summary."""
@@ -185,6 +233,8 @@ class DeploymentPool:
             # Once per run: every later module of this stack fails at once with the same cause.
             raise self._failed[stack_file]
         self.release()
+        if self.prestart_keycloak:
+            self.services.prestart_keycloak()
         deployment = LocalDeployment(stack_file, services=self.services)
         self.history.append((stack_file.name, deployment.timings))
         try:
