@@ -63,7 +63,7 @@ class RotationCases:
     """The rotation of a program-made client secret, end to end. List it before `SsoLoginCases` among the
     bases: pytest collects base classes in reverse MRO order, so it then runs after the shared cases."""
 
-    @pytest.mark.restarts_airflow
+    @pytest.mark.restarts_airflow("client-secret-rotated")
     def test_a_rotation_while_signed_in_rolls_the_api_servers_and_no_login_fails_after(
         self, deployment: LocalDeployment
     ) -> None:
@@ -91,7 +91,7 @@ class RotationCases:
             marks = deployment.airflow_log_marks()
             window = deployment.login(deployment.users_of("mapped")[-1], label="rotation-window")
             assert not window.has_token, describe(window)
-            assert AUTHLIB_REFUSED in deployment.airflow_log_since(marks)
+            deployment.expect_airflow_log(marks, AUTHLIB_REFUSED)
 
             # The roll: the api-servers start again on the Secret holding the new value.
             deployment.use_airflow(env={CLIENT_SECRET_ENV: new_secret})
