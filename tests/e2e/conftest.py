@@ -30,7 +30,6 @@ RESTARTS_AIRFLOW = "restarts_airflow"
 # other state (e.g. an environment for every api-server) after them, in order of first appearance.
 RESTART_STATE_ORDER = ("per-process-keys", "proxy-handling-off")
 RELEASED_PORTS = "released_ports"
-_RUN_STATE: dict[str, Any] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,41 +52,27 @@ def e2e_prerequisites() -> None:
         pytest.skip(f"!!! E2E PREREQUISITE CANNOT BE INSTALLED — end-to-end tests NOT RUN: {exc}")
 
 
-def _shared() -> tuple[SharedServices, DeploymentPool]:
-    """The run's services and pool, created on first use and closed at the end of the session (so that
-    `deployed()`, called from any module fixture, shares them too)."""
-    if "pool" not in _RUN_STATE:
-        from tests.e2e.harness.process import RunDir
-        from tests.e2e.services import DeploymentPool, SharedServices
-
-        services = SharedServices(RunDir.create("shared"))
-        pool = DeploymentPool(services, prestart_keycloak=bool(_RUN_STATE.get("needs_keycloak")))
-        _RUN_STATE.update(services=services, pool=pool)
-    return _RUN_STATE["services"], _RUN_STATE["pool"]
-
-
 def pytest_sessionfinish() -> None:
     """Stop the run's deployment, then the shared services."""
-    pool: DeploymentPool | None = _RUN_STATE.get("pool")
-    services: SharedServices | None = _RUN_STATE.get("services")
-    try:
-        if pool is not None:
-            pool.close()
-    finally:
-        if services is not None:
-            services.close()
+    from tests.e2e.services import RunState
+
+    RunState.close()
 
 
 @pytest.fixture(scope="session")
 def e2e_services(e2e_prerequisites: None) -> SharedServices:
     """The run's PostgreSQL, Keycloak and Chromium (tests/e2e/services.py), each started on first use."""
-    return _shared()[0]
+    from tests.e2e.services import RunState
+
+    return RunState.shared()[0]
 
 
 @pytest.fixture(scope="session")
 def deployments(e2e_prerequisites: None) -> DeploymentPool:
     """One LocalDeployment per stack file for the whole run (at most one running at a time)."""
-    return _shared()[1]
+    from tests.e2e.services import RunState
+
+    return RunState.shared()[1]
 
 
 @pytest.fixture
@@ -130,13 +115,17 @@ def stack_deployment(*stacks: str | Path, setup: Callable[[LocalDeployment], Non
 def deployed(stack_file: Path) -> Iterator[LocalDeployment]:
     """A module fixture's body (kept for modules not yet on `stack_deployment`): the stack's deployment
     from the run's pool (stopped when another stack is needed, or at the end of the run)."""
-    yield _shared()[1].get(stack_file)
+    from tests.e2e.services import RunState
+
+    yield RunState.shared()[1].get(stack_file)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test of no stack runs with no deployment up: the last stack's is stopped (its ports, realm and
     memory freed). The order puts each stack's tests together, so this never stops a stack still needed."""
-    pool: DeploymentPool | None = _RUN_STATE.get("pool")
+    from tests.e2e.services import RunState
+
+    pool = RunState.pool
     if pool is not None and _stack_of(item) is None and "deployment" not in getattr(item, "fixturenames", ()):
         pool.release()
 
@@ -170,7 +159,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (first, group, -1 if state is None else states.setdefault(state, len(states)), index)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
-    _RUN_STATE["needs_keycloak"] = _needs_keycloak(items)
+    from tests.e2e.services import RunState
+
+    RunState.needs_keycloak = _needs_keycloak(items)
 
 
 def _needs_keycloak(items: list[pytest.Item]) -> bool:
@@ -188,8 +179,9 @@ def _needs_keycloak(items: list[pytest.Item]) -> bool:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Where the run's time went: the shared services' and each deployment's start times."""
-    services: SharedServices | None = _RUN_STATE.get("services")
-    pool: DeploymentPool | None = _RUN_STATE.get("pool")
+    from tests.e2e.services import RunState
+
+    services, pool = RunState.services, RunState.pool
     if services is None and pool is None:
         return
     terminalreporter.section("e2e start times (seconds)")
