@@ -54,7 +54,7 @@ def e2e_prerequisites() -> None:
 
 def pytest_sessionfinish() -> None:
     """Stop the run's deployment, then the shared services."""
-    from tests.e2e.services import RunState
+    from tests.e2e.run_state import RunState
 
     RunState.close()
 
@@ -62,7 +62,7 @@ def pytest_sessionfinish() -> None:
 @pytest.fixture(scope="session")
 def e2e_services(e2e_prerequisites: None) -> SharedServices:
     """The run's PostgreSQL, Keycloak and Chromium (tests/e2e/services.py), each started on first use."""
-    from tests.e2e.services import RunState
+    from tests.e2e.run_state import RunState
 
     return RunState.shared()[0]
 
@@ -70,7 +70,7 @@ def e2e_services(e2e_prerequisites: None) -> SharedServices:
 @pytest.fixture(scope="session")
 def deployments(e2e_prerequisites: None) -> DeploymentPool:
     """One LocalDeployment per stack file for the whole run (at most one running at a time)."""
-    from tests.e2e.services import RunState
+    from tests.e2e.run_state import RunState
 
     return RunState.shared()[1]
 
@@ -115,7 +115,7 @@ def stack_deployment(*stacks: str | Path, setup: Callable[[LocalDeployment], Non
 def deployed(stack_file: Path) -> Iterator[LocalDeployment]:
     """A module fixture's body (kept for modules not yet on `stack_deployment`): the stack's deployment
     from the run's pool (stopped when another stack is needed, or at the end of the run)."""
-    from tests.e2e.services import RunState
+    from tests.e2e.run_state import RunState
 
     yield RunState.shared()[1].get(stack_file)
 
@@ -123,7 +123,7 @@ def deployed(stack_file: Path) -> Iterator[LocalDeployment]:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test of no stack runs with no deployment up: the last stack's is stopped (its ports, realm and
     memory freed). The order puts each stack's tests together, so this never stops a stack still needed."""
-    from tests.e2e.services import RunState
+    from tests.e2e.run_state import RunState
 
     pool = RunState.pool
     if pool is not None and _stack_of(item) is None and "deployment" not in getattr(item, "fixturenames", ()):
@@ -159,7 +159,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (first, group, -1 if state is None else states.setdefault(state, len(states)), index)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
-    from tests.e2e.services import RunState
+    from tests.e2e.run_state import RunState
 
     RunState.needs_keycloak = _needs_keycloak(items)
 
@@ -179,7 +179,7 @@ def _needs_keycloak(items: list[pytest.Item]) -> bool:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Where the run's time went: the shared services' and each deployment's start times."""
-    from tests.e2e.services import RunState
+    from tests.e2e.run_state import RunState
 
     services, pool = RunState.services, RunState.pool
     if services is None and pool is None:

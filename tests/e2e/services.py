@@ -254,32 +254,3 @@ class DeploymentPool:
     def close(self) -> None:
         """Stop the running deployment."""
         self.release()
-
-
-class RunState:
-    """The test run's services and pool. Module-level state lives here, in a module imported once by
-    its package name: a conftest.py can be imported twice (by pytest, and by a test module that imports
-    a helper from it), and two copies must not start two of everything."""
-
-    services: SharedServices | None = None
-    pool: DeploymentPool | None = None
-    needs_keycloak = False
-    """Set at collection: a test of a Keycloak stack, or of the shared Keycloak itself, will run."""
-
-    @classmethod
-    def shared(cls) -> tuple[SharedServices, DeploymentPool]:
-        """The run's services and pool, created on first use (closed by `close()` at the end of the run)."""
-        if cls.services is None or cls.pool is None:
-            cls.services = SharedServices(RunDir.create("shared"))
-            cls.pool = DeploymentPool(cls.services, prestart_keycloak=cls.needs_keycloak)
-        return cls.services, cls.pool
-
-    @classmethod
-    def close(cls) -> None:
-        """Stop the run's deployment, then the shared services (their timings stay readable)."""
-        try:
-            if cls.pool is not None:
-                cls.pool.close()
-        finally:
-            if cls.services is not None:
-                cls.services.close()
