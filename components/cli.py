@@ -105,7 +105,8 @@ def check_stack_file(path: Path, *, check_settings: bool = True) -> tuple[bool, 
     name = shown_name(path)
     try:
         # Every check the program runs before declaring anything: the spec, provider settings, the allowlist.
-        spec = inputs_from_stack_file(path, check_settings=check_settings)[0].spec
+        resolved, provider = inputs_from_stack_file(path, check_settings=check_settings)
+        spec = resolved.spec
     except SpecError as error:
         return False, str(error)  # already one `file: key path: problem` line per problem
     except OSError as error:
@@ -117,7 +118,13 @@ def check_stack_file(path: Path, *, check_settings: bool = True) -> tuple[bool, 
     except ValueError as error:  # load_stack_file: `config:` is not a mapping
         return False, str(error)
     groups = len(spec.access)
-    return True, f"ok  {name} ({spec.idp.kind}, {groups} group{'' if groups == 1 else 's'})"
+    notes = spec.idp.setup_notes(spec, provider)
+    return True, "\n".join(
+        [
+            f"ok  {name} ({spec.idp.kind}, {groups} group{'' if groups == 1 else 's'})",
+            *(f"    note: {n}" for n in notes),
+        ]
+    )
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

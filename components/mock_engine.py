@@ -25,6 +25,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.stack import massage
 
 from components.idp import KINDS
+from components.idp.base import MockLookupError
 from components.mock_values import fake, fake_secret
 
 try:
@@ -85,7 +86,10 @@ class ProgramMocks(Mocks):
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         for kind in KINDS:
-            result = kind.mock_call(args.token, args.args)
+            try:
+                result = kind.mock_call(args.token, args.args)
+            except MockLookupError as failure:
+                return {}, [("", str(failure))]
             if result is not None:
                 return result, []
         return {}, []

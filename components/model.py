@@ -50,6 +50,14 @@ class LocatedError(ValueError):
         self.message = message
 
 
+def key_text(loc: tuple[str | int, ...] | list[str | int]) -> str:
+    """A key path as errors spell it: `airflow-oidc:spec.access[2].group`."""
+    text = CONFIG_KEY
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
 def at(loc: tuple[str | int, ...], message: str) -> LocatedError:
     """An error about the key at `loc` (from the spec's root), e.g. `at(("idp", "tenantId"), "...")`."""
     return LocatedError(loc, message)

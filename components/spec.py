@@ -94,7 +94,13 @@ OWNED_VALUE_PATHS: dict[str, str] = {
 class AccessRule(Model):
     """One IdP group and the Airflow role its members get."""
 
-    group: str = Field(min_length=1, max_length=255, description="IdP group name, exactly as the IdP spells it.")
+    group: str = Field(
+        min_length=1,
+        max_length=255,
+        description="The IdP group, by what the kind binds: a name exactly as the IdP spells it; Okta: or a "
+        "group id (`00g…`); Keycloak: a path (`/data/airflow-admins`; a bare name is the top-level group); "
+        "Entra ID: or an object id; Google: the group's email.",
+    )
     role: Role = Field(description="Airflow role for the group's members: Admin, Op, User or Viewer.")
 
     @field_validator("role", mode="before")

@@ -19,10 +19,11 @@ import argparse
 import ast
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from tests.mock_engine import Run, fake, run_stack_file
+from tests.mock_engine import Run, run_stack_file
 
 OKTA_APP = "okta:app/oAuth:OAuth"
 ENTRA_APP = "azuread:index/application:Application"
@@ -35,7 +36,6 @@ KEYCLOAK_CLIENT = "keycloak:openid/client:Client"
 KEYCLOAK_MAPPER = "keycloak:openid/groupMembershipProtocolMapper:GroupMembershipProtocolMapper"
 KEYCLOAK_REALM = "keycloak:index/realm:Realm"
 KEYCLOAK_GROUP = "keycloak:index/group:Group"
-KEYCLOAK_GET_GROUP = "keycloak:index/getGroup:getGroup"
 GOOGLE_CLIENT = "airflow-oidc:idp:GoogleWorkspaceClient"
 GCP_ACCOUNT = "gcp:serviceaccount/account:Account"
 GCP_SECRET = "gcp:secretmanager/secret:Secret"
@@ -62,16 +62,15 @@ def idp_side(run: Run) -> dict[str, Any]:
         claims = run.of_type("okta:auth/serverClaim:ServerClaim")
         if claims:
             claim = claims[0].inputs
-            claim_name, claim_filter = claim["name"], claim["value"]
+            if claim["valueType"] != "EXPRESSION":
+                raise ValueError(f"the custom server's claim is of value type {claim['valueType']}, not EXPRESSION")
+            claim_name, claim_expression = claim["name"], claim["value"]
             issuer_path = "/oauth2/" + claim["authServerId"]
         else:
-            claim_name, claim_filter = app["groupsClaim"]["name"], app["groupsClaim"]["value"]
+            if app["groupsClaim"]["type"] != "EXPRESSION":
+                raise ValueError(f"the app's groups claim is of type {app['groupsClaim']['type']}, not EXPRESSION")
+            claim_name, claim_expression = app["groupsClaim"]["name"], app["groupsClaim"]["value"]
             issuer_path = ""
-        # Group ids as the mocks issue them: created groups by resource name, looked-up ones by name.
-        name_by_id = {fake(g.name, "id"): g.inputs["name"] for g in run.of_type("okta:group/group:Group")}
-        for token, args in run.invokes:
-            if token == "okta:group/getGroup:getGroup":
-                name_by_id[fake(args["name"], "00g")] = args["name"]
         assignments = run.one("okta:index/appGroupAssignments:AppGroupAssignments").inputs["groups"]
         return {
             "kind": "okta",
@@ -84,9 +83,13 @@ def idp_side(run: Run) -> dict[str, Any]:
             "pkce_required": app["pkceRequired"],
             "scopes": app["loginScopes"],
             "groups_claim": claim_name,
-            "groups_filter": claim_filter,
-            # Okta lets only members of assigned groups sign in ("Everyone" admits all).
-            "assigned_groups": [name_by_id[a["id"]] for a in assignments],
+            "groups_filter": None,
+            # The claim as declared (getFilteredGroups by group id), evaluated by the stand-in provider.
+            "groups_expression": claim_expression,
+            # The org's groups the program created or saw: id -> name and type.
+            "group_directory": okta_directory(run),
+            # Okta lets only members of assigned groups sign in ("Everyone" admits all): group ids.
+            "assigned_groups": [a["id"] for a in assignments],
             "issuer": outputs["issuer"],
             "issuer_path": issuer_path,
             **okta_service_accounts(run),
@@ -109,6 +112,22 @@ def idp_side(run: Run) -> dict[str, Any]:
     }
 
 
+def okta_directory(run: Run) -> dict[str, dict[str, str]]:
+    """The Okta org's groups as the mocks hold them: the groups the program creates (the ids the mocks
+    give them) and every group its lookups saw (each lookup replayed on the mocks)."""
+    from components.idp.okta import OktaIdp
+
+    directory: dict[str, dict[str, str]] = {}
+    for group in run.of_type("okta:group/group:Group"):
+        group_id = (OktaIdp.mock_outputs(group.type, group.name, group.inputs) or {})["id"]
+        directory[group_id] = {"name": group.inputs["name"], "type": "OKTA_GROUP"}
+    for token, args in run.invokes:
+        answer = OktaIdp.mock_call(token, args) or {}
+        for found in answer.get("groups") or ([answer] if "id" in answer else []):
+            directory[found["id"]] = {"name": found["name"], "type": found["type"]}
+    return directory
+
+
 def keycloak_side(run: Run, client_secret: str) -> dict[str, Any]:
     """Keycloak: the declared pulumi_keycloak resources as the harness applies them to a real server
     (`declared`: resources and the mock id -> resource map), plus what the tests read from them."""
@@ -122,7 +141,13 @@ def keycloak_side(run: Run, client_secret: str) -> dict[str, Any]:
     # The client's realmId is a declared realm's id (its name) or the name of a realm that must exist.
     realm = realms[0].inputs["realm"] if realms else client["realmId"]
     issuer = outputs["issuer"]
-    existing = [args["name"] for token, args in run.invokes if token == KEYCLOAK_GET_GROUP]
+    declared = capture_declared(run)
+    existing = sorted(set(declared["existing"].values()))
+    groups = keycloak_group_paths(run, declared) + existing
+    # No assignment in Keycloak: the default-role audience is the paths Airflow gives the default role.
+    default_role_groups = list(rendered_setting(run, "DEFAULT_ROLE_CLAIM_VALUES"))
+    if not set(default_role_groups) <= set(groups):
+        raise ValueError(f"Airflow's default-role groups {default_role_groups} are not all declared: {groups}")
     return {
         "kind": "keycloak",
         "client_id": client["clientId"],
@@ -140,19 +165,39 @@ def keycloak_side(run: Run, client_secret: str) -> dict[str, Any]:
         "issuer_path": "/realms/" + realm,
         "realm": realm,
         "realm_declared": bool(realms),
-        # Groups the program looks up: they must exist before it runs.
+        # Group paths the program looks up: they must exist before it runs.
         "existing_groups": existing,
-        # Every group the program creates or looks up (the claim values it expects).
-        "groups": [group.inputs["name"] for group in run.of_type(KEYCLOAK_GROUP)] + existing,
-        "declared": capture_declared(run),
+        # The path of every group the program creates or looks up (full-path claim values).
+        "groups": groups,
+        "default_role_groups": default_role_groups,
+        "declared": declared,
     }
+
+
+def keycloak_group_paths(run: Run, declared: dict[str, Any]) -> list[str]:
+    """The paths of the groups the program creates: each under its parent (created, or looked up)."""
+    path_by_id = dict(declared["existing"])
+    name_by_id = declared["ids"]
+    paths = []
+    for group in run.of_type(KEYCLOAK_GROUP):  # declared parents first
+        parent = group.inputs.get("parentId")
+        path = (path_by_id[parent] if parent else "") + "/" + group.inputs["name"]
+        (own_id,) = [mock_id for mock_id, name in name_by_id.items() if name == group.name]
+        path_by_id[own_id] = path
+        paths.append(path)
+    return paths
 
 
 def rendered_scopes(run: Run) -> list[str]:
     """The scopes Airflow requests, from the rendered webserver_config.py (`SCOPES = [...]`)."""
+    return list(rendered_setting(run, "SCOPES"))
+
+
+def rendered_setting(run: Run, name: str) -> Any:
+    """A literal setting of the rendered webserver_config.py (`NAME = <literal>` or `NAME: <type> = ...`)."""
     text = run.one("kubernetes:helm.sh/v3:Release").inputs["values"]["apiServer"]["apiServerConfig"]
-    (line,) = [line for line in text.splitlines() if line.startswith("SCOPES = ")]
-    return list(ast.literal_eval(line.removeprefix("SCOPES = ")))
+    (line,) = [line for line in text.splitlines() if re.match(rf"{name}(: [^=]+)? = ", line)]
+    return ast.literal_eval(line.split(" = ", 1)[1])
 
 
 def entra_side(run: Run, client_secret: str) -> dict[str, Any]:

@@ -98,6 +98,29 @@ def test_validate_ok_line_counts_groups(tmp_path: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().out == f"ok  {path} (oidc, 1 group)\n"
 
 
+def test_validate_says_what_to_set_at_okta_for_a_custom_server_on_a_custom_domain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        **VALID,
+        "hostname": "airflow.example.com",
+        "idp": {"kind": "okta", "orgUrl": "https://login.example.com", "authorizationServer": {"mode": "custom"}},
+        "airflow": {"tls": {"secretName": "tls"}},
+    }
+    path = stack_file(tmp_path, spec)
+    assert main(["validate", str(path)]) == 0
+    ok, note = capsys.readouterr().out.splitlines()
+    assert ok == f"ok  {path} (okta, 1 group)"
+    assert note.startswith(
+        "    note: idp.orgUrl https://login.example.com is a custom domain: Airflow trusts the issuer "
+    )
+    assert "https://login.example.com/oauth2/default" in note and "issuer mode CUSTOM_URL" in note
+    # The org server needs nothing by hand: the program sets the app's issuer mode itself.
+    path = stack_file(tmp_path, {**spec, "idp": {"kind": "okta", "orgUrl": "https://login.example.com"}})
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out == f"ok  {path} (okta, 1 group)\n"
+
+
 @pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "subprocess"])
 def test_validate_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], in_process: bool) -> None:
     path = stack_file(tmp_path, {**VALID, "hostname": "*.example.com", "idp": {**VALID["idp"], "clientSecret": SECRET}})

@@ -11,7 +11,7 @@ import pytest
 from components.airflow_values import config_version, render_webserver_config
 from components.contract import client_contract
 from components.idp.base import secret_generation
-from components.idp.okta import okta_group_filter, okta_scope_and_claim
+from components.idp.okta import is_custom_domain, okta_groups_expression, okta_scope_and_claim
 from components.spec import parse_spec
 
 
@@ -44,17 +44,31 @@ def test_redirect_uri_is_airflow_3_callback(hostname: str, idp: dict[str, str], 
     assert contract.redirect_uris == (expected,)
 
 
+def test_groups_expression_selects_exactly_these_ids_by_id() -> None:
+    ids = ["00g1a2b3c4d5e6f7g8h9", "00gAAAAAAAAAAAAAAAAA"]
+    assert (
+        okta_groups_expression(ids)
+        == 'getFilteredGroups({"00g1a2b3c4d5e6f7g8h9","00gAAAAAAAAAAAAAAAAA"}, "group.name", 2)'
+    )
+    # Nothing but an id reaches the expression's string literals; Okta allows 1 to 100 groups.
+    for bad in (['00g1", "x'], [], ["00g" + "a" * 17] * 101):
+        with pytest.raises(ValueError):
+            okta_groups_expression(bad)
+
+
 @pytest.mark.parametrize(
-    "groups",
-    [("admins",), ("a.b", "a+b", "a(b)", "[x]", "c|d", "e$", "^f", "g\\h", "data engineers", "ops{1}")],
+    ("org_url", "custom"),
+    [
+        ("https://acme.okta.com", False),
+        ("https://acme.oktapreview.com", False),
+        ("https://acme.okta-emea.com", False),
+        ("https://login.acme.com", True),
+        ("https://sso.okta.com.evil.example", True),
+        (None, False),
+    ],
 )
-def test_group_filter_matches_exactly_the_groups(groups: tuple[str, ...]) -> None:
-    pattern = re.compile(okta_group_filter(groups))
-    for group in groups:
-        assert pattern.fullmatch(group) and pattern.match(group)
-    for other in ["", "admins2", "xadmins", "ab", "a", "b", "c", "d", "data", "opss", "ops", "a.bb", "axb"]:
-        if other not in groups:
-            assert not pattern.match(other), other
+def test_custom_domain_is_any_host_outside_oktas_domains(org_url: str | None, custom: bool) -> None:
+    assert is_custom_domain(org_url) is custom
 
 
 def test_per_stack_names_differ_and_are_okta_safe() -> None:

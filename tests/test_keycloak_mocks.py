@@ -126,7 +126,7 @@ def test_idp_url_overrides_the_provider_url() -> None:
 # --- the mapper -----------------------------------------------------------------------------------
 
 
-def test_mapper_emits_top_level_group_names_for_this_client_only(local: Run) -> None:
+def test_mapper_emits_full_group_paths_for_this_client_only(local: Run) -> None:
     client = local.one(CLIENT)
     mapper = local.one(MAPPER)
     assert mapper.inputs == {
@@ -135,7 +135,8 @@ def test_mapper_emits_top_level_group_names_for_this_client_only(local: Run) -> 
         "clientId": fake_guid(client.name),
         "name": "airflow-groups",
         "claimName": "groups",
-        "fullPath": False,
+        # Paths: a bare name would also match a same-named subgroup anywhere in the realm.
+        "fullPath": True,
         "addToIdToken": True,
         "addToUserinfo": True,
         "addToAccessToken": False,
@@ -156,18 +157,109 @@ def test_created_groups_are_exactly_access_then_extra_groups(search: Run) -> Non
     assert not [token for token, _ in search.invokes if token == GET_GROUP]
 
 
-def test_existing_groups_are_looked_up_by_name_never_created() -> None:
+def test_existing_groups_are_looked_up_by_exact_path_never_created() -> None:
     def edit(spec: dict[str, Any]) -> None:
         spec["idp"]["createGroups"] = False
+        spec["access"].append({"group": "/data/search-auditors", "role": "Viewer"})
 
     run = run_with("search-prod", edit)
     assert not run.of_type(GROUP)
     looked_up = [args for token, args in run.invokes if token == GET_GROUP]
-    assert sorted(args["name"] for args in looked_up) == sorted(
-        ["search-airflow-admins", "search-oncall", "search-engineers", "search-stakeholders"]
-    )
+    # By `group_path` (Keycloak's /group-by-path), never by `name` (a search taking the first match anywhere).
+    assert sorted(args["groupPath"] for args in looked_up) == [
+        "/data/search-auditors",
+        "/search-airflow-admins",
+        "/search-engineers",
+        "/search-oncall",
+        "/search-stakeholders",
+    ]
+    assert all("name" not in args for args in looked_up)
     assert {args["realmId"] for args in looked_up} == {"corp"}
-    assert looked_up_group_id("corp", "search-oncall") != looked_up_group_id("corp", "search-engineers")
+    assert looked_up_group_id("corp", "search-oncall") != looked_up_group_id("corp", "/data/search-oncall")
+
+
+def test_the_role_mapping_is_keyed_by_group_path() -> None:
+    def edit(spec: dict[str, Any]) -> None:
+        spec["access"].append({"group": "/data/search-auditors", "role": "Viewer"})
+
+    text = rendered_config(run_with("search-prod", edit))
+    mapping = text.split("ROLE_BY_CLAIM_VALUE = ", 1)[1].split("\n", 1)[0]
+    assert json.loads(mapping) == {
+        "/search-airflow-admins": "Admin",
+        "/search-oncall": "Op",
+        "/search-engineers": "User",
+        "/data/search-auditors": "Viewer",
+    }
+    assert '"/search-stakeholders"' in text and '"search-stakeholders"' not in text
+
+
+def test_a_subgroup_is_created_under_its_existing_parent_looked_up_by_path() -> None:
+    def edit(spec: dict[str, Any]) -> None:
+        spec["access"].append({"group": "/data/platform/search-auditors", "role": "Viewer"})
+
+    run = run_with("search-prod", edit)
+    (subgroup,) = [g for g in run.of_type(GROUP) if "parentId" in g.inputs]
+    assert subgroup.name == "airflow-oidc-keycloak-group-data__platform__search_auditors"
+    assert subgroup.inputs["name"] == "search-auditors"
+    # The parent is not the stack's: it must exist, and the subgroup goes under the id it was found with.
+    assert subgroup.inputs["parentId"] == looked_up_group_id("corp", "/data/platform")
+    assert [args["groupPath"] for token, args in run.invokes if token == GET_GROUP] == ["/data/platform"]
+
+
+def test_in_a_realm_it_creates_the_stack_creates_the_parents_too() -> None:
+    def edit(spec: dict[str, Any]) -> None:
+        assert {"group": "/data/airflow-auditors", "role": "Viewer"} in spec["access"]
+        spec["access"].append({"group": "/data/ops/airflow-oncall", "role": "Op"})
+
+    run = run_with("local", edit)
+    by_name = {g.name.removeprefix("airflow-oidc-keycloak-group-"): g for g in run.of_type(GROUP)}
+    assert sorted(by_name) == sorted(
+        [
+            "airflow_admins",
+            "airflow_operators",
+            "airflow_users",
+            "airflow_viewers",
+            "data",
+            "data__airflow_auditors",
+            "data__ops",
+            "data__ops__airflow_oncall",
+        ]
+    )
+    parent_of = {name: g.inputs.get("parentId") for name, g in by_name.items()}
+    assert parent_of["data"] is None and parent_of["airflow_admins"] is None
+    assert parent_of["data__airflow_auditors"] == fake_guid(by_name["data"].name)
+    assert parent_of["data__ops"] == fake_guid(by_name["data"].name)
+    assert parent_of["data__ops__airflow_oncall"] == fake_guid(by_name["data__ops"].name)
+    assert not [token for token, _ in run.invokes if token == GET_GROUP], "nothing to look up in a new realm"
+
+
+@pytest.mark.parametrize(
+    ("edit_groups", "missing", "key_path", "what"),
+    [
+        pytest.param(False, "/data", "access[3].group", "/data, the parent of /data/search-auditors,", id="parent"),
+        pytest.param(True, "/search-oncall", "access[1].group", "the group /search-oncall", id="looked-up-group"),
+        pytest.param(
+            True, "/search-stakeholders", "signIn.extraGroups[0]", "the group /search-stakeholders", id="extra-group"
+        ),
+    ],
+)
+def test_a_group_missing_at_its_path_is_refused_before_anything_is_declared(
+    monkeypatch: pytest.MonkeyPatch, edit_groups: bool, missing: str, key_path: str, what: str
+) -> None:
+    from components.idp import keycloak
+
+    monkeypatch.setattr(keycloak, "MOCK_MISSING_GROUPS", {missing})
+    config, secret_keys = stack_file_config("search-prod")
+    spec = json.loads(config["airflow-oidc:spec"])
+    spec["idp"]["createGroups"] = not edit_groups
+    spec["access"].append({"group": "/data/search-auditors", "role": "Viewer"})
+    run = Run(stack="search-prod")
+    with pytest.raises(pulumi.RunError) as raised:
+        run_program("search-prod", {**config, "airflow-oidc:spec": json.dumps(spec)}, secret_keys, run=run)
+    message = str(raised.value)
+    assert message.startswith(f"stacks/Pulumi.search-prod.yaml: airflow-oidc:spec.{key_path}: {what} was not found")
+    assert "realm corp" in message and f"group not found at path: {missing}" in message
+    assert run.resources == []
 
 
 def test_created_realm_has_brute_force_protection_and_requires_tls_for_external(local: Run) -> None:
@@ -296,7 +388,8 @@ def test_fleet_names_are_the_client_id_and_the_groups_it_creates() -> None:
     names = spec.idp.fleet_names(spec, stack="search-prod", provider=provider_from_stack_file(path, spec))
     where = "realm corp at https://sso.corp-example.net"
     assert names[f"Keycloak client id in {where}"] == "airflow-search-prod"
-    assert names[f"Keycloak group 'search-oncall' created in {where}"] == "search-oncall"
+    # By path: a bare name is the top-level group, so `search-oncall` and `/search-oncall` would clash.
+    assert names[f"Keycloak group /search-oncall created in {where}"] == "/search-oncall"
     assert len(names) == 1 + 4
 
 

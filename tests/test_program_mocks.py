@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.airflow_values import VERSION_ANNOTATION
-from components.idp.okta import okta_group_filter
+from components.idp.okta import OktaIdp, mock_group_id, mock_groups, okta_groups_expression
 from components.stack_config import spec_from_stack_file
 from tests.conftest import ROOT, STACK_FILES, stack_name
 from tests.mock_engine import (
@@ -166,23 +166,34 @@ def test_client_secret_reaches_the_api_server_only(runs: dict[str, Run]) -> None
         assert secret.inputs["stringData"] == {"client-secret": client_secret_value(run)}
 
 
+def created_group_id(group: Registration) -> str:
+    """The id the mocked Okta gives a group the program creates."""
+    return str((OktaIdp.mock_outputs(group.type, group.name, group.inputs) or {})["id"])
+
+
 def test_okta_org_server_groups_assignments_and_claim_match_access(runs: dict[str, Run]) -> None:
     run, spec = runs["dev"], spec_of("dev")
     groups = run.of_type("okta:group/group:Group")
     assert sorted(g.inputs["name"] for g in groups) == sorted(rule.group for rule in spec.access)
+    ids = {g.inputs["name"]: created_group_id(g) for g in groups}
     app = run.one(OKTA_APP)
+    # The claim selects the created groups BY ID (an expression), emitting their names.
     assert app.inputs["groupsClaim"] == {
-        "type": "FILTER",
-        "filterType": "REGEX",
+        "type": "EXPRESSION",
         "name": "groups",
-        "value": "^(payments-airflow-admins|payments-engineers|payments-analysts)$",
+        "value": okta_groups_expression([ids[rule.group] for rule in spec.access]),
     }
+    admins, engineers, analysts = ids["payments-airflow-admins"], ids["payments-engineers"], ids["payments-analysts"]
+    assert (
+        app.inputs["groupsClaim"]["value"]
+        == f'getFilteredGroups({{"{admins}","{engineers}","{analysts}"}}, "group.name", 3)'
+    )
     assignments = run.one("okta:index/appGroupAssignments:AppGroupAssignments")
-    group_ids = {g.name: g for g in groups}
-    assert len(assignments.inputs["groups"]) == len(spec.access) == len(group_ids)
+    assert len(assignments.inputs["groups"]) == len(spec.access) == len(ids)
     assert assignments.inputs["appId"] == fake(app.name, "id")
-    assert sorted(g["id"] for g in assignments.inputs["groups"]) == sorted(fake(g.name, "id") for g in groups)
+    assert sorted(g["id"] for g in assignments.inputs["groups"]) == sorted(ids.values())
     assert not run.of_type("okta:auth/serverClaim:ServerClaim"), "the org server needs no custom claim"
+    assert "issuerMode" not in app.inputs, "an okta.com org keeps Okta's default issuer (ORG_URL)"
 
 
 def test_okta_app_registers_exactly_airflows_callback(runs: dict[str, Run]) -> None:
@@ -205,10 +216,15 @@ def test_okta_custom_server_claim_scope_and_policy_are_scoped_to_this_client(run
     scope = run.one("okta:auth/serverScope:ServerScope").inputs
     policy = run.one("okta:auth/serverPolicy:ServerPolicy").inputs
     rule = run.one("okta:auth/serverPolicyRule:ServerPolicyRule").inputs
-    expected_groups = tuple(r.group for r in spec.access) + tuple(spec.signIn.extraGroups)
-    assert claim["value"] == okta_group_filter(expected_groups)
-    assert claim["value"] == "^(payments-airflow-admins|payments-oncall|payments-engineers|payments-stakeholders)$"
-    assert claim["groupFilterType"] == "REGEX" and claim["valueType"] == "GROUPS"
+    expected_groups = [r.group for r in spec.access] + list(spec.signIn.extraGroups)
+    # createGroups false: each looked up by exact name among OKTA_GROUPs, then selected by that id.
+    looked_up = {args["q"]: args for token, args in run.invokes if token == "okta:index/getGroups:getGroups"}
+    assert sorted(looked_up) == sorted(expected_groups)
+    assert {args["type"] for args in looked_up.values()} == {"OKTA_GROUP"}
+    ids = [mock_group_id(f"OKTA_GROUP:{group}#0") for group in expected_groups]
+    assert [g["id"] for g in mock_groups("payments-oncall", "OKTA_GROUP")][1:] != ids[1:2], "the neighbour is skipped"
+    assert claim["value"] == okta_groups_expression(ids)
+    assert claim["valueType"] == "EXPRESSION" and "groupFilterType" not in claim
     assert claim["claimType"] == "IDENTITY" and claim["alwaysIncludeInToken"] is True
     assert claim["name"] == scope["name"] == "airflow_prod_groups"
     assert claim["scopes"] == [scope["name"]]
@@ -217,9 +233,10 @@ def test_okta_custom_server_claim_scope_and_policy_are_scoped_to_this_client(run
     assert rule["grantTypeWhitelists"] == ["authorization_code"]
     assert rule["accessTokenLifetimeMinutes"] == 15
     assert scope["name"] in rule["scopeWhitelists"]
-    # Existing groups are looked up, never created, when createGroups is false.
+    # Existing groups are looked up, never created, when createGroups is false; assigned by the same ids.
     assert not run.of_type("okta:group/group:Group")
-    assert len(run.one("okta:index/appGroupAssignments:AppGroupAssignments").inputs["groups"]) == 4
+    assigned = [g["id"] for g in run.one("okta:index/appGroupAssignments:AppGroupAssignments").inputs["groups"]]
+    assert assigned == ids
 
 
 def test_custom_server_names_are_unique_per_stack() -> None:

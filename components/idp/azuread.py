@@ -29,7 +29,7 @@ from components.idp.base import (
     explicit_provider,
     secret_generation,
 )
-from components.model import CONFIG_KEY, GUID, at
+from components.model import CONFIG_KEY, GUID, at, key_text
 
 if TYPE_CHECKING:
     import pulumi
@@ -437,13 +437,6 @@ def group_bindings(spec: Spec) -> list[GroupBinding]:
         for index, group in enumerate(spec.signIn.extraGroups)
     ]
     return bindings
-
-
-def key_text(loc: Sequence[str | int]) -> str:
-    text = CONFIG_KEY
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
 
 
 class GroupLookupError(ProviderConfigError):

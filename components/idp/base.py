@@ -66,6 +66,11 @@ def credential_end_date(generation: int, rotation_days: int) -> str:
     return f"{end.isoformat()}T00:00:00Z"
 
 
+class MockLookupError(Exception):
+    """Raised by a kind's `mock_call` for a lookup the provider would fail (e.g. no such group): the
+    mock engine answers the invoke with this failure, as the provider's error reaches the program."""
+
+
 class ProviderConfigError(Exception):
     """A provider setting the kind needs is missing or malformed; the message names the config key."""
 
@@ -117,6 +122,11 @@ class IdpModel(Model):
         """The arguments of the kind's explicit provider that the spec decides (snake_case, as the SDK's
         `Provider` takes them): they win over the stack's `<package>:*` config, which fills the rest."""
         return {}
+
+    def setup_notes(self, spec: Spec, provider: ProviderConfig) -> list[str]:
+        """What must be set by hand at the IdP for this stack to work, which the program cannot declare
+        (`airflow-oidc validate` prints each under the file's `ok` line)."""
+        return []
 
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         """Names this stack takes at the IdP that no other stack may take too: what (scoped to the IdP
@@ -297,7 +307,7 @@ class IdpModel(Model):
     @staticmethod
     def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
         """What one of this kind's data sources (lookups) would return, for the mock engine: None for
-        tokens the kind does not know."""
+        tokens the kind does not know; raise `MockLookupError` for a lookup the provider fails."""
         return None
 
 

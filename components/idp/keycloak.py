@@ -1,6 +1,10 @@
 """Keycloak (`idp.kind: keycloak`): the OpenID client, its groups mapper, the groups and (optionally) the realm.
 
-The claim values are top-level Keycloak group names: the mapper emits them without their path.
+The claim values are Keycloak group PATHS (`/search-airflow-admins`, `/data/airflow-admins`): the
+mapper emits full paths (its `full_path`, the provider's default). Names are unique among siblings
+only, so a bare name would also match a same-named subgroup anywhere (`/contractors/airflow-admins`);
+a path names exactly one group. `access[].group` is a path, and a bare name means the top-level
+group (`airflow-admins` is `/airflow-admins`): `keycloak_group_path`.
 Keycloak lets every user of a realm authenticate to every client of it, so who may sign in is
 decided by Airflow's security manager alone: a user in no mapped group is refused (no user row).
 """
@@ -9,23 +13,25 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from components.contract import ClientContract, common_contract, slug
 from components.idp.base import (
     IdpClient,
     IdpModel,
+    MockLookupError,
     ProviderConfig,
     ProviderConfigError,
+    explicit_provider,
     program_secret,
     secret_generation,
 )
-from components.model import at, require_url
+from components.model import at, key_text, require_url
 
 if TYPE_CHECKING:
     import pulumi
@@ -39,6 +45,12 @@ MAPPER_TYPE = "keycloak:openid/groupMembershipProtocolMapper:GroupMembershipProt
 GROUP_TYPE = "keycloak:index/group:Group"
 REALM_TYPE = "keycloak:index/realm:Realm"
 GET_GROUP = "keycloak:index/getGroup:getGroup"
+
+MOCK_MISSING_GROUPS: set[str] = set()
+"""For the mock engine (tests): group paths the mocked realm does not hold (their lookup fails as the
+provider's does: `group not found at path`). Every other path exists."""
+
+Loc = tuple[str | int, ...]
 
 
 class KeycloakIdp(IdpModel):
@@ -74,8 +86,14 @@ class KeycloakIdp(IdpModel):
         default=False, description="Create the realm (brute-force protection on, SSL required for external)."
     )
     createGroups: bool = Field(  # noqa: N815
-        default=True, description="Create the `access` groups as top-level groups; false looks them up by name."
+        default=True,
+        description="Create the `access` and `signIn.extraGroups` groups at their paths (a subgroup's parent "
+        "must be one of them or exist already; with createRealm the program creates the parents too); "
+        "false looks each group up by its exact path.",
     )
+
+    # Group paths -> ids found by the lookups in check_provider (before anything is declared).
+    _found_groups: dict[str, str] | None = PrivateAttr(default=None)
 
     @field_validator("url")
     @classmethod
@@ -88,19 +106,25 @@ class KeycloakIdp(IdpModel):
     # --- hooks ----------------------------------------------------------------------------------
 
     def check_spec(self, spec: Spec) -> None:
-        # The mapper emits group names without their path (full_path off): a path can never match.
-        groups: list[tuple[tuple[str | int, ...], str]] = [
-            (("access", index, "group"), rule.group) for index, rule in enumerate(spec.access)
-        ]
-        groups += [(("signIn", "extraGroups", index), group) for index, group in enumerate(spec.signIn.extraGroups)]
-        for loc, group in groups:
-            if "/" in group:
+        seen: dict[str, Loc] = {}
+        for loc, group in spec_groups(spec):
+            problem = keycloak_path_problem(group)
+            if problem:
+                raise at(loc, problem)
+            path = keycloak_group_path(group)
+            if path in seen:
                 raise at(
                     loc,
-                    f"{group!r} is a group path: Keycloak groups are named here by their top-level name "
-                    "(the claim carries names without a path); use a top-level group such as "
-                    f"{group.strip('/').split('/')[-1]!r}",
+                    f"{group!r} is the Keycloak group {path} again (also {key_text(seen[path])}): "
+                    "a bare name means the top-level group; keep one entry",
                 )
+            seen[path] = loc
+        if self.createRealm and not self.createGroups:
+            raise at(
+                ("idp", "createGroups"),
+                "the realm is created by this stack, so it holds no groups to look up: "
+                "set createGroups: true (or createRealm: false for an existing realm)",
+            )
 
     def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
         url = provider.get("keycloak:url")
@@ -123,6 +147,14 @@ class KeycloakIdp(IdpModel):
         except ValueError as error:
             raise ProviderConfigError(f"{error} (or set airflow-oidc:spec.idp.url)") from None
 
+    def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
+        """The groups that must exist already (createGroups false: every group; createGroups true: the
+        parents of subgroups this stack does not create) are looked up by exact path (plain invokes,
+        through the provider bound to the spec, before anything is declared)."""
+        self._found_groups = lookup_groups(
+            self.realm, keycloak_groups(spec).existing, provider=explicit_provider(spec, provider)
+        )
+
     def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
         """The provider talks to `keycloak:url` (or KEYCLOAK_URL) when the stack sets it (an internal admin endpoint,
         say), else to the server the spec names (`idp.url`): a stack that sets only `idp.url` works."""
@@ -133,10 +165,9 @@ class KeycloakIdp(IdpModel):
         names = {f"Keycloak client id in {where}": keycloak_client_id(stack)}
         if self.createRealm:
             names[f"Keycloak realm created at {self.url or provider.get('keycloak:url')}"] = self.realm
-        if self.createGroups:
-            # Keycloak refuses a second top-level group of the same name: two stacks cannot both create it.
-            for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
-                names[f"Keycloak group {group!r} created in {where}"] = group
+        # Keycloak refuses a second group of one name under one parent: two stacks cannot both create it.
+        for path in keycloak_groups(spec).created:
+            names[f"Keycloak group {path} created in {where}"] = path
         return names
 
     # --- the access model (components/access.py) ------------------------------------------------
@@ -233,6 +264,14 @@ class KeycloakIdp(IdpModel):
         return url.rstrip("/")
 
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
+        fields = common_contract(spec, provider="keycloak")
+        # The mapper emits full paths: the claim values, and so the role mapping, are paths.
+        fields["role_by_claim_value"] = {
+            keycloak_group_path(group): role for group, role in fields["role_by_claim_value"].items()
+        }
+        fields["default_role_claim_values"] = tuple(
+            keycloak_group_path(group) for group in fields["default_role_claim_values"]
+        )
         return ClientContract(
             issuer=f"{self.server_url(provider)}/realms/{self.realm}",
             scopes=("openid", "email", "profile"),
@@ -240,7 +279,7 @@ class KeycloakIdp(IdpModel):
             # The mapper is attached to this client: the claim comes with every token, no scope needed.
             role_claim_scope=None,
             username_claim="sub",  # Keycloak's user id: stable across renames and email changes
-            **common_contract(spec, provider="keycloak"),
+            **fields,
         )
 
     def provision(
@@ -253,7 +292,21 @@ class KeycloakIdp(IdpModel):
         today: datetime.date,
         opts: pulumi.ResourceOptions,
     ) -> IdpClient:
-        return KeycloakClient(name, spec=spec, contract=contract, stack=stack, today=today, opts=opts)
+        import pulumi
+
+        from components.stack_config import stack_file
+
+        found = self._found_groups
+        if found is None:
+            # Not through the program's check_provider (a caller building the component itself):
+            # look up now, still before any IdP resource is declared.
+            try:
+                found = lookup_groups(self.realm, keycloak_groups(spec).existing)
+            except GroupLookupError as error:
+                raise pulumi.RunError(f"{stack_file(stack)}: {error}") from None
+        return KeycloakClient(
+            name, spec=spec, contract=contract, stack=stack, today=today, found_groups=found, opts=opts
+        )
 
     @staticmethod
     def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -265,7 +318,9 @@ class KeycloakIdp(IdpModel):
         if type_ == MAPPER_TYPE:
             return {"id": fake_guid(name)}
         if type_ == GROUP_TYPE:
-            return {"id": fake_guid(name), "path": "/" + str(inputs.get("name", ""))}
+            # The path is known here only for a top-level group (a parent's path is not in the inputs).
+            path = None if inputs.get("parentId") else "/" + str(inputs.get("name", ""))
+            return {"id": fake_guid(name), "path": path}
         if type_ == REALM_TYPE:
             return {"id": inputs.get("realm")}  # Keycloak's realm id is its name
         return None
@@ -273,8 +328,20 @@ class KeycloakIdp(IdpModel):
     @staticmethod
     def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
         if token == GET_GROUP:
-            realm, group = str(args.get("realmId", "")), str(args.get("name", ""))
-            return {"id": looked_up_group_id(realm, group), "name": group, "realmId": realm, "path": "/" + group}
+            realm, path = str(args.get("realmId", "")), str(args.get("groupPath") or "")
+            if not path:
+                raise ValueError("the program looks Keycloak groups up by path (group_path), never by name")
+            if path in MOCK_MISSING_GROUPS:
+                raise MockLookupError(f"group not found at path: {path}")  # the provider's own message
+            parent = keycloak_parent_path(path)
+            return {
+                "id": looked_up_group_id(realm, path),
+                "name": path.rsplit("/", 1)[-1],
+                "realmId": realm,
+                "path": path,
+                "groupPath": path,
+                "parentId": looked_up_group_id(realm, parent) if parent else "",
+            }
         return None
 
 
@@ -291,16 +358,130 @@ def keycloak_split(public: str, admin: str) -> bool:
     return (host, port) == (admin_host, admin_port) and path != admin_path
 
 
+def looked_up_group_id(realm: str, path: str) -> str:
+    """The id the mock engine gives an existing group at `path` (so a capture can name it)."""
+    from components.mock_values import fake_guid
+
+    return fake_guid(f"group:{realm}{keycloak_group_path(path)}")
+
+
+# --- group paths ----------------------------------------------------------------------------------
+
+
 def keycloak_group_path(group: str) -> str:
-    """The group's full path in the realm: a bare name is the top-level group (`/name`); a path stays."""
+    """The Keycloak group `access[].group` (or `signIn.extraGroups[]`) names, as a path: a path as
+    given (`/data/airflow-admins`), a bare name the top-level group (`airflow-admins` -> `/airflow-admins`).
+    The claim carries exactly these paths (the mapper's `full_path`)."""
     return group if group.startswith("/") else "/" + group
 
 
-def looked_up_group_id(realm: str, group: str) -> str:
-    """The id the mock engine gives an existing group (so a capture can name it)."""
-    from components.mock_values import fake_guid
+def keycloak_path_problem(group: str) -> str | None:
+    """Why `group` names no Keycloak group path (None: it does)."""
+    path = keycloak_group_path(group)
+    segments = path[1:].split("/")
+    if path.endswith("/") or "" in segments:
+        return (
+            f"{group!r} is not a Keycloak group path: use `/parent/child` (no empty segment, no trailing "
+            "slash) or a bare name for a top-level group"
+        )
+    for segment in segments:
+        if segment != segment.strip():
+            return f"{group!r}: the group name {segment!r} has leading or trailing spaces"
+    return None
 
-    return fake_guid(f"group:{realm}/{group}")
+
+def keycloak_parent_path(path: str) -> str | None:
+    """`/data/airflow-admins` -> `/data`; None for a top-level group."""
+    parent = path.rsplit("/", 1)[0]
+    return parent or None
+
+
+def spec_groups(spec: Spec) -> list[tuple[Loc, str]]:
+    """Every group the spec names, where: the `access` groups, then `signIn.extraGroups`."""
+    groups: list[tuple[Loc, str]] = [(("access", index, "group"), rule.group) for index, rule in enumerate(spec.access)]
+    groups += [(("signIn", "extraGroups", index), group) for index, group in enumerate(spec.signIn.extraGroups)]
+    return groups
+
+
+@dataclass(frozen=True)
+class ExistingGroup:
+    """A group that must exist already, and the spec key that needs it."""
+
+    path: str
+    loc: Loc
+    needed_by: str
+    """The path the spec names at `loc`: this group itself, or a subgroup of it."""
+
+
+@dataclass(frozen=True)
+class KeycloakGroups:
+    """Which group paths the stack creates and which must exist already (a pure plan of the spec)."""
+
+    created: tuple[str, ...]
+    """Paths the stack creates, parents before children: with createGroups, every path the spec
+    names, and with createRealm (the stack's own realm) the parents of subgroups too."""
+    existing: tuple[ExistingGroup, ...]
+    """Groups that must exist (looked up by exact path): every group without createGroups; with it,
+    the parents of subgroups the stack does not create."""
+
+
+def keycloak_groups(spec: Spec) -> KeycloakGroups:
+    """What `createGroups` / `createRealm` mean for the spec's group paths (see `KeycloakGroups`)."""
+    assert isinstance(spec.idp, KeycloakIdp)
+    named = [(loc, keycloak_group_path(group)) for loc, group in spec_groups(spec)]
+    if not spec.idp.createGroups:
+        return KeycloakGroups(created=(), existing=tuple(ExistingGroup(path, loc, path) for loc, path in named))
+    created = {path for _, path in named}
+    existing: dict[str, ExistingGroup] = {}
+    for loc, path in named:
+        parent = keycloak_parent_path(path)
+        while parent is not None and parent not in created:
+            if not spec.idp.createRealm:
+                existing.setdefault(parent, ExistingGroup(parent, loc, path))
+                break
+            created.add(parent)  # nothing else can hold a group in a realm this stack creates
+            parent = keycloak_parent_path(parent)
+    ordered = sorted(created, key=lambda path: (path.count("/"), path))
+    return KeycloakGroups(created=tuple(ordered), existing=tuple(existing.values()))
+
+
+class GroupLookupError(ProviderConfigError):
+    """A group that must exist is not at its path in the realm (names the key)."""
+
+
+def lookup_groups(
+    realm: str, existing: Sequence[ExistingGroup], *, provider: pulumi.ProviderResource | None = None
+) -> dict[str, str]:
+    """Path -> id of each group that must exist, looked up by EXACT path: the provider's `group_path`
+    (Keycloak's `/group-by-path`). Paths are unique in a realm, so no lookup can be ambiguous; the
+    provider's `name` lookup (a search taking the first match at any depth) is never used.
+    Plain invokes, so this can run before anything is declared."""
+    if not existing:
+        return {}
+    import pulumi
+    import pulumi_keycloak as keycloak
+
+    opts = pulumi.InvokeOptions(provider=provider)
+    found: dict[str, str] = {}
+    for group in existing:
+        try:
+            found[group.path] = str(keycloak.get_group(realm_id=realm, group_path=group.path, opts=opts).id)
+        except Exception as error:  # noqa: BLE001 - the provider's error: not found, or the server unreachable
+            what = (
+                f"the group {group.path}"
+                if group.needed_by == group.path
+                else f"{group.path}, the parent of {group.needed_by},"
+            )
+            fix = (
+                "create it in Keycloak first, or set idp.createGroups: true"
+                if group.needed_by == group.path
+                else "create it in Keycloak first (the program creates only the groups the spec names)"
+            )
+            reason = " ".join(str(error).split()).removesuffix(" ()")[-300:]
+            raise GroupLookupError(
+                f"{key_text(group.loc)}: {what} was not found in realm {realm}: {fix} ({reason})"
+            ) from None
+    return found
 
 
 def keycloak_client_id(stack: str) -> str:
@@ -321,6 +502,7 @@ class KeycloakClientSettings:
     """Seconds, as a string (the provider's type)."""
     claim: str
     groups: tuple[str, ...]
+    """The group paths the claim may carry (mapped, then default-role)."""
 
 
 def keycloak_client_settings(spec: Spec, contract: ClientContract, stack: str) -> KeycloakClientSettings:
@@ -339,7 +521,7 @@ def keycloak_client_settings(spec: Spec, contract: ClientContract, stack: str) -
 
 class KeycloakClient(IdpClient):
     """A confidential Keycloak OpenID client for Airflow: authorization code + PKCE S256 only, exactly
-    Airflow's redirect URI, a group-membership mapper emitting top-level group names, the groups."""
+    Airflow's redirect URI, a group-membership mapper emitting full group paths, the groups."""
 
     def __init__(
         self,
@@ -349,6 +531,7 @@ class KeycloakClient(IdpClient):
         contract: ClientContract,
         stack: str,
         today: datetime.date,
+        found_groups: Mapping[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         import pulumi
@@ -379,7 +562,7 @@ class KeycloakClient(IdpClient):
                 opts=guarded,
             )
             realm_id = realm.id
-        self._groups(keycloak, name, spec, realm_id, settings.groups, guarded)
+        self._groups(keycloak, name, spec, realm_id, found_groups or {}, guarded)
         client = keycloak.openid.Client(
             f"{name}-client",
             realm_id=realm_id,
@@ -408,8 +591,9 @@ class KeycloakClient(IdpClient):
             client_id=client.id,
             name="airflow-groups",
             claim_name=settings.claim,
-            # On, the claim would read "/group" and match no `access` group.
-            full_path=False,
+            # Paths (`/parent/child`): off, a same-named subgroup anywhere would match (names are
+            # unique among siblings only). On is also the provider's default.
+            full_path=True,
             add_to_id_token=True,
             add_to_userinfo=True,
             add_to_access_token=False,
@@ -429,18 +613,26 @@ class KeycloakClient(IdpClient):
         name: str,
         spec: Spec,
         realm_id: pulumi.Input[str],
-        groups: tuple[str, ...],
+        found: Mapping[str, str],
         opts: pulumi.ResourceOptions,
-    ) -> dict[str, pulumi.Output[str]]:
-        import pulumi
-
-        assert isinstance(spec.idp, KeycloakIdp)
-        ids: dict[str, pulumi.Output[str]] = {}
-        for group in groups:
-            if spec.idp.createGroups:
-                created = keycloak.Group(f"{name}-group-{slug(group)}", realm_id=realm_id, name=group, opts=opts)
-                ids[group] = created.id
-            else:
-                found = keycloak.get_group_output(realm_id=realm_id, name=group, opts=pulumi.InvokeOptions(parent=self))
-                ids[group] = found.id
+    ) -> dict[str, pulumi.Input[str]]:
+        """Create the groups the spec's plan creates (parents first, each under its parent: one this
+        stack creates, or one looked up by path); path -> group id."""
+        ids: dict[str, pulumi.Input[str]] = dict(found)
+        for path in keycloak_groups(spec).created:
+            parent = keycloak_parent_path(path)
+            created = keycloak.Group(
+                f"{name}-group-{group_resource_suffix(path)}",
+                realm_id=realm_id,
+                name=path.rsplit("/", 1)[-1],
+                parent_id=ids[parent] if parent else None,
+                opts=opts,
+            )
+            ids[path] = created.id
         return ids
+
+
+def group_resource_suffix(path: str) -> str:
+    """The group resource's name suffix: a top-level group's is its name's slug (as before paths), a
+    subgroup's its segments' slugs joined by `__` (never a top-level slug: those have no `__`)."""
+    return "__".join(slug(segment) for segment in path[1:].split("/"))

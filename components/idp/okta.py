@@ -1,7 +1,12 @@
 """Okta (`idp.kind: okta`): the OIDC web app, its groups and assignments, and the groups claim.
 
-The claim values are Okta group names. The org authorization server reads the groups claim from the
-app; a custom authorization server gets a scope, a claim and an access policy of this stack's own.
+The claim values are Okta group names, but the claim SELECTS groups by Okta group id: an Okta
+Expression Language claim `getFilteredGroups({"00g…", …}, "group.name", N)` lists the names of the
+user's groups among exactly the ids of the groups this stack creates or looks up. Okta keeps names
+unique only among OKTA_GROUPs: an APP_GROUP imported from AD, LDAP or another app may carry the same
+name, and a claim filtered by name would map its members; selected by id, it maps nothing.
+The org authorization server reads the groups claim from the app; a custom authorization server gets
+a scope, a claim and an access policy of this stack's own.
 """
 
 from __future__ import annotations
@@ -13,18 +18,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from components.contract import ClientContract, common_contract, slug
 from components.idp.base import (
     IdpClient,
     IdpModel,
+    MockLookupError,
     ProviderConfig,
     ProviderConfigError,
+    explicit_provider,
     program_secret,
     secret_generation,
 )
-from components.model import Model, at
+from components.model import Model, at, key_text
 
 if TYPE_CHECKING:
     import pulumi
@@ -32,6 +39,33 @@ if TYPE_CHECKING:
     from components.access import GroupGrant, ServiceAccountGrant
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
     from components.spec import ServiceAccount, Spec
+
+
+OKTA_GROUP_ID = re.compile(r"00g[A-Za-z0-9]{17}")
+"""An Okta group id (`00g` and 17 letters or digits): a group given as such is used by id, never by name."""
+GROUPS_CLAIM_LIMIT = 100
+"""getFilteredGroups' limit must be 1..100 (Okta: a larger one fails the claim and no token is issued)."""
+GET_GROUP = "okta:group/getGroup:getGroup"
+GET_GROUPS = "okta:index/getGroups:getGroups"
+GROUP_TYPE = "okta:group/group:Group"
+
+MOCK_GROUP_COUNT: dict[str, int] = {}
+"""For the mock engine (tests): how many OKTA_GROUPs the mocked org holds named exactly so (default 1).
+2 makes a lookup ambiguous, 0 missing (only the starts-with neighbour `<name>-secondary` is left, the
+match the provider's own lookup would take)."""
+MOCK_GROUP_NAMES: dict[str, str] = {}
+"""For the mock engine (tests): the name of the group with this id (a group given by id). Ids not
+listed get a stand-in name; ids listed with None are missing."""
+
+
+def is_okta_group_id(group: str) -> bool:
+    """Whether `access[].group` gives an Okta group id (`00g…`) rather than a name."""
+    return OKTA_GROUP_ID.fullmatch(group) is not None
+
+
+def is_custom_domain(org_url: str | None) -> bool:
+    """Whether the org URL is on a custom domain (not on one of Okta's own, `OKTA_DOMAINS`)."""
+    return bool(org_url) and not okta_hosted(str(org_url))
 
 
 class OrgAuthorizationServer(Model):
@@ -83,13 +117,19 @@ class OktaIdp(IdpModel):
         OrgAuthorizationServer | CustomAuthorizationServer, Field(discriminator="mode")
     ] = Field(default_factory=lambda: OrgAuthorizationServer(mode="org"), description="`org` or `custom`.")
     createGroups: bool = Field(  # noqa: N815
-        default=True, description="Create the `access` groups; false binds to existing groups by name."
+        default=True,
+        description="Create the `access` and `signIn.extraGroups` groups (OKTA_GROUPs); false looks each up "
+        "by its exact name among OKTA_GROUPs (none or several: refused). A group given as an Okta group id "
+        "(`00g…`) is used by id either way (e.g. an APP_GROUP imported from AD).",
     )
     orgUrl: str | None = Field(  # noqa: N815
         default=None,
         description="Okta org URL (a custom domain, say); the program's Okta provider manages this org. Default "
         "from `okta:orgName` and `okta:baseUrl`.",
     )
+
+    # What the lookups found (in check_provider, before anything is declared): spec group -> the group.
+    _found_groups: dict[str, OktaGroup] | None = PrivateAttr(default=None)
 
     @field_validator("orgUrl")
     @classmethod
@@ -101,6 +141,13 @@ class OktaIdp(IdpModel):
     # --- hooks ----------------------------------------------------------------------------------
 
     def check_spec(self, spec: Spec) -> None:
+        bindings = group_bindings(spec)
+        if len(bindings) > GROUPS_CLAIM_LIMIT:
+            raise at(
+                bindings[GROUPS_CLAIM_LIMIT].loc,
+                f"{len(bindings)} groups: Okta's groups claim (getFilteredGroups) returns at most "
+                f"{GROUPS_CLAIM_LIMIT} groups; map fewer groups",
+            )
         if isinstance(self.authorizationServer, OrgAuthorizationServer) and spec.tokens.accessTokenMinutes is not None:
             raise at(
                 ("tokens", "accessTokenMinutes"),
@@ -109,6 +156,7 @@ class OktaIdp(IdpModel):
             )
 
     def check_provider(self, spec: Spec, provider: ProviderConfig) -> None:
+        """The org must be known, and one org named."""
         if not (self.orgUrl or provider.get("okta:orgName")):
             raise ProviderConfigError(
                 "okta:orgName is not set: set it (`pulumi config set okta:orgName <org>`), "
@@ -125,6 +173,26 @@ class OktaIdp(IdpModel):
                 "OKTA_BASE_URL) to it"
             )
 
+    def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
+        """The groups not created here are looked up (plain invokes, through the provider bound to the
+        spec's org, before anything is declared): by exact name among OKTA_GROUPs, or by the id given."""
+        self._found_groups = lookup_groups(
+            spec, org=self.org_url(provider) or "the Okta org", provider=explicit_provider(spec, provider)
+        )
+
+    def setup_notes(self, spec: Spec, provider: ProviderConfig) -> list[str]:
+        """What to set by hand at Okta for this stack to work (the program cannot)."""
+        org = self.org_url(provider)
+        server = self.authorizationServer
+        if isinstance(server, CustomAuthorizationServer) and is_custom_domain(org):
+            return [
+                f"idp.orgUrl {org} is a custom domain: Airflow trusts the issuer {org}/oauth2/{server.id}, so "
+                f"authorization server {server.id!r} must issue tokens under it: Okta Admin > Security > API > "
+                f"{server.id} > Settings > Issuer: the custom URL (issuer mode CUSTOM_URL; this program does not "
+                "manage the server). Left on the Okta URL, every sign-in is refused for its issuer"
+            ]
+        return []
+
     def fleet_names(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> Mapping[str, str]:
         org = self.org_url(provider) or "the Okta org"
         names = {f"Okta app label at {org}": okta_app_label(spec)}
@@ -134,10 +202,10 @@ class OktaIdp(IdpModel):
             # Two stacks asking for one priority make Okta shift the other's policy (drift on every
             # refresh) and, created at once, answer 500 (okta/terraform-provider-okta#1198).
             names[f"Okta policy slot on {org} authorization server {server.id}"] = str(server.policySlot)
-        if self.createGroups:
-            # An Okta group name is unique among Okta groups: a second stack cannot create it again.
-            for group in (*(rule.group for rule in spec.access), *spec.signIn.extraGroups):
-                names[f"Okta group {group!r} created at {org}"] = group
+        # An Okta group name is unique among Okta groups: a second stack cannot create it again.
+        for binding in group_bindings(spec):
+            if binding.how == "created":
+                names[f"Okta group {binding.group!r} created at {org}"] = binding.group
         return names
 
     def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
@@ -152,10 +220,32 @@ class OktaIdp(IdpModel):
         """The org the provider talks to: `idp.orgUrl`, else from `okta:orgName` + `okta:baseUrl`."""
         return self.orgUrl or okta_org_url(provider.get("okta:orgName"), provider.get("okta:baseUrl"))
 
+    def claim_value(self, binding: GroupBinding) -> str:
+        """The value the claim carries for a group: its name (a group given by id: the name Okta holds,
+        which only the lookup knows)."""
+        if binding.how != "id":
+            return binding.group
+        found = (self._found_groups or {}).get(binding.group)
+        if found is None:
+            raise ValueError(
+                f"{key_text(binding.loc)}: {binding.group} is an Okta group id: its name, the claim value Airflow "
+                "maps, is read from Okta when the program runs (`pulumi preview`, `airflow-oidc plan`)"
+            )
+        return found.name
+
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
         org = self.org_url(provider)
         if not org:
             raise ValueError("the Okta org URL is unknown: set okta:orgName (and okta:baseUrl) or idp.orgUrl")
+        fields = common_contract(spec, provider="okta")
+        # The claim carries names: a group given by id is mapped by the name Okta holds for it.
+        binding = {b.group: b for b in group_bindings(spec)}
+        fields["role_by_claim_value"] = {
+            self.claim_value(binding[group]): role for group, role in fields["role_by_claim_value"].items()
+        }
+        fields["default_role_claim_values"] = tuple(
+            self.claim_value(binding[group]) for group in fields["default_role_claim_values"]
+        )
         server = self.authorizationServer
         if isinstance(server, CustomAuthorizationServer):
             scope, claim = okta_scope_and_claim(stack)
@@ -170,7 +260,7 @@ class OktaIdp(IdpModel):
             role_claim=claim,
             role_claim_scope=scope,
             username_claim="sub",  # Okta's user id: stable across email changes and app replacement
-            **common_contract(spec, provider="okta"),
+            **fields,
         )
 
     def provision(
@@ -183,7 +273,21 @@ class OktaIdp(IdpModel):
         today: datetime.date,
         opts: pulumi.ResourceOptions,
     ) -> IdpClient:
-        return OktaApplication(name, spec=spec, contract=contract, stack=stack, today=today, opts=opts)
+        import pulumi
+
+        from components.stack_config import stack_file
+
+        found = self._found_groups
+        if found is None:
+            # Not through the program's check_provider (a caller building the component itself):
+            # look up now, still before any IdP resource is declared.
+            try:
+                found = lookup_groups(spec, org=contract.issuer)
+            except GroupLookupError as error:
+                raise pulumi.RunError(f"{stack_file(stack)}: {error}") from None
+        return OktaApplication(
+            name, spec=spec, contract=contract, stack=stack, today=today, found_groups=found, opts=opts
+        )
 
     # --- the access model (components/access.py) ------------------------------------------------
 
@@ -199,16 +303,19 @@ class OktaIdp(IdpModel):
     ) -> GroupGrant:
         from components.access import GroupGrant, key_of
 
-        how = (
-            "the Okta group the program creates (its id: known after apply)"
-            if self.createGroups
-            else f"the existing OKTA_GROUP named {group!r} (its id looked up before anything is declared)"
-        )
+        (binding,) = [b for b in group_bindings(spec) if b.group == group]
+        how = {
+            "created": "the OKTA_GROUP the program creates (its id: known after apply)",
+            "name": f"the one OKTA_GROUP named exactly {group!r} (its id looked up before anything is declared)",
+            "id": f"the Okta group with id {group} (any type, e.g. an APP_GROUP from a directory)",
+        }[binding.how]
+        claim_value = self.claim_value(binding)
         return GroupGrant(
             group=group,
             principal=group,
-            binding=f"{how}; assigned to the app, its members' `{contract.role_claim}` claim names it",
-            claim_value=group,
+            binding=f"{how}; assigned to the app by id, and the `{contract.role_claim}` claim selects it by id "
+            f"(getFilteredGroups), emitting its name {claim_value!r}",
+            claim_value=claim_value,
             role=role,
             key=key_of(loc),
         )
@@ -285,16 +392,47 @@ class OktaIdp(IdpModel):
         if type_ == "okta:app/oAuth:OAuth":
             # Okta reports the secret it holds as an output (marked secret by the SDK, not by mocks).
             return {"clientId": fake(name, "0oa"), "clientSecret": inputs.get("clientBasicSecret")}
+        if type_ == GROUP_TYPE:
+            return {"id": mock_group_id(f"created:{name}")}
         return None
 
     @staticmethod
     def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
-        from components.mock_values import fake
-
-        if token == "okta:group/getGroup:getGroup":
+        if token == GET_GROUP and args.get("id"):
+            group_id = str(args["id"])
+            if group_id in MOCK_GROUP_NAMES and MOCK_GROUP_NAMES[group_id] is None:
+                raise MockLookupError(f"failed get group by ID: the resource {group_id} was not found (404)")
+            name = MOCK_GROUP_NAMES.get(group_id) or f"group {group_id}"
+            return {"id": group_id, "name": name, "type": "APP_GROUP", "description": ""}
+        if token == GET_GROUP:  # by name: the built-in Everyone group
             name = str(args.get("name", ""))
-            return {"id": fake(name, "00g"), "name": name, "type": args.get("type")}
+            return {"id": mock_group_id(f"{args.get('type')}:{name}"), "name": name, "type": args.get("type")}
+        if token == GET_GROUPS:
+            return {"groups": mock_groups(str(args.get("q") or ""), args.get("type"))}
         return None
+
+
+def mock_group_id(key: str) -> str:
+    """A deterministic Okta-shaped group id (`00g` + 17 letters and digits) for the mock engine."""
+    import hashlib
+
+    return "00g" + hashlib.sha256(key.encode()).hexdigest()[:17]
+
+
+def mock_groups(query: str, type_: Any) -> list[dict[str, Any]]:
+    """What the mocked org's `GET /api/v1/groups?q=<query>` returns: `MOCK_GROUP_COUNT` OKTA_GROUPs
+    named exactly `query`, a starts-with neighbour `<query>-secondary`, and (unless the type filter
+    excludes it) an APP_GROUP of the same name imported from another directory."""
+    groups = [
+        {"id": mock_group_id(f"OKTA_GROUP:{query}#{index}"), "name": query, "type": "OKTA_GROUP"}
+        for index in range(MOCK_GROUP_COUNT.get(query, 1))
+    ]
+    groups.append(
+        {"id": mock_group_id(f"OKTA_GROUP:{query}-secondary"), "name": f"{query}-secondary", "type": "OKTA_GROUP"}
+    )
+    groups.append({"id": mock_group_id(f"APP_GROUP:{query}"), "name": query, "type": "APP_GROUP"})
+    common = {"description": "", "source": "", "customProfileAttributes": "{}"}
+    return [{**common, **group} for group in groups if type_ in (None, "", group["type"])]
 
 
 def okta_org_url(org_name: str | None, base_url: str | None) -> str | None:
@@ -415,13 +553,149 @@ def okta_service_accounts(
     )
 
 
-def okta_group_filter(groups: tuple[str, ...]) -> str:
-    """An anchored regex matching exactly these group names (Okta evaluates Java regexes)."""
-    return "^(" + "|".join(_java_regex_escape(group) for group in groups) + ")$"
+Loc = tuple[str | int, ...]
 
 
-def _java_regex_escape(text: str) -> str:
-    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\1", text)
+@dataclass(frozen=True)
+class GroupBinding:
+    """One group the stack binds: where the spec names it, how it is found, the role it gives."""
+
+    group: str
+    """The name or id, as the spec gives it."""
+    loc: Loc
+    role: str | None
+    """The Airflow role; None for a default-role audience group (signIn.extraGroups)."""
+    how: Literal["created", "name", "id"]
+    """Created by the stack, looked up by exact name among OKTA_GROUPs, or given as an Okta group id."""
+
+
+def group_bindings(spec: Spec) -> list[GroupBinding]:
+    """Every group the stack binds, by id in the claim: the `access` groups, then `signIn.extraGroups`."""
+    assert isinstance(spec.idp, OktaIdp)
+    create = spec.idp.createGroups
+
+    def how(group: str) -> Literal["created", "name", "id"]:
+        if is_okta_group_id(group):
+            return "id"
+        return "created" if create else "name"
+
+    bindings = [
+        GroupBinding(rule.group, ("access", index, "group"), rule.role, how(rule.group))
+        for index, rule in enumerate(spec.access)
+    ]
+    bindings += [
+        GroupBinding(group, ("signIn", "extraGroups", index), None, how(group))
+        for index, group in enumerate(spec.signIn.extraGroups)
+    ]
+    return bindings
+
+
+@dataclass(frozen=True)
+class OktaGroup:
+    """A group as Okta holds it."""
+
+    id: str
+    name: str
+    type: str
+
+
+class GroupLookupError(ProviderConfigError):
+    """A group named by name matches no OKTA_GROUP or several, or a group id names none (names the key)."""
+
+
+def lookup_groups(spec: Spec, *, org: str, provider: pulumi.ProviderResource | None = None) -> dict[str, OktaGroup]:
+    """Spec group -> the Okta group, for every group not created here (plain invokes, so this can run
+    before anything is declared).
+
+    By name: `okta.get_groups(q=…, type="OKTA_GROUP")` and exactly one OKTA_GROUP named exactly so
+    (the provider's own `get_group` takes a single starts-with match: `payments-oncall` would bind
+    `payments-oncall-secondary`); APP_GROUPs, whose names are not unique, are bound only by id. By id:
+    `okta.group.get_group(id=…)`, any type. Then no two bound groups may emit one name in the claim.
+    """
+    bindings = [binding for binding in group_bindings(spec) if binding.how != "created"]
+    found: dict[str, OktaGroup] = {}
+    if bindings:
+        import pulumi
+        import pulumi_okta as okta
+
+        opts = pulumi.InvokeOptions(provider=provider)
+        for binding in bindings:
+            found[binding.group] = (
+                _group_by_id(okta, binding, org, opts)
+                if binding.how == "id"
+                else _group_by_name(okta, binding, org, opts)
+            )
+    _check_distinct(spec, found)
+    return found
+
+
+def _group_by_name(okta: Any, binding: GroupBinding, org: str, opts: pulumi.InvokeOptions) -> OktaGroup:
+    result = okta.get_groups(q=binding.group, type="OKTA_GROUP", opts=opts)
+    candidates = [_okta_group(group) for group in result.groups or []]
+    exact = [group for group in candidates if group.name == binding.group and group.type == "OKTA_GROUP"]
+    if len(exact) == 1:
+        return exact[0]
+    if exact:
+        what = f"{len(exact)} OKTA_GROUPs ({', '.join(sorted(group.id for group in exact))})"
+    else:
+        others = sorted(group.name for group in candidates)
+        what = "no OKTA_GROUP" + (f" (only names starting so: {', '.join(others)})" if others else "")
+    raise GroupLookupError(
+        f"{key_text(binding.loc)}: {binding.group!r} matches {what} at {org}: a group is bound by its exact "
+        "name among OKTA_GROUPs; give the group's id (00g…) instead, e.g. for an APP_GROUP imported from a directory"
+    )
+
+
+def _group_by_id(okta: Any, binding: GroupBinding, org: str, opts: pulumi.InvokeOptions) -> OktaGroup:
+    try:
+        group = okta.group.get_group(id=binding.group, opts=opts)
+    except Exception as error:  # noqa: BLE001 - the provider's error: no such group, or Okta unreachable
+        reason = " ".join(str(error).split()).removesuffix(" ()")[-300:]
+        raise GroupLookupError(
+            f"{key_text(binding.loc)}: no group with id {binding.group} at {org} ({reason})"
+        ) from None
+    return OktaGroup(id=str(group.id), name=str(group.name), type=str(group.type))
+
+
+def _okta_group(group: Any) -> OktaGroup:
+    """A `get_groups` result's group (typed by the SDK, a mapping under some engines)."""
+    if isinstance(group, Mapping):
+        return OktaGroup(id=str(group["id"]), name=str(group["name"]), type=str(group.get("type", "")))
+    return OktaGroup(id=str(group.id), name=str(group.name), type=str(group.type))
+
+
+def _check_distinct(spec: Spec, found: Mapping[str, OktaGroup]) -> None:
+    """Two bindings must not be one group (by id), nor emit one name (Airflow could not tell them apart)."""
+    by_id: dict[str, GroupBinding] = {}
+    by_name: dict[str, GroupBinding] = {}
+    for binding in group_bindings(spec):
+        group = found.get(binding.group)
+        name = group.name if group else binding.group
+        if group is not None:
+            other = by_id.setdefault(group.id, binding)
+            if other is not binding:
+                raise GroupLookupError(
+                    f"{key_text(binding.loc)}: {binding.group!r} is the group {group.id} again "
+                    f"(also {key_text(other.loc)}): keep one entry"
+                )
+        other = by_name.setdefault(name, binding)
+        if other is not binding:
+            raise GroupLookupError(
+                f"{key_text(binding.loc)}: {binding.group!r} is a group named {name!r}, as {key_text(other.loc)} "
+                "is: the claim carries names, so Airflow could not tell their members apart; bind one of them"
+            )
+
+
+def okta_groups_expression(group_ids: list[str], attribute: str = "group.name") -> str:
+    """The groups claim's Okta Expression Language value: the names of the user's groups among exactly
+    these group ids (`getFilteredGroups(allowlist, "group.name", limit)`), the limit their number."""
+    if not group_ids or len(group_ids) > GROUPS_CLAIM_LIMIT:
+        raise ValueError(f"getFilteredGroups takes 1 to {GROUPS_CLAIM_LIMIT} groups, not {len(group_ids)}")
+    for group_id in group_ids:
+        if not re.fullmatch(r"[A-Za-z0-9]+", group_id):  # Okta ids; nothing that could end the string literal
+            raise ValueError(f"{group_id!r} is not an Okta group id")
+    allowlist = ",".join(f'"{group_id}"' for group_id in group_ids)
+    return f'getFilteredGroups({{{allowlist}}}, "{attribute}", {len(group_ids)})'
 
 
 @dataclass(frozen=True)
@@ -432,12 +706,14 @@ class OktaAppSettings:
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
     login_uri: str
-    group_filter: str
     custom_server: str | None
     """Custom authorization server id, or None for the org server."""
     scope: str
     claim: str
     access_token_minutes: int
+    issuer_mode: str | None
+    """The app's issuer mode: `CUSTOM_URL` when the org server is on a custom domain (Airflow trusts
+    the issuer `idp.orgUrl`); None keeps Okta's default (`ORG_URL`)."""
     policy_slot: int = 1
     """The custom server's policy slot (`okta_policy_priorities`)."""
 
@@ -445,23 +721,25 @@ class OktaAppSettings:
 def okta_app_settings(spec: Spec, contract: ClientContract) -> OktaAppSettings:
     assert isinstance(spec.idp, OktaIdp)
     server = spec.idp.authorizationServer
+    org_server = not isinstance(server, CustomAuthorizationServer)
     return OktaAppSettings(
         label=okta_app_label(spec),
         redirect_uris=list(contract.redirect_uris),
         post_logout_redirect_uris=list(contract.post_logout_redirect_uris),
         login_uri=f"{spec.public_url}/auth/login/{contract.provider}",
-        group_filter=okta_group_filter(contract.claim_values),
         custom_server=server.id if isinstance(server, CustomAuthorizationServer) else None,
         scope=contract.role_claim_scope or "groups",
         claim=contract.role_claim,
         access_token_minutes=spec.access_token_minutes,
         policy_slot=server.policySlot if isinstance(server, CustomAuthorizationServer) else 1,
+        # The org server's issuer is the contract's (`idp.orgUrl`); on a custom domain Okta must use it.
+        issuer_mode="CUSTOM_URL" if org_server and is_custom_domain(contract.issuer) else None,
     )
 
 
 class OktaApplication(IdpClient):
     """An Okta OIDC web app for Airflow: authorization code + PKCE, exactly Airflow's redirect URI,
-    the `access` groups (created or bound) assigned to it, and a groups claim filtered to them."""
+    the `access` groups (created or bound) assigned to it, and a groups claim selecting them by id."""
 
     def __init__(
         self,
@@ -471,6 +749,7 @@ class OktaApplication(IdpClient):
         contract: ClientContract,
         stack: str,
         today: datetime.date,
+        found_groups: Mapping[str, OktaGroup] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         import pulumi
@@ -493,13 +772,13 @@ class OktaApplication(IdpClient):
             aliases=[pulumi.Alias(name="airflow-oidc-client-secret", parent=composer)] if composer else None,
         )
 
-        group_ids = self._groups(okta, name, spec, contract.claim_values, guarded)
+        group_ids = self._groups(okta, name, spec, found_groups or {}, guarded)
+        # By id: a same-named group from any other source (an APP_GROUP) is not in the allowlist.
+        claim_value = pulumi.Output.all(*group_ids.values()).apply(lambda ids: okta_groups_expression(list(ids)))
         groups_claim: Any = None
         if settings.custom_server is None:
             # The org server reads the claim from the app (works only with an API-token provider).
-            groups_claim = okta.app.OAuthGroupsClaimArgs(
-                type="FILTER", filter_type="REGEX", name=settings.claim, value=settings.group_filter
-            )
+            groups_claim = okta.app.OAuthGroupsClaimArgs(type="EXPRESSION", name=settings.claim, value=claim_value)
         app = okta.app.OAuth(
             f"{name}-app",
             label=settings.label,
@@ -518,6 +797,7 @@ class OktaApplication(IdpClient):
             login_uri=settings.login_uri,
             login_scopes=list(contract.scopes),
             groups_claim=groups_claim,
+            issuer_mode=settings.issuer_mode,
             opts=pulumi.ResourceOptions.merge(
                 guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
             ),
@@ -538,7 +818,7 @@ class OktaApplication(IdpClient):
             opts=child,
         )
         if settings.custom_server is not None:
-            self._custom_server(okta, name, stack, settings, contract, app, child)
+            self._custom_server(okta, name, stack, settings, contract, app, claim_value, child)
 
         # Annotated here, not on the class: Pulumi evaluates class annotations, and this module has
         # no `pulumi` at import time (the Airflow venv imports it without Pulumi).
@@ -547,26 +827,21 @@ class OktaApplication(IdpClient):
         self.finish(client_id=app.client_id, client_secret=client_secret, secret_version=str(generation))
 
     def _groups(
-        self, okta: Any, name: str, spec: Spec, groups: tuple[str, ...], opts: pulumi.ResourceOptions
-    ) -> dict[str, pulumi.Output[str]]:
-        import pulumi
-
-        assert isinstance(spec.idp, OktaIdp)
-        ids: dict[str, pulumi.Output[str]] = {}
-        for group in groups:
-            if spec.idp.createGroups:
+        self, okta: Any, name: str, spec: Spec, found: Mapping[str, OktaGroup], opts: pulumi.ResourceOptions
+    ) -> dict[str, pulumi.Input[str]]:
+        """Spec group -> its Okta group id: created here (an OKTA_GROUP), or as the lookups found it."""
+        ids: dict[str, pulumi.Input[str]] = {}
+        for binding in group_bindings(spec):
+            if binding.how == "created":
                 created = okta.group.Group(
-                    f"{name}-group-{slug(group)}",
-                    name=group,
+                    f"{name}-group-{slug(binding.group)}",
+                    name=binding.group,
                     description=f"Airflow {spec.name}: managed by airflow-oidc",
                     opts=opts,
                 )
-                ids[group] = created.id
+                ids[binding.group] = created.id
             else:
-                found = okta.group.get_group_output(
-                    name=group, type="OKTA_GROUP", opts=pulumi.InvokeOptions(parent=self)
-                )
-                ids[group] = found.id
+                ids[binding.group] = found[binding.group].id
         return ids
 
     def _custom_server(
@@ -577,6 +852,7 @@ class OktaApplication(IdpClient):
         settings: OktaAppSettings,
         contract: ClientContract,
         app: Any,
+        claim_value: pulumi.Output[str],
         opts: pulumi.ResourceOptions,
     ) -> None:
         server_id = settings.custom_server
@@ -595,9 +871,9 @@ class OktaApplication(IdpClient):
             auth_server_id=server_id,
             name=settings.claim,
             claim_type="IDENTITY",
-            value_type="GROUPS",
-            group_filter_type="REGEX",
-            value=settings.group_filter,
+            # An Okta Expression Language value selecting groups by id (not GROUPS: a name filter).
+            value_type="EXPRESSION",
+            value=claim_value,
             scopes=[scope.name],
             always_include_in_token=True,
             opts=opts,

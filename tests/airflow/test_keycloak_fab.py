@@ -3,7 +3,7 @@ with Keycloak-shaped claims.
 
 The claims follow what Keycloak 26 puts in an ID token for a confidential client with the program's
 group-membership mapper: `typ: ID`, `azp` the client id, `sid`, `preferred_username`, and `groups`
-holding top-level group names (or `/`-prefixed paths when the mapper's full_path is on).
+holding group paths (the mapper's full_path, on; bare names if it were off).
 """
 
 from __future__ import annotations
@@ -57,30 +57,32 @@ def user_id(n: int) -> str:
     return f"8c1e0d4a-3f7b-4c2e-9a51-{n:012d}"
 
 
-def test_keycloak_group_names_map_to_roles_paths_and_no_groups_are_refused(airflow_home: Path) -> None:
+def test_keycloak_group_paths_map_to_roles_bare_names_and_same_named_subgroups_are_refused(
+    airflow_home: Path,
+) -> None:
     steps = [
-        {"op": "login", "claims": keycloak_claims(user_id(1), ["airflow-admins"]), "userinfo": None},
-        # The mapper with full_path on: "/airflow-admins" is no `access` group.
-        {"op": "login", "claims": keycloak_claims(user_id(2), ["/airflow-admins"]), "userinfo": None},
-        # A subgroup's path never matches a top-level name either.
-        {"op": "login", "claims": keycloak_claims(user_id(3), ["/corp/airflow-users"]), "userinfo": None},
+        {"op": "login", "claims": keycloak_claims(user_id(1), ["/airflow-admins"]), "userinfo": None},
+        # The mapper with full_path off: the bare name "airflow-admins" is no mapped path.
+        {"op": "login", "claims": keycloak_claims(user_id(2), ["airflow-admins"]), "userinfo": None},
+        # A same-named subgroup elsewhere in the realm is another group: refused.
+        {"op": "login", "claims": keycloak_claims(user_id(3), ["/contractors/airflow-admins"]), "userinfo": None},
         # A realm user in no group: Keycloak emits an empty claim (every realm user may authenticate).
         {"op": "login", "claims": keycloak_claims(user_id(4), []), "userinfo": None},
         # Several groups, one unmapped: the mapped ones give their roles.
         {
             "op": "login",
-            "claims": keycloak_claims(user_id(5), ["airflow-operators", "airflow-viewers", "payroll"]),
+            "claims": keycloak_claims(user_id(5), ["/airflow-operators", "/airflow-viewers", "/payroll"]),
             "userinfo": None,
         },
     ]
-    admin, full_path, subgroup, nobody, several = probe(airflow_home, "local", steps)["results"]
+    admin, bare_name, subgroup, nobody, several = probe(airflow_home, "local", steps)["results"]
     assert admin["info"]["username"] == f"keycloak_{user_id(1)}"
     assert admin["user"]["roles"] == ["Admin"]
     assert (admin["user"]["first_name"], admin["user"]["last_name"]) == ("Ada", "Lovelace")
-    for refused in (full_path, subgroup, nobody):
+    for refused in (bare_name, subgroup, nobody):
         assert refused["info"] == {} and refused["logged_in"] is False and refused["user"] is None
     assert several["user"]["roles"] == ["Op", "Viewer"]
-    counts = [result["user_count"] for result in (admin, full_path, subgroup, nobody)]
+    counts = [result["user_count"] for result in (admin, bare_name, subgroup, nobody)]
     assert counts == [admin["user_count"]] * 4, "refused logins create no user row"
     assert several["user_count"] == admin["user_count"] + 1
 
@@ -91,7 +93,7 @@ def test_keycloak_groups_from_userinfo_when_the_id_token_has_none(airflow_home: 
         {
             "op": "login",
             "claims": keycloak_claims(user_id(11), None),
-            "userinfo": {"sub": user_id(11), "groups": ["airflow-users"], "email": "0011@example.com"},
+            "userinfo": {"sub": user_id(11), "groups": ["/airflow-users"], "email": "0011@example.com"},
         },
         {
             "op": "login",
@@ -107,15 +109,15 @@ def test_keycloak_groups_from_userinfo_when_the_id_token_has_none(airflow_home: 
 def test_keycloak_user_keeps_one_row_across_email_and_group_changes(airflow_home: Path) -> None:
     sub = user_id(21)
     steps = [
-        {"op": "login", "claims": keycloak_claims(sub, ["airflow-viewers"]), "userinfo": None},
+        {"op": "login", "claims": keycloak_claims(sub, ["/airflow-viewers"]), "userinfo": None},
         # Email and username changed in Keycloak: the same Airflow user (keyed by sub), email kept current.
         {
             "op": "login",
-            "claims": keycloak_claims(sub, ["airflow-viewers"], email="ada.l@example.com", username="ada.l"),
+            "claims": keycloak_claims(sub, ["/airflow-viewers"], email="ada.l@example.com", username="ada.l"),
             "userinfo": None,
         },
         # Moved to another group: the old role goes at the next login.
-        {"op": "login", "claims": keycloak_claims(sub, ["airflow-operators"]), "userinfo": None},
+        {"op": "login", "claims": keycloak_claims(sub, ["/airflow-operators"]), "userinfo": None},
         # Removed from every group: refused (the row stays; no session).
         {"op": "login", "claims": keycloak_claims(sub, []), "userinfo": None},
     ]

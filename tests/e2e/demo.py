@@ -63,12 +63,12 @@ def summary(deployment: LocalDeployment) -> list[str]:
             f'  Click "Sign In with {deployment.provider_name}", then log in on Keycloak\'s page with a',
             "  username and password below (test users of this throwaway realm):",
             "",
-            f"  {'username':<12} {'password':<18} {'Keycloak groups':<20} Airflow role",
+            f"  {'username':<12} {'password':<18} {'Keycloak groups':<24} Airflow role",
         ]
         for user in deployment.users_of(*SHOWN_KINDS):
             role = ", ".join(sorted(user.expected_roles)) or "(refused: no mapped group)"
             groups = ", ".join(user.groups) or "(none)"
-            lines.append(f"  {user.account_id:<12} {user.password:<18} {groups:<20} {role}")
+            lines.append(f"  {user.account_id:<12} {user.password:<18} {groups:<24} {role}")
     else:
         lines += [
             f'  Click "Sign In with {deployment.provider_name}", then log in at the provider with an',
@@ -78,7 +78,7 @@ def summary(deployment: LocalDeployment) -> list[str]:
         ]
         for user in deployment.users_of(*SHOWN_KINDS):
             role = ", ".join(sorted(user.expected_roles)) or "(refused: no mapped group)"
-            lines.append(f"  {user.account_id:<20} {', '.join(user.groups):<42} {role}")
+            lines.append(f"  {user.account_id:<20} {', '.join(user.group_names or user.groups):<42} {role}")
     if deployment.dags_folder is not None:
         lines += [
             "",

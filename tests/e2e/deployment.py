@@ -29,7 +29,7 @@ import shlex
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +40,8 @@ import requests
 import yaml
 from playwright.sync_api import BrowserContext
 
+from components.idp.keycloak import keycloak_group_path
+from components.idp.okta import mock_group_id
 from tests.e2e.harness.airflow import AirflowApiServers, AirflowComponents
 from tests.e2e.harness.browser import LoginResult
 from tests.e2e.harness.google import GoogleOidcProvider
@@ -86,6 +88,11 @@ CONTROLS = (
     "client-secret",
 )
 MOVER = "mover"
+IMPOSTOR = "impostor"
+"""Okta: a user in an APP_GROUP named like the Admin group (another id), and in a lower mapped group."""
+# Okta groups the harness adds to the org (ids as the mocked org would give them).
+OKTA_EVERYONE = mock_group_id("BUILT_IN:Everyone")
+OKTA_CONTRACTORS = mock_group_id("OKTA_GROUP:contractors")
 # Kinds whose Airflow username is not `<provider>_<sub>` (Entra: the user's object id, `oid`).
 KIND_USERNAME_CLAIMS = {"azuread": "oid"}
 OUTSIDER = "outsider"
@@ -104,9 +111,10 @@ class E2eUser:
     account_id: str
     """The provider's login (any password) and the token's `sub`."""
     kind: str
-    """mapped, unmapped, default-role, mapped+default, mover or control."""
+    """mapped, unmapped, default-role, mapped+default, mover, control, or (Okta) impostor."""
     groups: tuple[str, ...]
-    """Raw memberships at the IdP (the emitted claim is these, filtered as the IdP declares)."""
+    """Raw memberships at the IdP (the emitted claim is these, filtered as the IdP declares): group
+    names; Keycloak paths; Okta group ids (a name is not unique there, an id is)."""
     username: str
     """The Airflow username the spec's naming gives (`<provider>_<sub>`)."""
     expected_roles: frozenset[str]
@@ -115,6 +123,8 @@ class E2eUser:
     """The IdP itself refuses the sign-in (Okta: in no assigned group)."""
     password: str = "any-password"
     """The password at the IdP (the stand-in provider takes any; Keycloak checks it)."""
+    group_names: tuple[str, ...] = ()
+    """The groups' names, for people (Okta: `groups` are ids); empty: `groups` are names."""
 
     @property
     def admitted(self) -> bool:
@@ -137,10 +147,11 @@ class SpecIntent:
         """Read `airflow-oidc:spec` from a stack file (plain YAML; the program validates it)."""
         spec = yaml.safe_load(stack_file.read_text())["config"]["airflow-oidc:spec"]
         sign_in = spec.get("signIn") or {}
+        claimed = claim_value_of(spec["idp"]["kind"])
         return cls(
-            access=tuple((entry["group"], entry["role"]) for entry in spec["access"]),
+            access=tuple((claimed(entry["group"]), entry["role"]) for entry in spec["access"]),
             default_role=spec.get("defaultRole"),
-            default_groups=frozenset(sign_in.get("extraGroups") or ()),
+            default_groups=frozenset(claimed(group) for group in sign_in.get("extraGroups") or ()),
             everyone=bool(sign_in.get("everyone")),
             username_claim=KIND_USERNAME_CLAIMS.get(spec["idp"]["kind"])
             or (spec["idp"].get("usernameClaim") if spec["idp"]["kind"] == "oidc" else None)
@@ -155,6 +166,12 @@ class SpecIntent:
         if self.everyone or self.default_groups & set(claim_groups):
             return frozenset({self.default_role})
         return frozenset()
+
+
+def claim_value_of(kind: str) -> Callable[[str], str]:
+    """How the IdP names a spec's group in the claim: Keycloak by path (a bare name is the top-level
+    group, `keycloak_group_path`), the others as the spec spells it."""
+    return keycloak_group_path if kind == "keycloak" else str
 
 
 def run_capture(
@@ -367,8 +384,14 @@ class LocalDeployment(Service):
     @property
     def idp_groups(self) -> IdpGroups:
         """The groups claim as the IdP side declares it."""
-        # Okta's app assignments; Entra's when its service principal requires assignment.
-        assigned = self.idp.get("assigned_groups") if self.idp["kind"] in ("okta", "azuread") else None
+        if self.idp["kind"] == "okta":
+            # The declared getFilteredGroups claim, evaluated by id; the assignments are ids too.
+            names = {group_id: group["name"] for group_id, group in self.okta_directory.items()}
+            return IdpGroups.okta_claim(
+                self.idp["groups_claim"], self.idp["groups_expression"], names, self.idp["assigned_groups"]
+            )
+        # Entra's assignments when its service principal requires assignment.
+        assigned = self.idp.get("assigned_groups") if self.idp["kind"] == "azuread" else None
         return IdpGroups(
             claim=self.idp["groups_claim"],
             filter=self.idp["groups_filter"],
@@ -377,15 +400,50 @@ class LocalDeployment(Service):
         )
 
     @property
+    def okta_directory(self) -> dict[str, dict[str, str]]:
+        """Okta: the org's groups (id -> name, type): as captured, plus the harness's own (Everyone,
+        a group assigned nowhere, and for each bound group an APP_GROUP of the same name)."""
+        directory = dict(self.idp["group_directory"])
+        directory.setdefault(OKTA_EVERYONE, {"name": "Everyone", "type": "BUILT_IN"})
+        directory[OKTA_CONTRACTORS] = {"name": "contractors", "type": "OKTA_GROUP"}
+        for group_id in self.idp_bound_ids:
+            name = directory[group_id]["name"]
+            directory[mock_group_id(f"APP_GROUP:{name}")] = {"name": name, "type": "APP_GROUP"}
+        return directory
+
+    @property
+    def idp_bound_ids(self) -> list[str]:
+        """Okta: the ids of the groups the stack binds (the assigned ones, Everyone aside)."""
+        return [group_id for group_id in self.idp["assigned_groups"] if group_id in self.idp["group_directory"]]
+
+    def membership(self, group: str) -> str:
+        """The raw membership at the IdP for a group as the claim names it (Okta: the bound group's id)."""
+        if self.idp["kind"] != "okta":
+            return group
+        (group_id,) = [g for g in self.idp_bound_ids if self.idp["group_directory"][g]["name"] == group]
+        return group_id
+
+    def group_name(self, membership: str) -> str:
+        """A raw membership as people read it (Okta: the group's name and type)."""
+        if self.idp["kind"] != "okta":
+            return membership
+        group = self.okta_directory[membership]
+        return group["name"] + (f" ({group['type']})" if group["type"] != "OKTA_GROUP" else "")
+
+    @property
     def default_role_groups(self) -> list[str]:
-        """Groups assigned at the IdP beyond the access groups (signIn.extraGroups)."""
+        """Groups assigned at the IdP beyond the access groups (signIn.extraGroups), as the claim names them."""
+        if "default_role_groups" in self.idp:  # Keycloak: no assignment, Airflow's default-role paths
+            return list(self.idp["default_role_groups"])
         access = {group for group, _ in self._captured_access()}
-        # Okta: the app's assigned groups; Keycloak: the groups the program creates or looks up.
-        declared = self.idp.get("assigned_groups") or self.idp.get("groups") or []
-        return [group for group in declared if group not in access]
+        if self.idp["kind"] == "okta":  # the app's assigned groups, by id
+            directory = self.idp["group_directory"]
+            return [directory[g]["name"] for g in self.idp_bound_ids if directory[g]["name"] not in access]
+        return [group for group in self.idp.get("assigned_groups") or [] if group not in access]
 
     def _captured_access(self) -> list[tuple[str, str]]:
-        return [(entry["group"], entry["role"]) for entry in self.capture["outputs"]["access"]]
+        claimed = claim_value_of(self.idp["kind"])
+        return [(claimed(entry["group"]), entry["role"]) for entry in self.capture["outputs"]["access"]]
 
     def provider_claims(self) -> dict[str, list[str]]:
         """scope -> claims: every captured scope accepted; the groups claim on the groups scope."""
@@ -419,6 +477,9 @@ class LocalDeployment(Service):
         first_group, last_group = access[0][0], access[-1][0]
         plan: list[tuple[str, str, list[str]]] = []
         seen: set[str] = set()
+        okta = self.idp["kind"] == "okta"
+        everyone = [OKTA_EVERYONE if okta else "Everyone"]
+        member = self.membership
         for group, role in access:
             account = role.lower()
             if self.is_keycloak and len(account) < 3:
@@ -427,22 +488,34 @@ class LocalDeployment(Service):
                 account += "-2"
             seen.add(account)
             # "Everyone" is Okta's built-in group; assigned to no app here, so the filter drops it.
-            plan.append((account, "mapped", [group] if self.is_keycloak else [group, "Everyone"]))
+            plan.append((account, "mapped", [member(group)] if self.is_keycloak else [member(group), *everyone]))
         # Keycloak: every realm user may authenticate to every client; this one is in no group at all.
-        plan.append((OUTSIDER, "unmapped", [] if self.is_keycloak else ["Everyone", "contractors"]))
+        contractors = OKTA_CONTRACTORS if okta else "contractors"
+        plan.append((OUTSIDER, "unmapped", [] if self.is_keycloak else [*everyone, contractors]))
         for index, group in enumerate(self.default_role_groups):
-            plan.append((f"default-role{'' if index == 0 else index + 1}", "default-role", [group]))
+            plan.append((f"default-role{'' if index == 0 else index + 1}", "default-role", [member(group)]))
             if index == 0:
-                plan.append(("mapped-and-default", "mapped+default", [last_group, group]))
-        plan.append((MOVER, "mover", [last_group]))
-        plan.extend((f"nc-{control}", "control", [first_group]) for control in CONTROLS)
+                plan.append(("mapped-and-default", "mapped+default", [member(last_group), member(group)]))
+        plan.append((MOVER, "mover", [member(last_group)]))
+        plan.extend((f"nc-{control}", "control", [member(first_group)]) for control in CONTROLS)
+        if okta:
+            # An APP_GROUP (another id) named like the Admin group: alone, unassigned at Okta; beside a
+            # lower mapped group, that group's role only (the claim selects ids, never that name).
+            admins = next(group for group, role in access if role == "Admin")
+            impostor = mock_group_id(f"APP_GROUP:{admins}")
+            plan.append((f"{IMPOSTOR}-alone", IMPOSTOR, [impostor]))
+            plan.append((IMPOSTOR, IMPOSTOR, [impostor, member(last_group)]))
 
         idp_groups = self.idp_groups
         users = {}
         for account, kind, groups in plan:
             refused_at_idp = not idp_groups.admits(groups)
-            # Google's tokens carry no groups: the api-server asks Cloud Identity for the memberships.
-            visible = list(groups) if self.idp["kind"] == "google" else idp_groups.visible_groups(groups)
+            if self.idp["kind"] == "google":
+                visible = list(groups)  # Google's tokens carry no groups: the api-server asks Cloud Identity
+            elif okta:
+                visible = idp_groups.emitted(groups)  # the names of the groups the claim selects by id
+            else:
+                visible = idp_groups.visible_groups(groups)
             roles = frozenset() if refused_at_idp else self.intent.roles_for(visible)
             claims = self.user_claims(account, groups)
             subject = account if self.intent.username_claim == "sub" else claims[self.intent.username_claim]
@@ -455,6 +528,7 @@ class LocalDeployment(Service):
                 refused_at_idp=refused_at_idp,
                 # Keycloak checks passwords: one per user, shown by `make demo` (test users, loopback only).
                 password=f"{account}-{secrets.token_hex(3)}" if self.is_keycloak else "any-password",
+                group_names=tuple(self.group_name(group) for group in groups) if okta else (),
             )
         return users
 

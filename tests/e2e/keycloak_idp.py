@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.idp.keycloak import keycloak_group_path
 from tests.e2e.harness.keycloak import AppliedResources, KeycloakServer, apply_declared, declared_from_capture
 from tests.e2e.harness.process import HarnessError, Service
 from tests.e2e.harness.provider import Shims
@@ -35,6 +36,7 @@ class RealmUser:
     first_name: str
     last_name: str
     groups: tuple[str, ...]
+    """Group paths (`/data/airflow-admins`)."""
 
 
 class KeycloakIdp(Service):
@@ -102,9 +104,9 @@ class KeycloakIdp(Service):
             # The stack references an existing realm (createRealm: false): the company's realm.
             admin.create_realm(self.realm, enabled=True)
         for group in self.idp["existing_groups"]:
-            admin.create_group(self.realm, group)
+            admin.ensure_group(self.realm, group)  # by path, parents too: the company's groups
         resources, declared_ids = declared_from_capture(self.idp["declared"])
-        self.applied = apply_declared(admin, resources, declared_ids)
+        self.applied = apply_declared(admin, resources, declared_ids, self.idp["declared"].get("existing"))
         for user in self.realm_users:
             self.user_ids[user.username] = admin.create_user(
                 self.realm,
@@ -132,8 +134,9 @@ class KeycloakIdp(Service):
             raise HarnessError("Keycloak is a real server: response shims exist only for the stand-in provider")
 
     def set_user_groups(self, username: str, groups: Sequence[str]) -> None:
-        """Make `groups` exactly the user's memberships (a move between groups at the IdP)."""
+        """Make `groups` (paths; a bare name is a top-level group) exactly the user's memberships."""
         admin = self.server.admin()
+        groups = [keycloak_group_path(group) for group in groups]
         current = admin.user_groups(self.realm, username)
         for group in groups:
             if group not in current:

@@ -135,7 +135,7 @@ class SsoLoginCases:
         assert first.has_token, describe(first)
         assert deployment.roles(user.username) == set(user.expected_roles)
 
-        deployment.provider.set_user_groups(user.account_id, [new_group])
+        deployment.provider.set_user_groups(user.account_id, [deployment.membership(new_group)])
         try:
             second = deployment.login(user, label="mover-after")
             assert second.has_token, describe(second)

@@ -218,7 +218,7 @@ def test_every_declared_input_reaches_the_server(keycloak: Deployed) -> None:
     assert (mapper["config"]["id.token.claim"], mapper["config"]["access.token.claim"]) == ("true", "false")
     realm = admin.get_realm(REALM_NAME)
     assert (realm["sslRequired"], realm["bruteForceProtected"]) == ("external", True)
-    assert admin.user_groups(REALM_NAME, USER) == [ADMINS]
+    assert admin.user_groups(REALM_NAME, USER) == [f"/{ADMINS}"]
 
 
 def test_discovery_names_the_realm_issuer(keycloak: Deployed) -> None:
@@ -344,7 +344,8 @@ def test_the_program_as_declared_signs_a_user_in(keycloak: Deployed, program_cap
             "bob",
             PASSWORD,
         )
-        assert jwt_claims(tokens["id_token"])["groups"] == [group]
+        # The program's mapper emits full paths (a created top-level group: `/<name>`).
+        assert jwt_claims(tokens["id_token"])["groups"] == [f"/{group}"]
 
 
 def test_a_failing_start_raises_with_the_log_tail(keycloak: Deployed, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ REST API); the users sign in on Keycloak's own login page with a username and pa
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -41,16 +42,56 @@ class TestKeycloakLocalStack(RotationCases, SsoLoginCases):
     """Keycloak: every realm user may authenticate, so Airflow refuses the unmapped; the real server's
     refusals; a client-secret rotation applied while a user is signed in."""
 
-    def test_mapper_with_full_path_maps_nobody(self, deployment: LocalDeployment) -> None:
-        """The declared mapper with full_path switched on emits "/<group>": the mapped user is refused."""
+    def test_mapper_without_full_path_maps_nobody(self, deployment: LocalDeployment) -> None:
+        """The declared mapper with full_path switched off emits bare names: no mapped path, refused."""
         user = deployment.users["nc-full-path-groups"]
         (group,) = user.groups
         marks = deployment.airflow_log_marks()
-        with keycloak(deployment).mapper_config({"full.path": "true"}):
-            result = deployment.login(user, label="control-full-path")
+        with keycloak(deployment).mapper_config({"full.path": "false"}):
+            result = deployment.login(user, label="control-bare-names")
         assert_refused_in_airflow(deployment, result, user.username)
         log = deployment.expect_airflow_log(marks, NOT_MAPPED)
-        assert f"'/{group}'" in log, log[-2000:]
+        assert f"'{group.rsplit('/', 1)[-1]}'" in log, log[-2000:]
+
+    def test_a_same_named_subgroup_elsewhere_gets_no_role(self, deployment: LocalDeployment) -> None:
+        """Anyone who can make `/contractors/<the Admin group's name>` makes nobody Admin: the claim
+        carries that group's own path, which no `access` entry maps; the user is refused."""
+        idp = keycloak(deployment)
+        admin_group = next(group for group, role in deployment.intent.access if role == "Admin")
+        impostor = "/contractors" + admin_group[admin_group.rindex("/") :]
+        admin = idp.server.admin()
+        admin.ensure_group(idp.realm, impostor)
+        username, password = "contractor", f"contractor-{secrets.token_hex(3)}"
+        user_id = admin.create_user(
+            idp.realm,
+            username,
+            password,
+            email="contractor@example.com",
+            first_name="Con",
+            last_name="Tractor",
+            groups=[impostor],
+        )
+        marks = deployment.airflow_log_marks()
+        result = deployment.browser.login(
+            deployment.base_url, deployment.provider_name, username, password=password, label="control-subgroup"
+        )
+        if result.context is not None:
+            result.context.close()
+        assert_refused_in_airflow(deployment, result, f"{deployment.provider_name}_{user_id}")
+        log = deployment.expect_airflow_log(marks, NOT_MAPPED)
+        assert f"'{impostor}'" in log, log[-2000:]
+
+    def test_a_member_of_a_mapped_subgroup_gets_its_role(self, deployment: LocalDeployment) -> None:
+        """A subgroup named by path in `access` (`/data/airflow-auditors`) maps its members."""
+        nested = dict((group, role) for group, role in deployment.intent.access if group.count("/") > 1)
+        if not nested:
+            pytest.skip(f"{deployment.stack_file.name} maps no subgroup")
+        users = [user for user in deployment.users_of("mapped") if user.groups[0] in nested]
+        assert len(users) == len(nested), "one mapped user per subgroup"
+        for user in users:
+            result = deployment.login(user, label=f"subgroup-{user.account_id}")
+            assert result.has_token, result.final_url
+            assert deployment.roles(user.username) == set(user.expected_roles) == {nested[user.groups[0]]}
 
     def test_client_secret_one_character_off_is_refused(self, deployment: LocalDeployment) -> None:
         """Keycloak holding a secret one character off: the code exchange fails, no session, no row."""
@@ -96,7 +137,7 @@ class TestKeycloakLocalStack(RotationCases, SsoLoginCases):
         assert client["attributes"]["pkce.code.challenge.method"] == "S256"
         assert client["attributes"]["post.logout.redirect.uris"] == deployment.idp["post_logout_redirect_uris"][0]
         mapper = admin.protocol_mapper(idp.realm, deployment.client.client_id, deployment.idp["mapper_name"])
-        assert mapper["config"]["full.path"] == "false" and mapper["config"]["claim.name"] == "groups"
+        assert mapper["config"]["full.path"] == "true" and mapper["config"]["claim.name"] == "groups"
         if deployment.idp["realm_declared"]:
             realm = admin.get_realm(idp.realm)
             assert realm["sslRequired"] == "external" and realm["bruteForceProtected"] is True

@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import requests
 
+from components.idp.keycloak import keycloak_group_path as group_path
 from tests.e2e.harness.process import HarnessError, ManagedProcess, Service, error_with_log, free_port, wait_until
 
 KEYCLOAK_VERSION = "26.5.6"
@@ -325,26 +326,33 @@ class KeycloakAdmin:
         """Delete `realm` with everything in it (absent already: nothing to do)."""
         self.request("DELETE", f"/{realm}", ok=(204, 404))
 
-    # Groups
+    # Groups (named by path, `/parent/child`; a bare name is the top-level group, as the program reads it)
     def create_group(self, realm: str, name: str, *, parent_id: str | None = None, **fields: Any) -> str:
         """Create a group (top-level, or a child of `parent_id`); returns its id."""
         path = f"/{realm}/groups/{parent_id}/children" if parent_id else f"/{realm}/groups"
         return self._created_id(self.request("POST", path, json_body={"name": name, **fields}), f"group {name}")
 
-    def group_id(self, realm: str, name: str) -> str:
-        """The id of the top-level group `name` (exact match)."""
-        found = self.request("GET", f"/{realm}/groups", params={"search": name, "exact": "true"}).json()
-        for group in found:
-            if group.get("name") == name:
-                return str(group["id"])
-        raise HarnessError(f"keycloak: no top-level group {name!r} in realm {realm!r}")
+    def group_id(self, realm: str, group: str) -> str:
+        """The id of the group at path `group` (Keycloak's exact `/group-by-path`)."""
+        path = group_path(group)
+        escaped = "/".join(quote(segment, safe="") for segment in path[1:].split("/"))
+        response = self.request("GET", f"/{realm}/group-by-path/{escaped}", ok=(200, 404))
+        if response.status_code == 404:
+            raise HarnessError(f"keycloak: no group {path} in realm {realm!r}")
+        return str(response.json()["id"])
 
-    def ensure_group(self, realm: str, name: str) -> str:
-        """The id of top-level group `name`, created when missing."""
-        try:
-            return self.group_id(realm, name)
-        except HarnessError:
-            return self.create_group(realm, name)
+    def ensure_group(self, realm: str, group: str) -> str:
+        """The id of the group at path `group`, created (with any missing parent) when missing."""
+        parent_id: str | None = None
+        path = ""
+        for segment in group_path(group)[1:].split("/"):
+            path += "/" + segment
+            try:
+                parent_id = self.group_id(realm, path)
+            except HarnessError:
+                parent_id = self.create_group(realm, segment, parent_id=parent_id)
+        assert parent_id is not None
+        return parent_id
 
     # Users
     def create_user(
@@ -359,7 +367,7 @@ class KeycloakAdmin:
         email_verified: bool = True,
         groups: Sequence[str] = (),
     ) -> str:
-        """Create an enabled user with a non-temporary password, in the top-level `groups`; returns its id.
+        """Create an enabled user with a non-temporary password, in `groups` (paths); returns its id.
 
         Email and both names are set, so Keycloak's default user profile asks nothing at first login.
         """
@@ -390,22 +398,22 @@ class KeycloakAdmin:
         self.request("PUT", f"/{realm}/users/{current['id']}", json_body={**current, **fields})
 
     def user_groups(self, realm: str, username: str) -> list[str]:
-        """The names of the groups `username` is a direct member of."""
+        """The paths of the groups `username` is a direct member of."""
         found = self.request("GET", f"/{realm}/users/{self.user_id(realm, username)}/groups").json()
-        return sorted(str(group["name"]) for group in found)
+        return sorted(str(group["path"]) for group in found)
 
     def add_user_to_group(self, realm: str, username: str, group: str) -> None:
-        """Make `username` a member of top-level group `group`."""
+        """Make `username` a member of the group at path `group`."""
         user_id = self.user_id(realm, username)
         self.request("PUT", f"/{realm}/users/{user_id}/groups/{self.group_id(realm, group)}")
 
     def remove_user_from_group(self, realm: str, username: str, group: str) -> None:
-        """End `username`'s membership of top-level group `group`."""
+        """End `username`'s membership of the group at path `group`."""
         user_id = self.user_id(realm, username)
         self.request("DELETE", f"/{realm}/users/{user_id}/groups/{self.group_id(realm, group)}")
 
     def move_user(self, realm: str, username: str, from_group: str, to_group: str) -> None:
-        """Move `username` from one top-level group to another."""
+        """Move `username` from one group to another (paths)."""
         self.add_user_to_group(realm, username, to_group)
         self.remove_user_from_group(realm, username, from_group)
 
@@ -506,6 +514,8 @@ class _Draft:
     realm: str | None = None
     client_internal_id: str | None = None
     parent_group_id: str | None = None
+    parent_group_path: str | None = None
+    """A parent group the program looked up (it exists before the stack): resolved by path at creation."""
 
     def attribute(self, key: str, value: str) -> None:
         self.body.setdefault("attributes", {})[key] = value
@@ -520,9 +530,17 @@ Handler = Callable[[_Draft, Any, "_Resolver"], None]
 class _Resolver:
     """Turns references between declared resources (mock fake ids) into real Keycloak ids."""
 
-    def __init__(self, admin: KeycloakAdmin, declared_ids: Mapping[str, str], resources: Sequence[DeclaredResource]):
+    def __init__(
+        self,
+        admin: KeycloakAdmin,
+        declared_ids: Mapping[str, str],
+        resources: Sequence[DeclaredResource],
+        existing_ids: Mapping[str, str] | None = None,
+    ):
         self.admin = admin
         self.declared_ids = dict(declared_ids)
+        self.existing_ids = dict(existing_ids or {})
+        """The id the mock engine gave a looked-up group -> its path (it must exist on the server)."""
         self.by_name = {resource.name: resource for resource in resources}
         self.real_ids: dict[str, str] = {}
         """Declared resource name -> real Keycloak id (realm name for a realm, internal id for a client)."""
@@ -659,6 +677,10 @@ def _client_ref(draft: _Draft, value: Any, resolver: _Resolver) -> None:
 
 
 def _parent_group(draft: _Draft, value: Any, resolver: _Resolver) -> None:
+    existing = resolver.existing_ids.get(str(value))
+    if existing is not None:
+        draft.parent_group_path = existing
+        return
     draft.parent_group_id = resolver.real_id(draft, "parentId", value, GROUP)
 
 
@@ -931,18 +953,21 @@ def apply_declared(
     admin: KeycloakAdmin,
     resources: Sequence[DeclaredResource | Any],
     declared_ids: Mapping[str, str],
+    existing_ids: Mapping[str, str] | None = None,
 ) -> AppliedResources:
     """Create every declared resource on the server, in dependency order, and return the real ids.
 
     `resources`: DeclaredResource (or mock-engine Registration) objects; `declared_ids`: the id the
     mock engine gave each resource -> that resource's name (`{fake(r.name, "id"): r.name}`), so a
-    reference such as the mapper's `clientId` resolves to the real id created here. Every resource
+    reference such as the mapper's `clientId` resolves to the real id created here; `existing_ids`: the
+    id the mocks gave each group the program looked up -> its path (a subgroup's existing parent), which
+    must exist on the server. Every resource
     must be of a known type and every input in its type's table, else HarnessError (nothing is dropped).
     """
     declared = [item if isinstance(item, DeclaredResource) else DeclaredResource.of(item) for item in resources]
     for resource in declared:  # an unknown type or input is refused before anything is created
         check_known(resource)
-    resolver = _Resolver(admin, declared_ids, declared)
+    resolver = _Resolver(admin, declared_ids, declared, existing_ids)
     applied = AppliedResources()
     for type_ in APPLY_ORDER:
         for resource in [item for item in declared if item.type == type_]:
@@ -962,12 +987,14 @@ def apply_declared(
 def capture_declared(run: Any) -> dict[str, Any]:
     """Pulumi venv only: a mock-engine Run's `keycloak:` resources, JSON-able, with the ids the mocks gave them.
 
-    Returns `{"resources": [{"name", "type", "inputs"}], "ids": {mock id: resource name}}` (secrets in
-    the clear: write it 0600). The ids come from the mock engine's own `new_resource` (each IdP kind
-    decides its id shape: GUIDs, a realm's name), so references resolve exactly as the program wired them.
+    Returns `{"resources": [{"name", "type", "inputs"}], "ids": {mock id: resource name}, "existing":
+    {mock id: group path}}` (secrets in the clear: write it 0600). The ids come from the mock engine's
+    own `new_resource` (each IdP kind decides its id shape: GUIDs, a realm's name), so references
+    resolve exactly as the program wired them; `existing` names the groups the program looked up.
     """
     from pulumi.runtime.mocks import MockResourceArgs
 
+    from components.idp.keycloak import GET_GROUP, looked_up_group_id
     from components.mock_engine import ProgramMocks
 
     mocks = ProgramMocks()
@@ -978,9 +1005,15 @@ def capture_declared(run: Any) -> dict[str, Any]:
             MockResourceArgs(resource.type, resource.name, resource.inputs, custom=True)
         )
         ids[str(resource_id)] = resource.name
+    existing = {
+        looked_up_group_id(str(args["realmId"]), str(args["groupPath"])): str(args["groupPath"])
+        for token, args in run.invokes
+        if token == GET_GROUP
+    }
     return {
         "resources": [{"name": r.name, "type": r.type, "inputs": r.inputs} for r in resources],
         "ids": ids,
+        "existing": existing,
     }
 
 
@@ -1004,7 +1037,10 @@ def _create(admin: KeycloakAdmin, draft: _Draft) -> str:
         raise _input_error(draft, "realmId", "is missing")
     if resource.type == GROUP:
         fields = {key: value for key, value in draft.body.items() if key != "name"}
-        return admin.create_group(draft.realm, str(draft.body["name"]), parent_id=draft.parent_group_id, **fields)
+        parent_id = draft.parent_group_id
+        if draft.parent_group_path is not None:
+            parent_id = admin.group_id(draft.realm, draft.parent_group_path)
+        return admin.create_group(draft.realm, str(draft.body["name"]), parent_id=parent_id, **fields)
     if resource.type == OPENID_CLIENT:
         return admin.create_client(draft.realm, draft.body)
     if draft.client_internal_id is None:

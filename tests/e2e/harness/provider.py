@@ -17,6 +17,10 @@ from tests.e2e.harness.process import HarnessError, ManagedProcess, Service, err
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "provider"
 READY_LINE = re.compile(r"^OIDC-PROVIDER-READY (\{.*\})$", re.MULTILINE)
+# The Okta groups claim the program declares: getFilteredGroups({"00g…",…}, "group.name", N).
+OKTA_FILTERED_GROUPS = re.compile(
+    r'getFilteredGroups\(\{((?:"[A-Za-z0-9]+",)*"[A-Za-z0-9]+")\}, "group\.name", (\d+)\)'
+)
 
 DEFAULT_CLAIMS: dict[str, list[str]] = {
     "openid": ["sub"],
@@ -91,13 +95,17 @@ class IdpGroups:
     def visible_groups(self, raw_groups: Sequence[str]) -> list[str]:
         """The memberships that reach the token (through the filter, or through a claim value)."""
         if self.claim_values is not None:
-            return [group for group in raw_groups if self.claim_values.get(group)]
+            return self._selected(raw_groups)
         return self.emitted(raw_groups)
+
+    def _selected(self, raw_groups: Sequence[str]) -> list[str]:
+        assert self.claim_values is not None
+        return [group for group in raw_groups if self.claim_values.get(group)][: self.limit]
 
     def emitted(self, raw_groups: Sequence[str]) -> list[str]:
         """The claim's value for a user with these memberships (what server.js emits)."""
         if self.claim_values is not None:
-            values = [value for group in raw_groups for value in self.claim_values.get(group, ())]
+            values = [value for group in self._selected(raw_groups) for value in self.claim_values[group]]
             return sorted(set(values))
         if self.filter is None:
             return list(raw_groups)

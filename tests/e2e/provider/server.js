@@ -15,7 +15,9 @@
 // none of them is refused at the provider's login form, as Okta refuses unassigned users: the
 // browser returns to the client with error=access_denied. With `idpGroups.claimValues` (group ->
 // values), the claim carries the values of the user's groups instead of their names, and is left
-// out when there are none (Entra: the `roles` claim holds the app roles assigned to the groups).
+// out when there are none (Entra: the `roles` claim holds the app roles assigned to the groups;
+// Okta: raw groups are group ids, and the values of the ids its getFilteredGroups claim selects
+// are their names). `idpGroups.limit` caps how many of the user's groups count (getFilteredGroups').
 //
 // The signing key is kept in `keyFile` (created on first start), so a restarted provider signs
 // with the key relying parties already cached.
@@ -88,7 +90,8 @@ function emittedClaims(id) {
   if (!idpGroups) return users[id] ?? {};
   const raw = groups ?? [];
   if (idpGroups.claimValues) {
-    const values = [...new Set(raw.flatMap((g) => idpGroups.claimValues[g] ?? []))].sort();
+    const selected = raw.filter((g) => Object.hasOwn(idpGroups.claimValues, g)).slice(0, idpGroups.limit ?? undefined);
+    const values = [...new Set(selected.flatMap((g) => idpGroups.claimValues[g]))].sort();
     return values.length ? { ...profile, [idpGroups.claim]: values } : profile;
   }
   return { ...profile, [idpGroups.claim]: groupsFilter ? raw.filter((g) => groupsFilter.test(g)) : raw };
