@@ -25,7 +25,13 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.stack import massage
 
 from components.idp import KINDS
-from components.idp.base import MockLookupError
+
+try:
+    from components.idp.base import MockLookupError
+
+    LOOKUP_FAILURES: tuple[type[Exception], ...] = (MockLookupError,)
+except ImportError:  # `plan --base` runs this engine on an older revision's components, which had none
+    LOOKUP_FAILURES = ()
 from components.mock_values import fake, fake_secret
 
 try:
@@ -88,7 +94,7 @@ class ProgramMocks(Mocks):
         for kind in KINDS:
             try:
                 result = kind.mock_call(args.token, args.args)
-            except MockLookupError as failure:
+            except LOOKUP_FAILURES as failure:
                 return {}, [("", str(failure))]
             if result is not None:
                 return result, []

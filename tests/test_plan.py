@@ -248,6 +248,32 @@ def test_a_base_without_the_access_model_still_plans(repo: tuple[Path, str]) -> 
     assert result.status == 1
 
 
+def test_a_base_whose_kinds_cannot_fail_a_lookup_still_plans(repo: tuple[Path, str]) -> None:
+    """This revision's mock engine runs the base's components: a base from before `MockLookupError`."""
+    path, _ = repo
+    reset(path)
+    base_py = path / "components" / "idp" / "base.py"
+    text = base_py.read_text()
+    start = text.index("class MockLookupError(Exception):")
+    end = text.index("class ProviderConfigError(Exception):")
+    base_py.write_text(text[:start] + text[end:])
+    for kind in ("okta", "keycloak"):  # kinds that raise something else (or nothing) for a failed lookup
+        module = path / "components" / "idp" / f"{kind}.py"
+        text = module.read_text()
+        assert "    MockLookupError,\n" in text, f"{kind}.py imports MockLookupError otherwise: update this test"
+        module.write_text(text.replace("    MockLookupError,\n", "", 1) + "\nMockLookupError = LookupError\n")
+    old_base = commit_all(path, "a revision without lookup failures under mocks")
+    try:
+        git(path, "checkout", "-q", "HEAD~1", "--", "components")
+        edit(path, "escalate-dev", lambda s: s["access"][2].update(role="Op"))
+        result = plan([], old_base, root=path)
+    finally:
+        git(path, "reset", "-q", "--hard", "HEAD~1")
+        reset(path)
+    assert result.errors == []
+    assert messages(result, "escalate-dev", PRIVILEGE) == ["`escalate-analysts`: Viewer → Op"]
+
+
 def test_a_change_to_the_policy_configuration_is_risky(stack_file_changes: Plan) -> None:
     assert messages(stack_file_changes, "(policy pack)", POLICY) == [
         "policy/config.json changes (lifetimes-within-bounds.maxSessionMinutes): "
