@@ -78,19 +78,51 @@ class IdpGroups:
     the groups matching `filter` in full (a regex such as Okta's `^(a|b)$`; None: all of them). With
     `assigned_groups`, a user in none of them is refused at the provider (Okta's app assignment).
     With `claim_values` (group -> values), the claim carries the values of the user's groups instead
-    of their names (Entra: the app roles assigned to each group), and is left out when empty.
+    of their names (Entra: the app roles assigned to each group), and is left out when empty; `limit`
+    caps how many of the user's groups count. Okta: raw groups are group ids, and `okta_claim`
+    evaluates the declared getFilteredGroups claim.
     """
 
     claim: str
     filter: str | None = None
     assigned_groups: Sequence[str] | None = None
     claim_values: Mapping[str, Sequence[str]] | None = None
+    limit: int | None = None
+
+    @classmethod
+    def okta_claim(
+        cls, claim: str, expression: str, directory: Mapping[str, str], assigned_groups: Sequence[str]
+    ) -> IdpGroups:
+        """Okta's groups claim as declared: `getFilteredGroups({ids}, "group.name", N)` emits the names
+        (from `directory`, group id -> name) of the user's groups among exactly these ids, at most N."""
+        match = OKTA_FILTERED_GROUPS.fullmatch(expression)
+        if match is None:
+            raise HarnessError(f"the Okta groups claim is not getFilteredGroups by id and name: {expression!r}")
+        ids = re.findall(r'"([A-Za-z0-9]+)"', match.group(1))
+        unknown = [group_id for group_id in ids if group_id not in directory]
+        if unknown:
+            raise HarnessError(f"the Okta groups claim selects ids the org does not hold: {unknown}")
+        limit = int(match.group(2))
+        if not 1 <= limit <= 100:
+            raise HarnessError(f"getFilteredGroups' limit must be 1 to 100 (Okta refuses the claim): {limit}")
+        return cls(
+            claim=claim,
+            assigned_groups=list(assigned_groups),
+            claim_values={group_id: [directory[group_id]] for group_id in ids},
+            limit=limit,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The `idpGroups` config server.js reads."""
         assigned = None if self.assigned_groups is None else list(self.assigned_groups)
         values = None if self.claim_values is None else {g: list(v) for g, v in self.claim_values.items()}
-        return {"claim": self.claim, "filter": self.filter, "assignedGroups": assigned, "claimValues": values}
+        return {
+            "claim": self.claim,
+            "filter": self.filter,
+            "assignedGroups": assigned,
+            "claimValues": values,
+            "limit": self.limit,
+        }
 
     def visible_groups(self, raw_groups: Sequence[str]) -> list[str]:
         """The memberships that reach the token (through the filter, or through a claim value)."""
