@@ -31,7 +31,7 @@ STACK = "conf-prod"
 EXPECTED: dict[str, tuple[str, str, str | None]] = {
     "okta": ("conf-airflow-admins", "conf-airflow-admins", KNOWN_AFTER_APPLY),
     "oidc": ("conf-airflow-admins", "conf-airflow-admins", "conf-deploy"),
-    "keycloak": ("/conf-airflow-admins", "conf-airflow-admins", "airflow-conf-prod-deploy"),
+    "keycloak": ("/conf-airflow-admins", "/conf-airflow-admins", "airflow-conf-prod-deploy"),
     "azuread": ("conf-airflow-admins", "Airflow.Admin", "repo:acme/pipelines:environment:production"),
     "google": ("conf-airflow-admins@example.com", "conf-airflow-admins@example.com", None),
 }

@@ -221,17 +221,13 @@ class OktaIdp(IdpModel):
         return self.orgUrl or okta_org_url(provider.get("okta:orgName"), provider.get("okta:baseUrl"))
 
     def claim_value(self, binding: GroupBinding) -> str:
-        """The value the claim carries for a group: its name (a group given by id: the name Okta holds,
-        which only the lookup knows)."""
+        """The value the claim carries for a group: its name. For a group given by id, the name Okta holds,
+        which only the program's lookup knows; before it (`validate`, `doctor`, the pure access model) the
+        id stands in, so nothing maps by a name nobody has checked."""
         if binding.how != "id":
             return binding.group
         found = (self._found_groups or {}).get(binding.group)
-        if found is None:
-            raise ValueError(
-                f"{key_text(binding.loc)}: {binding.group} is an Okta group id: its name, the claim value Airflow "
-                "maps, is read from Okta when the program runs (`pulumi preview`, `airflow-oidc plan`)"
-            )
-        return found.name
+        return found.name if found is not None else binding.group
 
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
         org = self.org_url(provider)
