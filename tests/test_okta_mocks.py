@@ -15,9 +15,10 @@ import pulumi
 import pytest
 
 from components.contract import client_contract
+from components.env_defaults import resolve_spec
 from components.idp import okta
 from components.idp.okta import mock_group_id, okta_groups_expression
-from components.spec import parse_spec
+from components.spec import Spec
 from components.stack_config import spec_from_stack_file
 from tests.conftest import ROOT
 from tests.mock_engine import Run, run_program, stack_config
@@ -39,6 +40,11 @@ def run_stack(stack: str, edit: Any = None, run: Run | None = None) -> Run:
     if edit is not None:
         edit(spec)
     return run_program(stack, {**config, "airflow-oidc:spec": json.dumps(spec)}, secret_keys, run=run)
+
+
+def parse_stack(raw: dict[str, Any], stack: str) -> Spec:
+    """A spec as the stack file's (over its environment's defaults), without the program."""
+    return resolve_spec(raw, f"stacks/Pulumi.{stack}.yaml", ROOT / "stacks").spec
 
 
 def refused(stack: str, edit: Any) -> tuple[str, Run]:
@@ -164,7 +170,7 @@ def test_without_the_lookup_a_group_given_by_id_stands_for_itself() -> None:
     group given by id is unknown there, so the id stands in (it maps no token until the program looks it up)."""
     raw = json.loads(stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")[0]["airflow-oidc:spec"])
     with_ad_admins(raw)
-    spec = parse_spec(raw, "stacks/Pulumi.dev.yaml")
+    spec = parse_stack(raw, "dev")
     contract = client_contract(spec, stack="dev", provider={"okta:orgName": "dev-123456"})
     assert contract.role_by_claim_value[AD_ADMINS] == "Admin"
 
@@ -173,7 +179,7 @@ def test_more_groups_than_the_claim_can_return_are_refused() -> None:
     raw = json.loads(stack_config(ROOT / "stacks" / "Pulumi.dev.yaml")[0]["airflow-oidc:spec"])
     raw["access"] = [{"group": f"team-{index}", "role": "Viewer"} for index in range(101)]
     with pytest.raises(Exception, match=r"access\[100\]\.group: 101 groups: Okta's groups claim"):
-        parse_spec(raw, "stacks/Pulumi.dev.yaml")
+        parse_stack(raw, "dev")
 
 
 def test_the_limit_is_the_number_of_groups_so_no_member_is_truncated() -> None:
@@ -209,6 +215,6 @@ def test_a_custom_server_on_a_custom_domain_gets_a_note_saying_what_to_set() -> 
     assert spec.idp.setup_notes(spec, {"okta:orgName": "acme"}) == []
     raw = json.loads(stack_config(ROOT / "stacks" / "Pulumi.prod.yaml")[0]["airflow-oidc:spec"])
     on_custom_domain(raw)
-    custom = parse_spec(raw, "stacks/Pulumi.prod.yaml")
+    custom = parse_stack(raw, "prod")
     (note,) = custom.idp.setup_notes(custom, {"okta:orgName": "acme"})
     assert "Issuer: the custom URL (issuer mode CUSTOM_URL" in note and "authorization server 'default'" in note
