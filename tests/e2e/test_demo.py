@@ -45,7 +45,7 @@ def test_demo_check_signs_in_and_stops_everything(e2e_prerequisites: None, relea
     assert "demo check: OK" in output, output[-4000:]
     assert f"https://localhost:{HTTPS_PORT}/auth/oauth-authorized/keycloak" in output
     assert re.search(rf"^\s+Keycloak\s+http://127\.0\.0\.1:{PROVIDER_PORT}\s", output, re.MULTILINE), output
-    assert re.search(r"^\s+admin\s+admin-\S+\s+airflow-admins\s+Admin$", output, re.MULTILINE), output
+    assert re.search(r"^\s+admin\s+admin-\S+\s+/airflow-admins\s+Admin$", output, re.MULTILINE), output
     assert re.search(r"^\s+outsider\s+\S+\s+\(none\)\s+\(refused", output, re.MULTILINE), output
     # The DAG ran, attributed to the user who signed in (keycloak_<Keycloak user id>).
     ran = r"^demo check: hello_sso run \S+ success in .* triggered by .*keycloak_[0-9a-f-]{36}\)?$"
