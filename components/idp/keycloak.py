@@ -58,7 +58,7 @@ class KeycloakIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_keycloak"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"keycloak:url": "KEYCLOAK_URL"}
-    GROUPS_BOUND_BY: ClassVar[str | None] = "by name"
+    GROUPS_BOUND_BY: ClassVar[str | None] = "by path"
     DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {"url": ("keycloak:url",)}
     PROVIDER_PACKAGE: ClassVar[str | None] = "keycloak"
     # The provider's own HTTP timeout (5 s) fails requests to a loaded Keycloak; 120 s unless the stack sets

@@ -102,7 +102,7 @@ class OktaIdp(IdpModel):
 
     SDK: ClassVar[str | None] = "pulumi_okta"
     PROVIDER_CONFIG: ClassVar[Mapping[str, str]] = {"okta:orgName": "OKTA_ORG_NAME", "okta:baseUrl": "OKTA_BASE_URL"}
-    GROUPS_BOUND_BY: ClassVar[str | None] = "by name"
+    GROUPS_BOUND_BY: ClassVar[str | None] = "by exact name"
     DEFAULTS_FROM_PROVIDER: ClassVar[Mapping[str, tuple[str, ...]]] = {"orgUrl": ("okta:orgName", "okta:baseUrl")}
     PROVIDER_PACKAGE: ClassVar[str | None] = "okta"
     # ForceNew in the Okta provider's schema (okta_app_oauth: type, client_id; okta_app_group_assignments:
