@@ -81,10 +81,13 @@ test-airflow: $(AIRFLOW_VENV)/$(STAMP)
 	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow -q -p no:cacheprovider
 
 # E2E_LOCK: a command the e2e run is wrapped in, e.g. E2E_LOCK="flock /tmp/airflow-oidc-e2e.lock" on a
-# machine where others run e2e tiers too (fixed ports). --durations: where the time went, in the log.
+# machine where others run e2e tiers too (fixed ports). E2E_SHARD: fixed-ports or port-443, one half of the
+# tier (two can run at once: they share no port; make test does). --durations: where the time went.
 E2E_LOCK ?=
+E2E_SHARD ?=
 test-e2e: venvs e2e-deps
-	$(E2E_LOCK) $(AIRFLOW_VENV)/bin/python -m pytest tests/e2e -q -p no:cacheprovider --durations=25
+	$(E2E_LOCK) $(AIRFLOW_VENV)/bin/python -m pytest tests/e2e -q -p no:cacheprovider --durations=25 \
+	  $(if $(E2E_SHARD),--e2e-shard=$(E2E_SHARD))
 
 # The real Pulumi CLI and providers, kube-apiserver + kube-controller-manager (tools/engine.py), cached by version
 # under ~/.cache/airflow-oidc/engine/. Sources: the Go module proxy and ../shared/engine-src (SOURCE.md there).
@@ -101,8 +104,8 @@ test-engine-if-built:
 	@if $(PYTHON) tools/engine.py status >/dev/null 2>&1; then $(MAKE) --no-print-directory test-engine; \
 	else echo "engine tier skipped: the Pulumi engine is not built (make engine builds it: 45-70 min cold, once)"; fi
 
-# Every tier, side by side (tests/run_tiers.py): e2e in a lane of its own, the engine tier (when built; free
-# ports), lint+validate+unit and Airflow beside it; each tier's output in artifacts/tiers/<tier>.log, a failed
+# Every tier, side by side (tests/run_tiers.py): the e2e tier's two port shards in two lanes, the engine tier
+# (when built; free ports), lint+validate+unit and Airflow beside them; each tier's output in artifacts/tiers/<tier>.log, a failed
 # tier's log printed at the end; exit 1 when any tier failed. The venvs and e2e prerequisites are made first.
 test: venvs e2e-deps
 	$(PYTHON) tests/run_tiers.py --make "$(MAKE)"

@@ -36,7 +36,7 @@ def print_record(record: dict[str, object]) -> None:
         status = "passed" if tier["status"] == 0 else f"FAILED ({tier['status']})"
         print(
             f"  {tier['tier']:<10} {tier['seconds']:8.1f} s  ({tier['seconds'] / 60:4.1f} min)"
-            f"  started at +{tier['started_at']:6.1f} s  {status}"
+            f"  CPU {tier.get('cpu_seconds', 0.0):7.1f} s  started at +{tier['started_at']:6.1f} s  {status}"
         )
     seconds = float(str(record["seconds"]))
     print(f"  {'wall time':<10} {seconds:8.1f} s  ({seconds / 60:4.1f} min; lanes run side by side)")

@@ -36,12 +36,14 @@ TIERS = {
     "validate": "validate",
     "unit": "test-unit",
     "airflow": "test-airflow",
-    "e2e": "test-e2e",
+    # The e2e tier in its two port shards (tests/e2e/conftest.py SHARDS): they share no port.
+    "e2e-fixed-ports": "test-e2e E2E_SHARD=fixed-ports",
+    "e2e-port-443": "test-e2e E2E_SHARD=port-443",
     "engine": "test-engine-if-built",
 }
-# Tiers of one lane run in sequence; lanes run side by side. The e2e tier (fixed ports, the longest) has a
-# lane of its own; the engine tier (free ports) runs beside it.
-LANES = (("e2e",), ("engine",), ("lint", "validate", "unit"), ("airflow",))
+# Tiers of one lane run in sequence; lanes run side by side. Each e2e shard (the longest) has a lane of its
+# own; the engine tier (free ports) runs beside them.
+LANES = (("e2e-fixed-ports",), ("e2e-port-443",), ("engine",), ("lint", "validate", "unit"), ("airflow",))
 
 
 @dataclass
@@ -54,6 +56,9 @@ class TierResult:
     seconds: float = 0.0
     status: int | None = None
     started_at: float = 0.0
+    cpu_seconds: float = 0.0
+    """User + system CPU of the tier's processes that were waited for (a process killed as a group and
+    reaped by init is not counted)."""
 
     @property
     def passed(self) -> bool:
@@ -89,11 +94,18 @@ def run_tier(tier: str, make: str, start: float, out_dir: Path) -> TierResult:
     with log.open("wb") as out:
         out.write(f"$ {command}\n".encode())
         out.flush()
-        result.status = subprocess.run(
-            command.split(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False
-        ).returncode
+        child = subprocess.Popen(
+            command.split(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+        # wait4: this tier's CPU time (its processes that were waited for), not the other lanes'.
+        _, wait_status, usage = os.wait4(child.pid, 0)
+        child.returncode = result.status = os.waitstatus_to_exitcode(wait_status)
     result.seconds = time.monotonic() - began
-    say(f"{tier:<9} {'passed' if result.passed else 'FAILED'} in {result.seconds:6.1f} s   ({result.log})")
+    result.cpu_seconds = usage.ru_utime + usage.ru_stime
+    say(
+        f"{tier:<9} {'passed' if result.passed else 'FAILED'} in {result.seconds:6.1f} s "
+        f"(CPU {result.cpu_seconds:6.1f} s)   ({result.log})"
+    )
     return result
 
 

@@ -1,4 +1,5 @@
-"""The e2e tier's run order (tests/e2e/conftest.py): each stack in one stretch, restarts last, grouped by state."""
+"""The e2e tier's run order and port shards (tests/e2e/conftest.py): each stack in one stretch, restarts last,
+grouped by state; `--e2e-shard` splits the tests into two sets that share no port."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from tests.e2e.conftest import pytest_collection_modifyitems
+import pytest
 
-LOCAL, LOCAL_OIDC = Path("stacks/Pulumi.local.yaml"), Path("stacks/Pulumi.local-oidc.yaml")
+from tests.e2e.conftest import pytest_collection_modifyitems, shard_of
+from tests.e2e.run_state import RunState
+
+STACKS = Path(__file__).resolve().parent.parent / "stacks"
+LOCAL, LOCAL_OIDC = STACKS / "Pulumi.local.yaml", STACKS / "Pulumi.local-oidc.yaml"
 
 
 @dataclass
@@ -32,8 +37,24 @@ class Item:
         return None
 
 
-def ordered(items: list[Item]) -> list[str]:
-    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+@dataclass
+class Config:
+    """What the hook reads of pytest's config: `--e2e-shard`, and the deselection hook."""
+
+    shard: str | None = None
+    deselected: list[str] = field(default_factory=list)
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        assert name == "--e2e-shard"
+        return self.shard
+
+    @property
+    def hook(self) -> Any:
+        return SimpleNamespace(pytest_deselected=lambda items: self.deselected.extend(i.name for i in items))
+
+
+def ordered(items: list[Item], config: Config | None = None) -> list[str]:
+    pytest_collection_modifyitems(config=config or Config(), items=items)  # type: ignore[arg-type]
     return [item.name for item in items]
 
 
@@ -78,3 +99,27 @@ def test_each_stack_runs_in_one_stretch_with_its_restarts_last_grouped_by_state(
 def test_tests_of_no_stack_stay_in_their_modules_stretch() -> None:
     items = [Item("b", "test_b"), Item("a", "test_a"), Item("b2", "test_b")]
     assert ordered(items) == ["b", "b2", "a"]
+
+
+def test_the_two_shards_split_the_tests_by_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`port-443` takes the stacks on 443 with no loopback port of their own; `fixed-ports` all the rest."""
+    monkeypatch.setattr(RunState, "keycloak_port", RunState.keycloak_port)  # the port-443 shard clears it
+    on_443 = ["dev", "prod", "risk-prod", "growth-prod", "search-prod"]
+    assert {name: shard_of(Item(name, "m", STACKS / f"Pulumi.{name}.yaml")) for name in on_443} == dict.fromkeys(
+        on_443, "port-443"
+    )
+    for item in [Item("a", "m", LOCAL), Item("b", "m", LOCAL_OIDC), Item("c", "test_keycloak_server")]:
+        assert shard_of(item) == "fixed-ports", item.name
+
+    def items() -> list[Item]:
+        return [
+            Item("demo", "test_demo", fixturenames=["released_ports"]),
+            Item("oidc", "test_login_oidc", LOCAL_OIDC),
+            Item("okta-dev", "test_login_okta", STACKS / "Pulumi.dev.yaml"),
+            Item("kc-server", "test_keycloak_server"),
+        ]
+
+    fixed, other = Config("fixed-ports"), Config("port-443")
+    assert ordered(items(), fixed) == ["demo", "oidc", "kc-server"] and fixed.deselected == ["okta-dev"]
+    assert ordered(items(), other) == ["okta-dev"] and sorted(other.deselected) == ["demo", "kc-server", "oidc"]
+    assert RunState.keycloak_port is None  # this shard's Keycloak takes a free port: 8180 is the other's

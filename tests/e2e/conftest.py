@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 if TYPE_CHECKING:
     from tests.e2e.deployment import LocalDeployment
@@ -30,6 +31,23 @@ RESTARTS_AIRFLOW = "restarts_airflow"
 # other state (e.g. an environment for every api-server) after them, in order of first appearance.
 RESTART_STATE_ORDER = ("per-process-keys", "proxy-handling-off")
 RELEASED_PORTS = "released_ports"
+
+
+SHARDS = ("fixed-ports", "port-443")
+"""`--e2e-shard`: two pytest processes may run at once, each with one shard (`make test` does): `port-443`
+takes the stacks served on 443 with no fixed loopback port of their own (one at a time, as ever);
+`fixed-ports` takes the rest (the stacks on 8443 / 9400 / 8180, the demo, the tests of no stack). The
+shards share no port: the `port-443` shard's Keycloak listens on a free port."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--e2e-shard`: run one of SHARDS only."""
+    parser.addoption(
+        "--e2e-shard",
+        choices=SHARDS,
+        default=None,
+        help="run only the e2e tests of one port shard (two shards can run at once): " + ", ".join(SHARDS),
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -143,11 +161,34 @@ def _restart_state(item: pytest.Item) -> str | None:
     return str(marker.args[0]) if marker.args else item.nodeid
 
 
+def shard_of(item: pytest.Item) -> str:
+    """The port shard of a test (SHARDS): `port-443` for a test of a stack whose hostname names no port and
+    whose IdP side names no loopback port; `fixed-ports` for everything else."""
+    stack = _stack_of(item)
+    if stack is None or not stack.exists():
+        return "fixed-ports"
+    text = stack.read_text()
+    spec = ((yaml.safe_load(text) or {}).get("config") or {}).get("airflow-oidc:spec") or {}
+    hostname = str(spec.get("hostname") or ":")
+    return "fixed-ports" if ":" in hostname or "127.0.0.1:" in text or "localhost:" in text else "port-443"
+
+
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the run: tests that need the fixed ports to themselves first; then one stretch per stack
-    (every module's tests of that stack), its api-server-restarting tests last, grouped by state.
-    Tests of no stack stay in stretches of their own module. Stable otherwise."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the chosen shard's tests (`--e2e-shard`), then order the run: tests that need the fixed ports
+    to themselves first; then one stretch per stack (every module's tests of that stack), its
+    api-server-restarting tests last, grouped by state. Tests of no stack stay in stretches of their own
+    module. Stable otherwise."""
+    from tests.e2e.run_state import RunState
+
+    shard = config.getoption("--e2e-shard", default=None)
+    if shard is not None:
+        deselected = [item for item in items if shard_of(item) != shard]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if shard_of(item) == shard]
+        # The other shard may be using the fixed Keycloak port: this one takes a free port.
+        RunState.keycloak_port = None if shard == "port-443" else RunState.keycloak_port
     groups: dict[object, int] = {}
     states: dict[str, int] = {state: index for index, state in enumerate(RESTART_STATE_ORDER)}
 
@@ -159,8 +200,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (first, group, -1 if state is None else states.setdefault(state, len(states)), index)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
-    from tests.e2e.run_state import RunState
-
     RunState.needs_keycloak = _needs_keycloak(items)
 
 

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tests.e2e.services import DeploymentPool, SharedServices
 
+KEYCLOAK_PORT = 8180
+"""The shared Keycloak's port when free: stacks/Pulumi.local.yaml's `idp.url` (served as is, like `make demo`)."""
+
 
 class RunState:
     """The test run's services and pool (class attributes: one per process)."""
@@ -20,6 +23,9 @@ class RunState:
     pool: DeploymentPool | None = None
     needs_keycloak = False
     """Set at collection: a test of a Keycloak stack, or of the shared Keycloak itself, will run."""
+    keycloak_port: int | None = KEYCLOAK_PORT
+    """The shared Keycloak's preferred port; None: a free one (the `port-443`
+    shard, which may run beside the shard that serves the `local` stack's Keycloak on 8180)."""
 
     @classmethod
     def shared(cls) -> tuple[SharedServices, DeploymentPool]:
@@ -28,7 +34,7 @@ class RunState:
             from tests.e2e.harness.process import RunDir
             from tests.e2e.services import DeploymentPool, SharedServices
 
-            cls.services = SharedServices(RunDir.create("shared"))
+            cls.services = SharedServices(RunDir.create("shared"), keycloak_port=cls.keycloak_port)
             cls.pool = DeploymentPool(cls.services, prestart_keycloak=cls.needs_keycloak)
         return cls.services, cls.pool
 

@@ -30,9 +30,8 @@ from tests.e2e.harness.browser import EVERY_HOST, Browser
 from tests.e2e.harness.keycloak import KeycloakServer
 from tests.e2e.harness.postgres import Postgres
 from tests.e2e.harness.process import ARTIFACTS_ROOT, RunDir, Service, port_is_free
+from tests.e2e.run_state import KEYCLOAK_PORT
 
-KEYCLOAK_PORT = 8180
-"""The shared Keycloak's port when free: stacks/Pulumi.local.yaml's `idp.url` (served as is, like `make demo`)."""
 TEMPLATE_DATABASE = "airflow_template"
 
 if TYPE_CHECKING:
