@@ -78,7 +78,7 @@ test-unit: $(VENV)/$(STAMP)
 	$(VENV)/bin/python -m pytest tests --ignore=tests/airflow --ignore=tests/e2e --ignore=tests/engine -q
 
 test-airflow: $(AIRFLOW_VENV)/$(STAMP)
-	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow -q -p no:cacheprovider
+	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow -q -p no:cacheprovider --durations=15
 
 # E2E_LOCK: a command the e2e run is wrapped in, e.g. E2E_LOCK="flock /tmp/airflow-oidc-e2e.lock" on a
 # machine where others run e2e tiers too (fixed ports). E2E_SHARD: fixed-ports or port-443, one half of the
