@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 from components.airflow_values import render_webserver_config
 from components.contract import CLIENT_SECRET_ENV, LOGIN_PATH, ClientContract, client_contract
 from components.spec import Spec
+from components.stack_files import check_stack_file, shown_name, stack_name
 
 PASS = "pass"
 FAIL = "fail"
@@ -1006,12 +1007,6 @@ def _duration(seconds: float) -> str:
 # --- the command ------------------------------------------------------------------------------------
 
 
-def stack_name(path: Path) -> str:
-    """`Pulumi.<stack>.yaml` -> `<stack>`."""
-    name = path.name
-    return name.removeprefix("Pulumi.").removesuffix(".yaml") if name.startswith("Pulumi.") else path.stem
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `doctor` subcommand's arguments."""
     parser.add_argument(
@@ -1040,7 +1035,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def doctor(args: argparse.Namespace, *, now: Callable[[], float] = time.time) -> int:
     """Run every check on the stack file's live setup; print them; 1 if any failed (2: unusable input)."""
-    from components.cli import check_stack_file, shown_name
     from components.stack_config import provider_from_stack_file, spec_from_stack_file
 
     path: Path = args.stack_file

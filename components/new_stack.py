@@ -34,6 +34,7 @@ from components.idp.base import IdpModel
 from components.model import CONFIG_KEY
 from components.project import find_project
 from components.spec import Spec, SpecError, parse_spec
+from components.stack_files import check_stack_file
 from components.stack_schema import MODELINES
 
 PLACEHOLDERS: tuple[Any, ...] = (
@@ -423,7 +424,6 @@ def new_stack(
     no_defaults: bool = False,
 ) -> int:
     """Write the stack file; print where and what next. 0 on success, 1 when it cannot be written valid."""
-    from components.cli import check_stack_file
 
     def refuse(message: str) -> int:
         print(f"airflow-oidc new-stack: {message}", file=sys.stderr)
