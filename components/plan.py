@@ -12,7 +12,7 @@ Every difference is classified; the risky classes set exit status 1:
 privilege escalation, new redirect host or URI, lifetime increase, protection removed, IdP app or
 client replaced (logical name or type changes, or an input the kind's `REPLACE_ON_CHANGE` lists),
 secret rotation or store change, stack added or removed, and the policy pack's rules
-(`policy/rules.py`) failing on the run. Exit status 2: an error (a bad spec on either side: the
+(`policy/rules/`) failing on the run. Exit status 2: an error (a bad spec on either side: the
 program's own message, naming the file and key).
 """
 
@@ -622,16 +622,23 @@ def stack_files(root: Path, given: Sequence[Path], must_exist: bool = True) -> l
 
 
 def policy_dir(root: Path) -> Path:
-    """The policy pack whose rules judge both sides: the planned project's own (`policy/rules.py`)."""
+    """The policy pack whose rules judge both sides: the planned project's own (`policy/rules/`)."""
     return root / "policy"
+
+
+def rules_file(policy: Path) -> Path | None:
+    """The pack's rules as the worker loads them (by path): the package `policy/rules/` (its `__init__.py`),
+    or a project's older single module `policy/rules.py`; None when the pack has no rules."""
+    return next((file for file in (policy / "rules" / "__init__.py", policy / "rules.py") if file.is_file()), None)
 
 
 def start_worker(root: Path, files: Sequence[str], policy: Path | None = None) -> subprocess.Popen[str]:
     """The side's worker process: its own checkout on sys.path, this revision's engine and `policy` rules."""
     command = [sys.executable, str(WORKER), "--root", str(root), "--engine", str(ENGINE)]
     policy = policy or policy_dir(root)
-    if (policy / "rules.py").is_file():
-        command += ["--rules", str(policy / "rules.py")]
+    rules = rules_file(policy)
+    if rules is not None:
+        command += ["--rules", str(rules)]
         if (policy / "config.json").is_file():
             command += ["--policy-config", str(policy / "config.json")]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -1089,7 +1096,7 @@ def plan(files: Sequence[Path], base: str | None, root: Path | None = None) -> P
             head_process = start_worker(root, head_files, policy)
             base_process = start_worker(worktree, base_files, policy)  # both sides at once: two cores
             config_changes: list[str] = []
-            if (policy / "rules.py").is_file():  # a change to the pack's configuration is risky
+            if rules_file(policy) is not None:  # a change to the pack's configuration is risky
                 config_change = policy_config_change(worktree / "policy" / "config.json", policy / "config.json")
                 config_changes += [config_change] if config_change else []
             # The Admin allowlists are the environments' defaults files: a change there is a policy change too.

@@ -1,5 +1,5 @@
 """Which resources the program protects (`pulumi destroy` and replacements refused), one rule for the program
-and the policy pack (`policy/rules.py`, `protected-in-prod`).
+and the policy pack (`policy/rules/protection.py`, `protected-in-prod`).
 
 Protected only where losing the resource loses what users cannot recreate:
 - identity resources (the IdP app or client, its groups, the realm) in a protected environment (prod):

@@ -111,7 +111,7 @@ def test_the_installed_package_works_on_the_clone_it_runs_in(installed: Path, cl
     assert "555 (from stacks/defaults/dev.yaml)" in planned.stdout, planned.stdout
 
     # The clone's own policy pack judges the plan: a rule that refuses every stack shows up.
-    rules = clone / "policy" / "rules.py"
+    rules = clone / "policy" / "rules" / "__init__.py"
     rules.write_text(rules.read_text().replace("def check_all(", "def _check_all(", 1) + CLONE_ONLY_RULE)
     judged = run([cli, "plan", "zeta-dev"], inside)
     assert judged.returncode == 1 and "clone-only-rule: refused by the clone's pack" in judged.stdout, judged.stdout

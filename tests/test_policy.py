@@ -3,9 +3,14 @@ message, on a variant that breaks it; the pulumi_policy adapters are wired to th
 
 from __future__ import annotations
 
+import ast
 import copy
+import importlib
+import importlib.util
+import inspect
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -36,6 +41,8 @@ from tests.mock_engine import SECRET_SIG, SECRET_SIG_KEY, Run, run_program, stac
 PACK_CONFIG: dict[str, dict[str, Any]] = json.loads((ROOT / "policy" / "config.json").read_text())
 ALL_POLICIES = [*rules.RESOURCE_RULES, *rules.STACK_RULES, *rules.ENVIRONMENT_RULES]
 DEFAULTS = ROOT / "stacks" / "defaults"
+RULES_ENTRY = ROOT / "policy" / "rules" / "__init__.py"
+"""What `airflow-oidc plan` loads by path (`--rules`): the rules package's entry."""
 
 
 def declared(run: Run) -> list[Declared]:
@@ -746,6 +753,81 @@ def test_the_pack_has_one_policy_per_rule() -> None:
     }
 
 
+def rule_functions() -> dict[str, Callable[..., Any]]:
+    """Every rule the package defines, found in its modules: a public function over one resource or all of
+    them (`resource: Declared` / `resources: Sequence[Declared]`), then `config`, returning its findings."""
+    found: dict[str, Callable[..., Any]] = {}
+    for module_info in pkgutil.iter_modules(rules.__path__):
+        module = importlib.import_module(f"{rules.__name__}.{module_info.name}")
+        for name, function in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(function) or function.__module__ != module.__name__:
+                continue
+            parameters = list(inspect.signature(function).parameters.values())
+            if (
+                len(parameters) >= 2
+                and parameters[0].annotation in ("Declared", "Sequence[Declared]")
+                and parameters[1].name == "config"
+                and inspect.signature(function).return_annotation in ("list[str]", "list[Violation]")
+            ):
+                found[f"{module_info.name}.{name}"] = function
+    return found
+
+
+def test_every_rule_is_registered_exactly_once_in_the_pack() -> None:
+    """A rule written in any module of policy/rules/ is in the registry under one policy name, and the pack
+    builds one policy per name: none forgotten, none twice."""
+    defined = rule_functions()
+    assert len(defined) == len(ALL_POLICIES) == len(set(ALL_POLICIES)) == 8, sorted(defined)
+    registry: dict[str, Callable[..., Any]] = {
+        **rules.RESOURCE_RULES,
+        **rules.STACK_RULES,
+        **{name: getattr(rules, name.replace("-", "_")) for name in rules.ENVIRONMENT_RULES},
+    }
+    assert list(registry) == ALL_POLICIES
+    for where, function in defined.items():
+        names = [name for name, registered in registry.items() if registered is function]
+        assert names == [function.__name__.replace("_", "-")], f"{where} is registered as {names}"
+    built = [policy.name for policy in pack.policies()]
+    assert sorted(built) == sorted(set(built)) == sorted(registry)
+    assert set(rules.check_all([], PACK_CONFIG, defaults_dir=DEFAULTS)) == set(registry)
+
+
+def test_the_rules_package_imports_downwards_only() -> None:
+    """policy/rules/ modules import each other relatively and without a circle (`declared` imports none of
+    them); no module of components/ imports the policy pack."""
+    package = ROOT / "policy" / "rules"
+    imports: dict[str, set[str]] = {}
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        found = imports.setdefault(path.stem, set())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(name.split(".")[0] in ("policy", "rules") for name in names), path.name
+    assert imports["declared"] == set()
+    done: list[str] = []
+    while len(done) < len(imports):  # peel the modules whose imports are all done: a circle would stall
+        ready = sorted(name for name, wants in imports.items() if name not in done and wants <= set(done))
+        assert ready, f"import circle among {sorted(set(imports) - set(done))}"
+        done += ready
+    for path in (ROOT / "components").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom) and node.__dict__.get("level", 0) == 0:
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(name.split(".")[0] == "policy" for name in names), path
+
+
+def test_the_plan_worker_finds_the_project_defaults_from_the_rules_file() -> None:
+    """`plan` loads the rules by path and passes the rules file's grandparent (`policy/` for the package's
+    `__init__.py`): the project, hence its Admin allowlists, is the nearest Pulumi.yaml above."""
+    loaded = importlib.util.spec_from_file_location("rules_by_path", RULES_ENTRY)
+    assert loaded is not None and loaded.submodule_search_locations == [str(RULES_ENTRY.parent)]
+    assert rules.project_defaults_dir(RULES_ENTRY.resolve().parent.parent) == DEFAULTS
+    assert rules.project_defaults_dir(ROOT) == DEFAULTS
+
+
 def test_the_shipped_pack_config_matches_the_policies_schemas() -> None:
     schemas = {p.name: p.config_schema for p in pack.policies() if p.config_schema}
     assert set(PACK_CONFIG) <= set(schemas)
@@ -977,7 +1059,7 @@ def test_the_rules_load_beside_an_older_revisions_components(tmp_path: Path) -> 
         # As the plan worker does: only the side's own files, never the editable install's.
         "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
         "import components; assert not hasattr(components, 'protection'), components.__file__\n"
-        f"spec = importlib.util.spec_from_file_location('rules_probe', {str(ROOT / 'policy' / 'rules.py')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('rules_probe', {str(RULES_ENTRY)!r})\n"
         "module = importlib.util.module_from_spec(spec); sys.modules['rules_probe'] = module\n"
         "spec.loader.exec_module(module)\n"
         "print(module.identity_protected('prod'), module.DEFAULT_PROTECTED_ENVIRONMENTS)\n"
