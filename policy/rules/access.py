@@ -36,7 +36,7 @@ STACK_NAME_LABEL = "airflow-oidc/stack-name"
 ENVIRONMENT_LABEL = "airflow-oidc/environment"
 
 
-# ---------------------------------------------------------------------------------------------- roles
+# -------------------------------------------------------------------------- what the rendered config grants
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,9 @@ def _webserver_configs(values: Mapping[str, Any]) -> list[tuple[str, Any]]:
         )
         if is_known(text)
     ]
+
+
+# ------------------------------------------------------------------------------------------ the declared model
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,9 @@ def _service_account_mismatches(resources: Sequence[Declared], model: Mapping[st
                 )
             )
     return violations
+
+
+# ------------------------------------------------------------------------------------- the stack's environment
 
 
 def environment_of(resources: Iterable[Declared], stack: str | None = None) -> str | None:

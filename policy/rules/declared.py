@@ -63,10 +63,11 @@ class Violation:
         return self.message
 
 
-# ---------------------------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------------------------------- reading inputs
 
 
 def value_at(value: Any, *path: str) -> Any:
+    """The nested input at `path` (`value_at(inputs, "web", "redirectUris")`), None where a level is missing."""
     for key in path:
         if not isinstance(value, Mapping):
             return None
@@ -75,6 +76,7 @@ def value_at(value: Any, *path: str) -> Any:
 
 
 def is_known(value: Any) -> bool:
+    """Set and known: neither missing nor `UNKNOWN` (a value a rule judges)."""
     return value is not None and value is not UNKNOWN
 
 
@@ -102,15 +104,18 @@ def number_of(value: Any) -> float | None:
 
 
 def in_minutes(value: float) -> str:
+    """A lifetime as the messages write it: `90 min`."""
     return f"{value:g} min"
 
 
 def config_number(config: Mapping[str, Any] | None, key: str, default: float) -> float:
+    """A number from the policy's pack configuration, else `default`."""
     found = number_of((config or {}).get(key))
     return default if found is None else found
 
 
 def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, string) for every string anywhere in a nested input (`apiServer.env[0].value`)."""
     if isinstance(value, str):
         yield path or ".", value
     elif isinstance(value, Mapping):

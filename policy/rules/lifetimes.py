@@ -21,9 +21,6 @@ DEFAULT_MAX_ACCESS_TOKEN_MINUTES = 60
 DEFAULT_MAX_SESSION_MINUTES = 1440
 
 
-# ---------------------------------------------------------------------------------------------- lifetimes
-
-
 def lifetimes_within_bounds(resource: Declared, config: Mapping[str, Any] | None = None) -> list[str]:
     """Access tokens at most `maxAccessTokenMinutes` (60); sessions at most `maxSessionMinutes` (1440);
     the idle timeout no longer than the session.

@@ -13,9 +13,6 @@ PINNED_IMAGE_TAG = re.compile(r"^(?:slim-)?v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z][0-9
 IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-# ---------------------------------------------------------------------------------------------- pinning
-
-
 def chart_and_image_pinned(resource: Declared, config: Mapping[str, Any] | None = None) -> list[str]:
     """Every chart version is an exact version; the Airflow chart's image is an exact tag or a sha256 digest."""
     if resource.type != HELM_RELEASE:

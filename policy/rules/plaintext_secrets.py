@@ -34,9 +34,6 @@ def looks_like_secret_key(key: str) -> bool:
     return any(word in SECRET_WORDS or word.endswith(("secret", "password", "passwd", "token")) for word in words)
 
 
-# ---------------------------------------------------------------------------------------------- secrets
-
-
 def names_an_identifier(key: str) -> bool:
     """A Secret key whose value is public (`client-id`, `username`): kept beside a secret, not one itself."""
     words = [word.lower() for word in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", key)]
