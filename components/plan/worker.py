@@ -10,7 +10,7 @@ inputs with every secret value replaced by `[secret]`, the paths that were secre
 (secrets replaced too), the resolved spec and what it inherited from the environment defaults, and the
 policy rules' verdict on the unredacted run. Secret values never leave this process.
 
-    python components/plan_worker.py --root DIR --engine FILE --rules FILE [--policy-config FILE] STACK_FILE...
+    python components/plan/worker.py --root DIR --engine FILE --rules FILE [--policy-config FILE] STACK_FILE...
 """
 
 from __future__ import annotations

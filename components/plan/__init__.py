@@ -1,0 +1,136 @@
+"""`airflow-oidc plan`: what `pulumi up` would declare per stack, and with `--base` what a change does.
+
+One module per purpose, imports one way (command → worktree / render → diff → facts):
+
+- `facts`: what one stack declares, read from a side's worker result;
+- `diff`: each difference between two sides' facts, classified (risky or not), and the plan;
+- `render`: the plan as text, markdown or JSON;
+- `worktree`: the worker process per side, and the `--base` revision checked out to run its own code;
+- `command`: the `plan` sub-command (arguments, `plan()`, exit status);
+- `worker.py`: the script each side's process runs (never imported).
+
+The names below are the ones `components.plan` has always offered (the CLI, tests and `bench/` import them).
+"""
+
+from components.plan.command import add_arguments, plan, run, stack_files
+from components.plan.diff import (
+    ALLOWLIST_KEYS,
+    CHANGED,
+    LIFETIME,
+    POLICY,
+    PRIVILEGE,
+    PROTECTION,
+    RANDOM_PACKAGE,
+    REDIRECT,
+    REPLACED,
+    RISKY,
+    SECRET,
+    STACK_ADDED,
+    STACK_REMOVED,
+    Change,
+    Plan,
+    access_changes,
+    allowlist_changes,
+    build_plan,
+    diff_stack,
+    legacy_access_changes,
+    policy_config_change,
+)
+from components.plan.facts import (
+    AIRFLOW_LIFETIMES,
+    HELM_RELEASE,
+    LIFETIME_KEY,
+    RESOLVED_KEYS,
+    URI_KEY,
+    WEBSERVER_CONSTANTS,
+    Facts,
+    Side,
+    facts_of,
+    webserver_constants,
+)
+from components.plan.render import (
+    KNOWN_AFTER,
+    MARKDOWN_LIMIT,
+    RENDERERS,
+    RowChange,
+    RowValue,
+    StackView,
+    access_rows,
+    fact_rows,
+    render_json,
+    render_markdown,
+    render_text,
+    row_changes,
+    stack_views,
+)
+from components.plan.worktree import (
+    ENGINE,
+    WORKER,
+    PlanError,
+    base_worktree,
+    finish_worker,
+    policy_dir,
+    remove_worktree,
+    rules_file,
+    start_worker,
+)
+
+__all__ = [
+    "AIRFLOW_LIFETIMES",
+    "ALLOWLIST_KEYS",
+    "CHANGED",
+    "ENGINE",
+    "HELM_RELEASE",
+    "KNOWN_AFTER",
+    "LIFETIME",
+    "LIFETIME_KEY",
+    "MARKDOWN_LIMIT",
+    "POLICY",
+    "PRIVILEGE",
+    "PROTECTION",
+    "RANDOM_PACKAGE",
+    "REDIRECT",
+    "RENDERERS",
+    "REPLACED",
+    "RESOLVED_KEYS",
+    "RISKY",
+    "SECRET",
+    "STACK_ADDED",
+    "STACK_REMOVED",
+    "URI_KEY",
+    "WEBSERVER_CONSTANTS",
+    "WORKER",
+    "Change",
+    "Facts",
+    "Plan",
+    "PlanError",
+    "RowChange",
+    "RowValue",
+    "Side",
+    "StackView",
+    "access_changes",
+    "access_rows",
+    "add_arguments",
+    "allowlist_changes",
+    "base_worktree",
+    "build_plan",
+    "diff_stack",
+    "fact_rows",
+    "facts_of",
+    "finish_worker",
+    "legacy_access_changes",
+    "plan",
+    "policy_config_change",
+    "policy_dir",
+    "remove_worktree",
+    "render_json",
+    "render_markdown",
+    "render_text",
+    "row_changes",
+    "rules_file",
+    "run",
+    "stack_files",
+    "stack_views",
+    "start_worker",
+    "webserver_constants",
+]
