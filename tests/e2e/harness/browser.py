@@ -163,6 +163,12 @@ class Browser(Service):
 
         airflow_host = urlsplit(base_url).netloc
         page.goto(f"{base_url}/auth/login/")
+        # Every response of Airflow's (FAB's permanent session) sets the session cookie as the request
+        # found it: a login-page request still in flight when the provider button's response has stored
+        # the OAuth state would overwrite that cookie, and the callback then fails with
+        # "mismatching_state" (seen under load). Click only once the login page's requests are done.
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_load_state("networkidle", timeout=STATE_DEADLINE * 1000)
         step("Airflow login page")
         # Each action waits only for the navigation to commit: a redirect chain (provider ->
         # callback -> UI) is one navigation, so the URL is final by then.
