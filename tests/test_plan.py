@@ -8,10 +8,12 @@ share runs (one stack per change class), so the module needs four plans.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -473,3 +475,43 @@ def test_a_base_whose_stand_ins_are_unmarked_still_reads_them_as_unknown(repo: t
     assert result.errors == []
     assert result.base_facts["stacks/Pulumi.same-dev.yaml"].client_id == "(known after apply)"
     assert kinds(result, "same-dev") == set() and result.status == 0
+
+
+PLAN_LAYERS = {"facts": 0, "diff": 1, "render": 2, "worktree": 2, "command": 3}
+"""components/plan/ by floor: a module imports only modules of lower floors (command → worktree / render →
+diff → facts)."""
+
+
+def plan_imports(path: Path, module_level: bool = False) -> tuple[set[str], set[str]]:
+    """(the components/plan modules `path` imports, every top-level package it imports)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if module_level else list(ast.walk(tree))
+    names: list[str] = []
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+    within = {
+        (name.split(".")[2] if name.count(".") >= 2 else "__init__")
+        for name in names
+        if name == "components.plan" or name.startswith("components.plan.")
+    }
+    return within, {name.split(".")[0] for name in names}
+
+
+def test_the_plan_package_imports_one_way() -> None:
+    """Each module of components/plan/ imports only the modules below it (never the package itself); the
+    worker, run by path against a side's own checkout (an older revision has no components/plan/), imports
+    none of them and only the standard library before it puts that checkout on sys.path."""
+    package = ROOT / "components" / "plan"
+    modules = {path.stem: path for path in package.glob("*.py")}
+    assert set(modules) == {*PLAN_LAYERS, "__init__", "worker"}, "a new module of components/plan/ needs a floor"
+    for name, floor in PLAN_LAYERS.items():
+        within, _ = plan_imports(modules[name])
+        upward = {other for other in within if PLAN_LAYERS.get(other, floor) >= floor}
+        assert not upward, f"components/plan/{name}.py imports {sorted(upward)} (not below it)"
+    within, packages = plan_imports(modules["worker"], module_level=True)
+    assert not within
+    assert packages <= {*sys.stdlib_module_names, "__future__"}, sorted(packages - set(sys.stdlib_module_names))
+    assert not plan_imports(modules["worker"])[0]
