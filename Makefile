@@ -33,14 +33,15 @@ venvs: $(VENV)/$(STAMP) $(AIRFLOW_VENV)/$(STAMP)
 # The CLI alone (validate, new-stack, plan, schema, doctor): no Airflow virtualenv.
 cli: $(VENV)/$(STAMP)
 
-# apt chromium/nginx/postgresql/openssl and npm oidc-provider, installed only when missing.
+# What the local deployment (localdev/: make demo, the e2e tier) needs besides the venvs: apt
+# chromium/nginx/postgresql/openssl, npm oidc-provider (localdev/provider) and Keycloak, each only when missing.
 e2e-deps: $(AIRFLOW_VENV)/$(STAMP)
-	$(AIRFLOW_VENV)/bin/python -m tests.e2e.harness.install
+	$(AIRFLOW_VENV)/bin/python -m localdev.harness.install
 
 lint: $(VENV)/$(STAMP) lint-workflows
-	$(VENV)/bin/ruff check components tests bench policy tools .github/scripts __main__.py
-	$(VENV)/bin/ruff format --check components tests bench policy tools .github/scripts __main__.py
-	$(VENV)/bin/mypy components policy tools __main__.py
+	$(VENV)/bin/ruff check components localdev tests bench policy tools .github/scripts __main__.py
+	$(VENV)/bin/ruff format --check components localdev tests bench policy tools .github/scripts __main__.py
+	$(VENV)/bin/mypy components localdev policy tools __main__.py
 
 # GitHub workflows: actionlint (with shellcheck on `run:` scripts when shellcheck is installed) and zizmor,
 # both with zero findings. zizmor is pinned in requirements/pulumi.lock (--offline: its online audits need
@@ -110,9 +111,11 @@ test-engine-if-built:
 test: venvs e2e-deps
 	$(PYTHON) tests/run_tiers.py --make "$(MAKE)"
 
+# The local deployment (localdev/, run under the Airflow venv) serving stacks/Pulumi.local.yaml: up until
+# Ctrl-C. DEMO_ARGS=--check: up, one real browser login and one DAG run, down (exit 0/1).
 DEMO_ARGS ?=
 demo: venvs e2e-deps
-	$(AIRFLOW_VENV)/bin/python -m tests.e2e.demo $(DEMO_ARGS)
+	$(AIRFLOW_VENV)/bin/python -m localdev.demo $(DEMO_ARGS)
 
 bench: venvs
 	$(VENV)/bin/python bench/bench_program.py
@@ -122,4 +125,4 @@ bench: venvs
 	$(PYTHON) bench/bench_tiers.py
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .e2e artifacts tests/e2e/provider/node_modules
+	rm -rf $(VENV) $(AIRFLOW_VENV) .e2e artifacts localdev/provider/node_modules

@@ -1,4 +1,5 @@
-"""Benchmark of `make demo` on a fresh checkout: cold (no virtualenvs, no node_modules) and warm (again).
+"""Benchmark of `make demo` (`python -m localdev.demo`) on a fresh checkout: cold (no virtualenvs, no
+node_modules) and warm (again).
 
 A copy of the checkout's files (what git tracks or would track: no .venv, .venv-airflow, node_modules)
 is made in a temporary directory; `make demo DEMO_ARGS=--check` runs there twice: cold, building the

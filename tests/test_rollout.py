@@ -27,7 +27,7 @@ from components.airflow_values import VERSION_ANNOTATION, helm_values, keyed_sec
 from components.contract import client_contract
 from components.service_accounts import AUTH_VERSION_ANNOTATION, ROLLED_COMPONENTS, auth_module_source, auth_version
 from components.spec import parse_spec
-from tests.capture import api_server_client_secret
+from localdev.capture import api_server_client_secret
 from tests.conftest import ROOT
 from tests.mock_engine import Run, is_secret, run_program, stack_config
 from tests.test_chart_schema import errors, helm_merge

@@ -91,6 +91,13 @@ def test_docs_and_tests_concern_no_stack(repo: Path) -> None:
     assert changed(repo) == {"files": [], "preview": []}
 
 
+def test_the_local_deployment_concerns_no_stack(repo: Path) -> None:
+    """localdev/ (`make demo`, the e2e tier's deployment) is not shipped: no stack runs it."""
+    (repo / "localdev" / "harness").mkdir(parents=True)
+    (repo / "localdev" / "harness" / "nginx.py").write_text("LISTEN = 8443\n")
+    assert changed(repo) == {"files": [], "preview": []}
+
+
 def test_the_local_demo_stack_is_planned_but_never_previewed_with_credentials(repo: Path) -> None:
     (repo / "stacks" / "Pulumi.local.yaml").write_text(stack_file("local") + "    team: t\n")
     assert changed(repo) == {"files": ["stacks/Pulumi.local.yaml"], "preview": []}

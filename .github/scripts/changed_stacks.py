@@ -28,7 +28,8 @@ import yaml
 
 STACKS = Path("stacks")
 NOT_DEPLOYED = {"local"}
-NO_EFFECT_PREFIXES = ("tests/", "docs/")
+NO_EFFECT_PREFIXES = ("tests/", "docs/", "localdev/")
+"""Paths no deployed stack depends on: the tests, the docs, the local deployment (`make demo`, not shipped)."""
 SAFE_NAME = re.compile(r"^Pulumi\.[A-Za-z0-9_.-]+\.yaml$")
 """Stack file names that can travel in $GITHUB_OUTPUT and a shell word list unquoted (no newline, no space)."""
 

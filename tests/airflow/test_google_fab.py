@@ -9,7 +9,7 @@ against a verbatim copy of the page's example, not the page itself), with this s
 domain as hd. The example spells `email_verified` as the string "true"; Google's tokens carry a JSON
 boolean, and the security manager accepts only that (a string is refused, below).
 There is no groups claim: memberships come from the Cloud Identity stand-in on loopback that the e2e
-tier uses too (tests/e2e/harness/google.py: `groups.memberships.searchTransitiveGroups`, paged),
+tier uses too (localdev/harness/google.py: `groups.memberships.searchTransitiveGroups`, paged),
 asked with a token from its GCE metadata-server stand-in, as google-auth's application default
 credentials find it on GKE (GCE_METADATA_HOST / GCE_METADATA_IP).
 """
@@ -40,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover - the Pulumi venv collects this directory too
     pytest.skip("Airflow tier: run with .venv-airflow (make test does)", allow_module_level=True)
 
-from tests.e2e.harness.google import ACCESS_TOKEN, CloudIdentityStandIn  # noqa: E402
+from localdev.harness.google import ACCESS_TOKEN, CloudIdentityStandIn  # noqa: E402
 
 # Who is in which group, directly; groups may be members of groups (Cloud Identity resolves nesting).
 DIRECT: dict[str, list[str]] = {
@@ -60,7 +60,7 @@ SLOW = {f"slow@{DOMAIN}": 12.0}
 
 @pytest.fixture(scope="module")
 def google(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudIdentityStandIn]:
-    """The metadata server and Cloud Identity stand-ins the e2e tier uses too (tests/e2e/harness/google.py)."""
+    """The metadata server and Cloud Identity stand-ins the e2e tier uses too (localdev/harness/google.py)."""
     stand_in = CloudIdentityStandIn(
         tmp_path_factory.mktemp("google-stand-ins"),
         service_account="airflow-growth-prod-groups@data-platform-prod.iam.gserviceaccount.com",

@@ -1,6 +1,6 @@
 """Shared e2e fixtures. Run with the Airflow venv: `.venv-airflow/bin/pytest tests/e2e`.
 
-What a test run shares (tests/e2e/services.py; README "Shared services"):
+What a test run shares (localdev/services.py; README "Shared services"):
 
 - `e2e_services` (session): one PostgreSQL, one Keycloak, one Chromium, each started on first use.
 - `deployments` (session): one LocalDeployment per stack file, at most one running at a time.
@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
-    from tests.e2e.deployment import LocalDeployment
-    from tests.e2e.services import DeploymentPool, SharedServices
+    from localdev.deployment import LocalDeployment
+    from localdev.services import DeploymentPool, SharedServices
 
 RESTARTS_AIRFLOW = "restarts_airflow"
 # States that restart api-server 0 only run first (one single-server restart each, in this order); any
@@ -62,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def e2e_prerequisites() -> None:
     """Install what is missing (apt packages, npm ci); skip LOUDLY only when that is impossible."""
-    from tests.e2e.harness.install import PrerequisiteError, ensure_prerequisites
+    from localdev.harness.install import PrerequisiteError, ensure_prerequisites
 
     try:
         ensure_prerequisites(lambda line: print(f"[e2e install] {line}"))
@@ -79,7 +79,7 @@ def pytest_sessionfinish() -> None:
 
 @pytest.fixture(scope="session")
 def e2e_services(e2e_prerequisites: None) -> SharedServices:
-    """The run's PostgreSQL, Keycloak and Chromium (tests/e2e/services.py), each started on first use."""
+    """The run's PostgreSQL, Keycloak and Chromium (localdev/services.py), each started on first use."""
     from tests.e2e.run_state import RunState
 
     return RunState.shared()[0]
@@ -97,7 +97,7 @@ def deployments(e2e_prerequisites: None) -> DeploymentPool:
 def released_ports(deployments: DeploymentPool, e2e_services: SharedServices) -> None:
     """For a test that starts its own stack on the fixed ports (`make demo`): nothing of the run's
     listens there. Such tests run first, before anything shared started, so this rarely stops anything."""
-    from tests.e2e.services import KEYCLOAK_PORT
+    from localdev.ports import KEYCLOAK_PORT
 
     deployments.release()
     e2e_services.release_ports(KEYCLOAK_PORT)
@@ -105,7 +105,7 @@ def released_ports(deployments: DeploymentPool, e2e_services: SharedServices) ->
 
 def stack_path(stack: str | Path) -> Path:
     """A stack name in stacks/ (`local-oidc`) or a stack file's path."""
-    from tests.e2e.deployment import stack_file
+    from localdev.deployment import stack_file
 
     return stack if isinstance(stack, Path) else stack_file(stack)
 

@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from components.contract import CLIENT_SECRET_ENV
-from tests.e2e.deployment import PULUMI_PYTHON, E2eUser, LocalDeployment
-from tests.e2e.harness.process import REPO_ROOT
+from localdev.deployment import PULUMI_PYTHON, E2eUser, LocalDeployment
+from localdev.harness.process import REPO_ROOT
 
 Checks = dict[str, dict[str, str]]
 

@@ -24,7 +24,7 @@ import requests
 
 from components.contract import CLIENT_SECRET_ENV
 from components.stack_config import spec_from_stack_file
-from tests.e2e.deployment import LocalDeployment, run_capture
+from localdev.deployment import LocalDeployment, run_capture
 from tests.e2e.sso_cases import AUTHLIB_REFUSED, describe
 
 ROLL_ANNOTATION = "airflow-oidc/config-version"

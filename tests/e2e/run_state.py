@@ -1,4 +1,4 @@
-"""The e2e test run's state: its shared services and deployment pool (tests/e2e/services.py).
+"""The e2e test run's state: its shared services and deployment pool (localdev/services.py).
 
 It lives here, in a module imported once by its package name and light to import (the unit tier
 imports the conftest's ordering hook): a conftest.py can be imported twice (by pytest, and by a test
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tests.e2e.services import DeploymentPool, SharedServices
+from localdev.ports import KEYCLOAK_PORT
 
-KEYCLOAK_PORT = 8180
-"""The shared Keycloak's port when free: stacks/Pulumi.local.yaml's `idp.url` (served as is, like `make demo`)."""
+if TYPE_CHECKING:
+    from localdev.services import DeploymentPool, SharedServices
 
 
 class RunState:
@@ -31,8 +30,8 @@ class RunState:
     def shared(cls) -> tuple[SharedServices, DeploymentPool]:
         """The run's services and pool, created on first use (closed by `close()` at the end of the run)."""
         if cls.services is None or cls.pool is None:
-            from tests.e2e.harness.process import RunDir
-            from tests.e2e.services import DeploymentPool, SharedServices
+            from localdev.harness.process import RunDir
+            from localdev.services import DeploymentPool, SharedServices
 
             cls.services = SharedServices(RunDir.create("shared"), keycloak_port=cls.keycloak_port)
             cls.pool = DeploymentPool(cls.services, prestart_keycloak=cls.needs_keycloak)

@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from tests.e2e.deployment import LocalDeployment, one_character_off
-from tests.e2e.harness.browser import LoginResult
-from tests.e2e.harness.provider import Shims
+from localdev.deployment import LocalDeployment, one_character_off
+from localdev.harness.browser import LoginResult
+from localdev.harness.provider import Shims
 
 # FAB's flash messages: an exception while authorizing (Authlib refused the response), and a
 # security manager that returned no user (airflow-oidc refused the claims).

@@ -1,4 +1,4 @@
-"""`make demo` is tested: `python -m tests.e2e.demo --check` brings the local stack (Keycloak) up on its
+"""`make demo` is tested: `python -m localdev.demo --check` brings the local stack (Keycloak) up on its
 fixed ports, signs in once through the browser on Keycloak's page, triggers the demo DAG as that user,
 tears everything down and exits 0."""
 
@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
-from tests.e2e.demo import HTTPS_PORT, PROVIDER_PORT
-from tests.e2e.harness.process import REPO_ROOT, port_is_free
+from localdev.demo import HTTPS_PORT, PROVIDER_PORT
+from localdev.harness.process import REPO_ROOT, port_is_free
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def test_demo_check_signs_in_and_stops_everything(e2e_prerequisites: None, relea
     taken = [port for port in (PROVIDER_PORT, HTTPS_PORT) if not port_is_free(port)]
     assert not taken, f"ports {taken} are taken: stop `make demo`"
     done = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.demo", "--check"],
+        [sys.executable, "-m", "localdev.demo", "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

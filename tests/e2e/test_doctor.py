@@ -25,11 +25,11 @@ pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .
 from joserfc import jwt  # noqa: E402  (Authlib's JOSE library, in the Airflow venv)
 from joserfc.jwk import RSAKey  # noqa: E402
 
+from localdev.deployment import LocalDeployment, one_character_off  # noqa: E402
+from localdev.harness.process import free_port  # noqa: E402
+from localdev.harness.provider import Shims  # noqa: E402
 from tests.e2e.conftest import stack_deployment  # noqa: E402
-from tests.e2e.deployment import LocalDeployment, one_character_off  # noqa: E402
 from tests.e2e.doctor_cases import assert_logout_ends_the_idp_session, failed, run_doctor  # noqa: E402
-from tests.e2e.harness.process import free_port  # noqa: E402
-from tests.e2e.harness.provider import Shims  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
+from localdev.deployment import LocalDeployment, one_character_off  # noqa: E402
 from tests.e2e.conftest import stack_deployment  # noqa: E402
-from tests.e2e.deployment import LocalDeployment, one_character_off  # noqa: E402
 from tests.e2e.doctor_cases import assert_logout_ends_the_idp_session, failed, run_doctor  # noqa: E402
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """The Keycloak harness against a real Keycloak server: what was declared is what the server does.
 
-The test run's shared Keycloak (tests/e2e/services.py), realm `corp` leased for the module. A
+The test run's shared Keycloak (localdev/services.py), realm `corp` leased for the module. A
 hand-written declared set in the mock engine's shape (type token, camelCase inputs, numbers as floats,
 references by fake id) is applied through the Admin REST API, then plain HTTP (no browser) shows the
 behaviours the e2e tier relies on.
@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.harness.install import PrerequisiteError, ensure_keycloak
-from tests.e2e.harness.keycloak import (
+from localdev.harness.install import PrerequisiteError, ensure_keycloak
+from localdev.harness.keycloak import (
     GROUP,
     GROUP_MAPPER,
     OPENID_CLIENT,
@@ -38,8 +38,8 @@ from tests.e2e.harness.keycloak import (
     login_form_action,
     password_login,
 )
-from tests.e2e.harness.process import REPO_ROOT, HarnessError
-from tests.e2e.services import SharedServices
+from localdev.harness.process import REPO_ROOT, HarnessError
+from localdev.services import SharedServices
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ CAPTURE_SCRIPT = """
 import json, os, sys
 from pathlib import Path
 from tests.mock_engine import run_stack_file
-from tests.e2e.harness.keycloak import capture_declared
+from localdev.harness.keycloak import capture_declared
 data = {Path(p).name: capture_declared(run_stack_file(Path(p))) for p in sys.argv[2:]}
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 with os.fdopen(fd, "w") as handle:

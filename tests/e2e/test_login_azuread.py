@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
+from localdev.deployment import LocalDeployment
+from localdev.harness.provider import Shims
 from tests.e2e.conftest import stack_deployment
-from tests.e2e.deployment import LocalDeployment
-from tests.e2e.harness.provider import Shims
 from tests.e2e.sso_cases import INVALID_LOGIN, SsoLoginCases, assert_refused_in_airflow
 
 pytestmark = pytest.mark.e2e

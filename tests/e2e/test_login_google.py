@@ -4,9 +4,9 @@ The stand-in provider serves Google's issuer path (`https://accounts.google.com`
 as Google does for a Workspace account: `hd` and a verified email in every ID token, no groups claim.
 Roles come from the Cloud Identity stand-in (`searchTransitiveGroups`, paged, nested groups resolved),
 which the api-servers ask with a token from the metadata-server stand-in, through google-auth's
-application default credentials (tests/e2e/harness/google.py). The client secret reaches the
+application default credentials (localdev/harness/google.py). The client secret reaches the
 api-servers from the Secret that External Secrets Operator would write from the pinned Secret Manager
-version (tests/capture.py). nginx serves https://airflow.growth.corp-example.net: port 443 must be free.
+version (localdev/capture.py). nginx serves https://airflow.growth.corp-example.net: port 443 must be free.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
+from localdev.deployment import LocalDeployment
+from localdev.harness.google import GoogleOidcProvider
+from localdev.harness.provider import Shims
 from tests.e2e.conftest import stack_deployment
-from tests.e2e.deployment import LocalDeployment
-from tests.e2e.harness.google import GoogleOidcProvider
-from tests.e2e.harness.provider import Shims
 from tests.e2e.sso_cases import (
     AUTHLIB_REFUSED,
     INVALID_LOGIN,

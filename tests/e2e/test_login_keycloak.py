@@ -20,10 +20,10 @@ pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .
 
 import requests
 
+from localdev.deployment import LocalDeployment, one_character_off
+from localdev.harness.keycloak import Pkce, authorization_url, login_form_action
+from localdev.keycloak_idp import KeycloakIdp
 from tests.e2e.conftest import stack_deployment
-from tests.e2e.deployment import LocalDeployment, one_character_off
-from tests.e2e.harness.keycloak import Pkce, authorization_url, login_form_action
-from tests.e2e.keycloak_idp import KeycloakIdp
 from tests.e2e.rotation_cases import RotationCases
 from tests.e2e.sso_cases import AUTHLIB_REFUSED, NOT_MAPPED, SsoLoginCases, assert_refused_in_airflow
 

@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
+from localdev.deployment import IMPOSTOR, LocalDeployment
 from tests.e2e.conftest import stack_deployment
-from tests.e2e.deployment import IMPOSTOR, LocalDeployment
 from tests.e2e.rotation_cases import RotationCases
 from tests.e2e.sso_cases import DENIED, SsoLoginCases, assert_refused_in_airflow, describe
 

@@ -26,9 +26,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from localdev.deployment import OTHER_RESOURCE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment
+from localdev.harness.process import STATE_DEADLINE, wait_until
 from tests.e2e.conftest import stack_deployment
-from tests.e2e.deployment import OTHER_RESOURCE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment
-from tests.e2e.harness.process import STATE_DEADLINE, wait_until
 
 pytestmark = pytest.mark.e2e
 

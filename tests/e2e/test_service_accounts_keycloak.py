@@ -1,4 +1,4 @@
-"""Service accounts on a real Keycloak (26.5.6, tests/e2e/harness/keycloak.py): the clients and audience
+"""Service accounts on a real Keycloak (26.5.6, localdev/harness/keycloak.py): the clients and audience
 mappers the program declares for tests/e2e/stacks/Pulumi.keycloak-automation.yaml, created as declared,
 issue client-credentials tokens that the shipped auth-manager module (the code Airflow runs at
 `POST /auth/token`) accepts as exactly the declared account, and Keycloak refuses them every other grant.
@@ -17,10 +17,10 @@ import jwt
 import pytest
 import requests
 
-from tests.e2e.deployment import run_capture
-from tests.e2e.harness.keycloak import KeycloakAdmin, KeycloakServer
-from tests.e2e.harness.process import RunDir
-from tests.e2e.services import SharedServices
+from localdev.deployment import run_capture
+from localdev.harness.keycloak import KeycloakAdmin, KeycloakServer
+from localdev.harness.process import RunDir
+from localdev.services import SharedServices
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import jwt
 import pytest
 
+from localdev.deployment import OTHER_STACK_SCOPE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment
 from tests.e2e.conftest import stack_deployment
-from tests.e2e.deployment import OTHER_STACK_SCOPE, UNLISTED_SERVICE_ACCOUNT, LocalDeployment
 from tests.e2e.test_service_accounts import DAG_ID, airflow_token, api, refused_with, serialize_test_dag, trigger
 
 pytestmark = pytest.mark.e2e

@@ -18,9 +18,9 @@ import yaml
 pytest.importorskip("playwright", reason="!!! playwright is not importable: run with .venv-airflow/bin/pytest")
 pytest.importorskip("airflow", reason="!!! airflow is not importable: run with .venv-airflow/bin/pytest")
 
+from localdev.deployment import LocalDeployment, stack_file
+from localdev.harness.nginx import UPSTREAM_BIND
 from tests.e2e.conftest import deployed
-from tests.e2e.deployment import LocalDeployment, stack_file
-from tests.e2e.harness.nginx import UPSTREAM_BIND
 from tests.e2e.sso_cases import describe
 
 pytestmark = pytest.mark.e2e

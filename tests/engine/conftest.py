@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from tests.e2e.harness.keycloak import KeycloakAdmin, KeycloakServer
-from tests.e2e.harness.process import REPO_ROOT, RunDir
+from localdev.harness.keycloak import KeycloakAdmin, KeycloakServer
+from localdev.harness.process import REPO_ROOT, RunDir
 from tests.engine.kube import KubeApi
 from tests.engine.standin_chart import assemble_standin_chart
 from tests.engine.workspace import PulumiWorkspace
@@ -50,7 +50,7 @@ def run_dir() -> RunDir:
 @pytest.fixture(scope="session")
 def prerequisites() -> None:
     """Chromium, nginx, PostgreSQL and Keycloak as the e2e tier installs them (only when missing)."""
-    from tests.e2e.harness.install import PrerequisiteError, ensure_prerequisites
+    from localdev.harness.install import PrerequisiteError, ensure_prerequisites
 
     try:
         ensure_prerequisites(lambda line: print(f"[engine install] {line}"))

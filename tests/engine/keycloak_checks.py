@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.idp.keycloak import keycloak_client_settings
-from tests.e2e.harness.keycloak import KeycloakAdmin
+from localdev.harness.keycloak import KeycloakAdmin
 from tests.engine.scenario import EngineStack, group_names
 from tests.engine.sso import keycloak_group_name
 

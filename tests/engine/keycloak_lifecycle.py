@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tests.e2e.harness.process import RunDir
+from localdev.harness.process import RunDir
 from tests.engine.conftest import Keycloak
 from tests.engine.keycloak_checks import keycloak_differences
 from tests.engine.kube import KubeApi

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.e2e.harness.process import HarnessError, ManagedProcess, Service, free_port, wait_until
+from localdev.harness.process import HarnessError, ManagedProcess, Service, free_port, wait_until
 from tools.engine import Engine
 
 CLUSTER = "engine-tier"

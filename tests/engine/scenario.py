@@ -24,8 +24,8 @@ from components.contract import ClientContract, client_contract
 from components.idp.keycloak import keycloak_client_id
 from components.spec import Spec, split_hostname
 from components.stack_config import provider_from_stack_file, resolved_from_stack_file
-from tests.e2e.harness.keycloak import KeycloakAdmin
-from tests.e2e.harness.process import HarnessError, free_port
+from localdev.harness.keycloak import KeycloakAdmin
+from localdev.harness.process import HarnessError, free_port
 from tests.engine.kube import KubeApi
 from tests.engine.workspace import PulumiWorkspace, Result
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.e2e.deployment import SpecIntent, api_server_extra_args
-from tests.e2e.harness.airflow import AirflowApiServers
-from tests.e2e.harness.browser import Browser, LoginResult
-from tests.e2e.harness.keycloak import KeycloakAdmin
-from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, Nginx
-from tests.e2e.harness.postgres import Postgres
-from tests.e2e.harness.process import ARTIFACTS_ROOT, HarnessError, Service, start_in_parallel
+from localdev.deployment import SpecIntent, api_server_extra_args
+from localdev.harness.airflow import AirflowApiServers
+from localdev.harness.browser import Browser, LoginResult
+from localdev.harness.keycloak import KeycloakAdmin
+from localdev.harness.nginx import SPLIT_OAUTH_FLOW, Nginx
+from localdev.harness.postgres import Postgres
+from localdev.harness.process import ARTIFACTS_ROOT, HarnessError, Service, start_in_parallel
 from tests.engine.kube import KubeApi
 
 CALLBACK_PREFIX = "/auth/oauth-authorized/"

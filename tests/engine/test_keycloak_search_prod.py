@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.harness.process import RunDir
+from localdev.harness.process import RunDir
 from tests.engine import keycloak_lifecycle as life
 from tests.engine.conftest import Keycloak
 from tests.engine.kube import KubeApi

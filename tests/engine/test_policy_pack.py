@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.e2e.harness.process import RunDir
+from localdev.harness.process import RunDir
 from tests.engine.conftest import Keycloak
 from tests.engine.scenario import EngineStack
 from tests.engine.standin_chart import assemble_standin_chart

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness.process import REPO_ROOT, RunDir
+from localdev.harness.process import REPO_ROOT, RunDir
 from tests.engine.conftest import Keycloak
 from tests.engine.scenario import preview_json_ops
 from tests.engine.workspace import PulumiWorkspace

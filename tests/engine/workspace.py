@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.harness.process import REPO_ROOT, HarnessError, tail
+from localdev.harness.process import REPO_ROOT, HarnessError, tail
 from tools.engine import Engine
 
 

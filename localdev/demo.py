@@ -1,12 +1,12 @@
 """`make demo`: stacks/Pulumi.local.yaml deployed on this machine, exactly as the program declares it.
 
-    .venv-airflow/bin/python -m tests.e2e.demo           # up until Ctrl-C (or SIGTERM)
-    .venv-airflow/bin/python -m tests.e2e.demo --check   # up, one real browser login as admin, down; exit 0/1
+    .venv-airflow/bin/python -m localdev.demo           # up until Ctrl-C (or SIGTERM)
+    .venv-airflow/bin/python -m localdev.demo --check   # up, one real browser login as admin, down; exit 0/1
 
 Fixed ports, both from the stack file: a real Keycloak on http://127.0.0.1:8180 (the stack's
 `idp.url`; realm, groups, client and mapper as the program declares them) and the TLS ingress on
 https://localhost:8443 (its hostname). Airflow runs its api-servers, scheduler, triggerer and
-dag-processor with one DAG (tests/e2e/demo_dags/hello_sso.py). Installs what is missing first (apt
+dag-processor with one DAG (localdev/demo_dags/hello_sso.py). Installs what is missing first (apt
 packages, npm ci, Keycloak via Maven). Sign in on Keycloak's page with a username and password below.
 """
 
@@ -21,10 +21,10 @@ from types import FrameType
 
 import requests
 
-from tests.e2e.deployment import LocalDeployment, stack_file
-from tests.e2e.harness.install import PrerequisiteError, ensure_prerequisites
-from tests.e2e.harness.process import HarnessError, port_is_free, wait_until
-from tests.e2e.keycloak_idp import KeycloakIdp
+from localdev.deployment import LocalDeployment, stack_file
+from localdev.harness.install import PrerequisiteError, ensure_prerequisites
+from localdev.harness.process import HarnessError, port_is_free, wait_until
+from localdev.keycloak_idp import KeycloakIdp
 
 LOCAL_STACK = stack_file("local")
 PROVIDER_PORT = 8180  # the local stack's Keycloak, http://127.0.0.1:8180
@@ -149,7 +149,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Bring the local stack up; `--check`: one login, then down. Exit code 0 on success."""
-    parser = argparse.ArgumentParser(prog="python -m tests.e2e.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m localdev.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="one browser login as admin, then stop; exit 0/1")
     args = parser.parse_args(argv)
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if (deployment.provider.port, deployment.https_port) != (PROVIDER_PORT, HTTPS_PORT):
                 raise HarnessError(
                     f"{LOCAL_STACK.name} now declares ports {deployment.provider.port} / {deployment.https_port}: "
-                    "update PROVIDER_PORT / HTTPS_PORT in tests/e2e/demo.py and the README"
+                    "update PROVIDER_PORT / HTTPS_PORT in localdev/demo.py and the README"
                 )
             for line in summary(deployment):
                 say(line)

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import requests
 
 from components.idp.keycloak import keycloak_group_path as group_path
-from tests.e2e.harness.process import HarnessError, ManagedProcess, Service, error_with_log, free_port, wait_until
+from localdev.harness.process import HarnessError, ManagedProcess, Service, error_with_log, free_port, wait_until
 
 KEYCLOAK_VERSION = "26.5.6"
 KEYCLOAK_ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:tar.gz"
@@ -160,7 +160,7 @@ class KeycloakServer(Service):
         if not kc_sh.exists():
             raise HarnessError(
                 f"Keycloak {KEYCLOAK_VERSION} is not installed at {self.dist}: run `make e2e-deps` "
-                "(python -m tests.e2e.harness.install)"
+                "(python -m localdev.harness.install)"
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if not self.in_place:
@@ -913,7 +913,7 @@ def check_known(resource: DeclaredResource) -> None:
     if unknown:
         raise HarnessError(
             f"{resource.type} {resource.name!r}: input(s) {', '.join(repr(name) for name in unknown)} not in the "
-            "harness's translation table (they would be silently dropped): add them to tests/e2e/harness/keycloak.py"
+            "harness's translation table (they would be silently dropped): add them to localdev/harness/keycloak.py"
         )
 
 

@@ -16,7 +16,7 @@ import psycopg2
 import requests
 from sqlalchemy.engine import make_url
 
-from tests.e2e.harness.process import (
+from localdev.harness.process import (
     REPO_ROOT,
     HarnessError,
     ManagedProcess,

@@ -1,12 +1,12 @@
 """A stack deployed on this machine exactly as the program declares it, for the e2e tests and `make demo`.
 
-`LocalDeployment(stack_file)` runs the real program under the mock engine (`tests/capture.py`, in
+`LocalDeployment(stack_file)` runs the real program under the mock engine (`localdev/capture.py`, in
 the Pulumi venv), then serves what the capture holds and nothing else:
 
 - the OpenID provider with the one client the IdP side declares (id, secret as held at the IdP,
   redirect and post-logout URIs), the issuer's path, the groups claim's name and filter, and (Okta)
   the app's group assignments: users in none of them are refused at the provider;
-- or, for a Keycloak stack, a real Keycloak (`tests/e2e/keycloak_idp.py`) with the declared
+- or, for a Keycloak stack, a real Keycloak (`localdev/keycloak_idp.py`) with the declared
   pulumi_keycloak resources applied through its Admin REST API and the users created with passwords;
 - PostgreSQL and the Airflow api-servers with the captured `webserver_config.py` (only ISSUER's
   scheme and host moved to the local provider), `config:` as AIRFLOW__*, the api-server's env and
@@ -42,12 +42,12 @@ from playwright.sync_api import BrowserContext
 
 from components.idp.keycloak import keycloak_group_path
 from components.idp.okta import mock_group_id
-from tests.e2e.harness.airflow import AirflowApiServers, AirflowComponents
-from tests.e2e.harness.browser import LoginResult
-from tests.e2e.harness.google import GoogleOidcProvider
-from tests.e2e.harness.keycloak import KeycloakServer
-from tests.e2e.harness.nginx import SPLIT_OAUTH_FLOW, UPSTREAM_BIND, Nginx
-from tests.e2e.harness.process import (
+from localdev.harness.airflow import AirflowApiServers, AirflowComponents
+from localdev.harness.browser import LoginResult
+from localdev.harness.google import GoogleOidcProvider
+from localdev.harness.keycloak import KeycloakServer
+from localdev.harness.nginx import SPLIT_OAUTH_FLOW, UPSTREAM_BIND, Nginx
+from localdev.harness.process import (
     REPO_ROOT,
     STATE_DEADLINE,
     HarnessError,
@@ -58,9 +58,9 @@ from tests.e2e.harness.process import (
     start_in_parallel,
     wait_for_text,
 )
-from tests.e2e.harness.provider import DEFAULT_CLAIMS, IdpGroups, MachineClient, OidcClient, OidcProvider
-from tests.e2e.keycloak_idp import KeycloakIdp, RealmUser
-from tests.e2e.services import AirflowDatabase, SharedServices
+from localdev.harness.provider import DEFAULT_CLAIMS, IdpGroups, MachineClient, OidcClient, OidcProvider
+from localdev.keycloak_idp import KeycloakIdp, RealmUser
+from localdev.services import AirflowDatabase, SharedServices
 
 PULUMI_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 STACKS = REPO_ROOT / "stacks"
@@ -177,14 +177,14 @@ def claim_value_of(kind: str) -> Callable[[str], str]:
 def run_capture(
     stack_file: Path, out: Path, *, python: Path = PULUMI_PYTHON, today: datetime.date | None = None
 ) -> dict[str, Any]:
-    """`python -m tests.capture <stack_file> --out <out>` in the Pulumi venv; the JSON (mode 0600).
+    """`python -m localdev.capture <stack_file> --out <out>` in the Pulumi venv; the JSON (mode 0600).
     `today`: what the program declares when run on that day (e.g. in the next rotation period)."""
     if not python.exists():
         raise HarnessError(f"{python} not found: the capture runs the program in the Pulumi venv (make venvs)")
     # The program's own date override (components/airflow_oidc.py: AIRFLOW_OIDC_TODAY).
     on_day = {"AIRFLOW_OIDC_TODAY": today.isoformat()} if today is not None else {}
     result = subprocess.run(
-        [str(python), "-m", "tests.capture", str(stack_file), "--out", str(out)],
+        [str(python), "-m", "localdev.capture", str(stack_file), "--out", str(out)],
         env={**os.environ, **on_day},
         cwd=REPO_ROOT,
         capture_output=True,
@@ -314,7 +314,7 @@ class LocalDeployment(Service):
         self.run = run_dir or RunDir.create(label or f"deploy-{stack_file.stem.split('.')[-1]}")
         self.owns_services = services is None
         self.services = services or SharedServices(self.run, shared=False, keycloak_port=None)
-        """PostgreSQL, Keycloak and Chromium: the test run's (tests/e2e/services.py), or this deployment's own."""
+        """PostgreSQL, Keycloak and Chromium: the test run's (localdev/services.py), or this deployment's own."""
         self.capture: dict[str, Any] = {}
         self.users: dict[str, E2eUser] = {}
         self.timings: dict[str, float] = {}
@@ -598,7 +598,7 @@ class LocalDeployment(Service):
             provider_class: type[OidcProvider] = OidcProvider
             kind_args: dict[str, Any] = {}
             if idp["kind"] == "google":
-                # The Cloud Identity and metadata-server stand-ins run beside it (tests/e2e/harness/google.py).
+                # The Cloud Identity and metadata-server stand-ins run beside it (localdev/harness/google.py).
                 provider_class = GoogleOidcProvider
                 kind_args = {"service_account": idp["groups_reader"], "project": idp["project"]}
             self.provider = provider_class(

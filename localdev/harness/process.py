@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 E2E_ROOT = REPO_ROOT / ".e2e"
 ARTIFACTS_ROOT = REPO_ROOT / "artifacts" / "e2e"
 

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.e2e.harness.process import (
+from localdev.harness.process import (
     HarnessError,
     ManagedProcess,
     Service,

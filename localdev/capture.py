@@ -7,7 +7,7 @@ which the harness applies to a real server) and the Airflow side (the release's 
 Kubernetes Secrets' data). The end-to-end harness (Airflow venv) configures a real OpenID provider,
 Airflow and the ingress from this file alone.
 
-    .venv/bin/python -m tests.capture stacks/Pulumi.local.yaml --out capture.json
+    .venv/bin/python -m localdev.capture stacks/Pulumi.local.yaml --out capture.json
 
 The file holds secrets (the mock client secret and keys): it is written with mode 0600 into the
 run directory, never logged.
@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.mock_engine import Run, run_stack_file
+from components.mock_engine import Run, run_stack_file
 
 OKTA_APP = "okta:app/oAuth:OAuth"
 ENTRA_APP = "azuread:index/application:Application"
@@ -131,7 +131,7 @@ def okta_directory(run: Run) -> dict[str, dict[str, str]]:
 def keycloak_side(run: Run, client_secret: str) -> dict[str, Any]:
     """Keycloak: the declared pulumi_keycloak resources as the harness applies them to a real server
     (`declared`: resources and the mock id -> resource map), plus what the tests read from them."""
-    from tests.e2e.harness.keycloak import capture_declared
+    from localdev.harness.keycloak import capture_declared
 
     outputs = run.stack_outputs
     # The Airflow client (the service accounts' clients have service accounts on).

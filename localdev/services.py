@@ -11,7 +11,7 @@ imports, the schema migration). So a test run starts each of these once:
   that stack; at most one runs at a time (stacks share fixed ports such as 8443), so tests are
   ordered by stack (tests/e2e/conftest.py) and each stack is deployed once per run.
 
-`make demo` (tests/e2e/demo.py) gets private services: its Keycloak on the stack's own port, its
+`make demo` (localdev/demo.py) gets private services: its Keycloak on the stack's own port, its
 database migrated in place, everything stopped with it.
 """
 
@@ -25,17 +25,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from tests.e2e.harness.airflow import AirflowApiServers
-from tests.e2e.harness.browser import EVERY_HOST, Browser
-from tests.e2e.harness.keycloak import KeycloakServer
-from tests.e2e.harness.postgres import Postgres
-from tests.e2e.harness.process import ARTIFACTS_ROOT, RunDir, Service, port_is_free
-from tests.e2e.run_state import KEYCLOAK_PORT
+from localdev.harness.airflow import AirflowApiServers
+from localdev.harness.browser import EVERY_HOST, Browser
+from localdev.harness.keycloak import KeycloakServer
+from localdev.harness.postgres import Postgres
+from localdev.harness.process import ARTIFACTS_ROOT, RunDir, Service, port_is_free
+from localdev.ports import KEYCLOAK_PORT
 
 TEMPLATE_DATABASE = "airflow_template"
 
 if TYPE_CHECKING:
-    from tests.e2e.deployment import LocalDeployment
+    from localdev.deployment import LocalDeployment
 
 S = TypeVar("S", bound=Service)
 
@@ -224,7 +224,7 @@ class DeploymentPool:
 
     def get(self, stack_file: Path) -> LocalDeployment:
         """The running deployment of `stack_file`; another stack's is stopped first."""
-        from tests.e2e.deployment import LocalDeployment
+        from localdev.deployment import LocalDeployment
 
         if self.current is not None and self.current.stack_file == stack_file:
             return self.current

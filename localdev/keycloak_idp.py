@@ -1,7 +1,7 @@
 """A real Keycloak as a LocalDeployment's IdP: the realm the stack expects, what the program declared, the users.
 
-`KeycloakIdp` uses the test run's shared Keycloak (`tests/e2e/services.py`; the stack's realm only,
-deleted again at stop) or starts `tests/e2e/harness/keycloak.py`'s server on the stack's own loopback URL
+`KeycloakIdp` uses the test run's shared Keycloak (`localdev/services.py`; the stack's realm only,
+deleted again at stop) or starts `localdev/harness/keycloak.py`'s server on the stack's own loopback URL
 (or a free port), creates what the stack expects to exist already (the realm unless it declares one, the
 groups it looks up), applies the captured pulumi_keycloak resources through the Admin REST API
 (`apply_declared`: every declared input translated or refused), then the test users with passwords
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from components.idp.keycloak import keycloak_group_path
-from tests.e2e.harness.keycloak import AppliedResources, KeycloakServer, apply_declared, declared_from_capture
-from tests.e2e.harness.process import HarnessError, Service
-from tests.e2e.harness.provider import Shims
+from localdev.harness.keycloak import AppliedResources, KeycloakServer, apply_declared, declared_from_capture
+from localdev.harness.process import HarnessError, Service
+from localdev.harness.provider import Shims
 
 # OidcClient field -> Keycloak ClientRepresentation field, for `registered_with`.
 CLIENT_FIELDS = {"redirect_uris": "redirectUris", "client_secret": "secret"}
@@ -51,7 +51,7 @@ class KeycloakIdp(Service):
         server: KeycloakServer,
         start_server: Callable[[], object] | None = None,
     ) -> None:
-        """`start_server`: the server is shared (tests/e2e/services.py): this starts it if it is not running
+        """`start_server`: the server is shared (localdev/services.py): this starts it if it is not running
         yet, and only the realm is this deployment's (leased, deleted at stop). None: the server is ours."""
         self.idp = dict(idp)
         self.realm = str(idp["realm"])

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from tests.e2e.harness.process import Service
-from tests.e2e.harness.provider import OidcProvider
+from localdev.harness.process import Service
+from localdev.harness.provider import OidcProvider
 
 ACCESS_TOKEN = "ya29.e2e-metadata-stand-in"
 SEARCH_PATH = "/v1/groups/-/memberships:searchTransitiveGroups"
@@ -120,7 +120,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/":
             return self._send(200, {}, metadata=True)
         if path.endswith("/instance/service-accounts/default/"):
-            body = {"email": self.server.service_account, "aliases": ["default"], "scopes": self.server.scopes}
+            body: dict[str, Any] = {
+                "email": self.server.service_account,
+                "aliases": ["default"],
+                "scopes": self.server.scopes,
+            }
             return self._send(200, body, metadata=True)
         if path.endswith("/instance/service-accounts/default/token"):
             body = {"access_token": ACCESS_TOKEN, "expires_in": 3599, "token_type": "Bearer"}

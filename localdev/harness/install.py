@@ -1,6 +1,7 @@
-"""Install what the e2e tier needs, idempotently: Debian packages, the provider's npm packages, Keycloak.
+"""Install what the local deployment needs (`make demo`, the e2e tier), idempotently: Debian packages,
+the stand-in provider's npm packages, Keycloak.
 
-Run as `python -m tests.e2e.harness.install` (prints what it did), or call `ensure_prerequisites()`.
+Run as `python -m localdev.harness.install` (prints what it did), or call `ensure_prerequisites()`.
 Never runs `playwright install`: Playwright drives Debian's /usr/bin/chromium.
 """
 
@@ -75,7 +76,7 @@ def node_major() -> int | None:
 
 
 def ensure_npm_packages(report: Callable[[str], None]) -> None:
-    """`npm ci` in tests/e2e/provider unless node_modules already matches package-lock.json."""
+    """`npm ci` in localdev/provider unless node_modules already matches package-lock.json."""
     major = node_major()
     if major is None or shutil.which("npm") is None:
         raise PrerequisiteError("Node.js and npm are not on PATH: oidc-provider needs Node.js 20 or newer")
@@ -83,9 +84,9 @@ def ensure_npm_packages(report: Callable[[str], None]) -> None:
         raise PrerequisiteError(f"Node.js {major} is too old: oidc-provider 9 needs Node.js {MIN_NODE_MAJOR}+")
     lock_hash = hashlib.sha256((PROVIDER_DIR / "package-lock.json").read_bytes()).hexdigest()
     if NPM_STAMP.exists() and NPM_STAMP.read_text().strip() == lock_hash:
-        report("npm: tests/e2e/provider/node_modules matches package-lock.json")
+        report("npm: localdev/provider/node_modules matches package-lock.json")
         return
-    report("npm: npm ci in tests/e2e/provider")
+    report("npm: npm ci in localdev/provider")
     _run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR, what="npm ci")
     NPM_STAMP.write_text(lock_hash + "\n")
 
@@ -110,7 +111,7 @@ def ensure_keycloak(report: Callable[[str], None]) -> None:
     Central; the archive is extracted beside it and started once in dev mode, so Quarkus' build step
     (about 25 s here) is cached in lib/quarkus and each test run's copy starts without it.
     """
-    from tests.e2e.harness import keycloak
+    from localdev.harness import keycloak
 
     major = java_major()
     if major is None:

@@ -2,7 +2,7 @@
 //
 // Usage: node server.js <config.json>
 //
-// The config (written by tests/e2e/harness/provider.py) holds one client, the
+// The config (written by localdev/harness/provider.py) holds one client, the
 // scope -> claims map, the users and optional negative-control "shims". The
 // provider listens on 127.0.0.1 (port 0 = any free port) and is mounted under
 // `issuerPath`, so the issuer is http://127.0.0.1:<port><issuerPath>, like a

@@ -1,4 +1,4 @@
-"""A real OpenID provider (npm oidc-provider, tests/e2e/provider/server.js) with negative-control shims."""
+"""A real OpenID provider (npm oidc-provider, localdev/provider/server.js) with negative-control shims."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from tests.e2e.harness.process import HarnessError, ManagedProcess, Service, error_with_log, wait_until
+from localdev.harness.process import HarnessError, ManagedProcess, Service, error_with_log, wait_until
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "provider"
 READY_LINE = re.compile(r"^OIDC-PROVIDER-READY (\{.*\})$", re.MULTILINE)
@@ -259,7 +259,7 @@ class OidcProvider(Service):
         """Write the config, start node, wait for the ready line and the discovery document."""
         if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
             raise HarnessError(
-                f"{PROVIDER_DIR}/node_modules is missing: run `python -m tests.e2e.harness.install` (npm ci)"
+                f"{PROVIDER_DIR}/node_modules is missing: run `python -m localdev.harness.install` (npm ci)"
             )
         if shutil.which(self.node) is None:
             raise HarnessError(f"{self.node!r} not found on PATH (Node.js 20+ is needed for oidc-provider)")

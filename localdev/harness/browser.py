@@ -15,7 +15,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwrigh
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.harness.process import ARTIFACTS_ROOT, STATE_DEADLINE, HarnessError, Service
+from localdev.harness.process import ARTIFACTS_ROOT, STATE_DEADLINE, HarnessError, Service
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialing Google's hosts on this closed network.
@@ -61,7 +61,7 @@ class LoginResult:
 
 
 class Browser(Service):
-    """One Chromium (for a whole test run: `tests/e2e/services.py`); one fresh context (cookie jar) per login.
+    """One Chromium (for a whole test run: `localdev/services.py`); one fresh context (cookie jar) per login.
 
     `map_hosts` are resolved to 127.0.0.1 inside Chromium (`--host-resolver-rules`), so the
     exact production URL `https://<hostname>/...` is used against the local proxy; `["*"]`

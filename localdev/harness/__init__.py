@@ -1,0 +1,1 @@
+"""The local deployment's real processes: PostgreSQL, Keycloak, an OpenID provider, nginx, Airflow, Chromium."""

@@ -1,1 +1,0 @@
-"""End-to-end harness: real processes (PostgreSQL, an OpenID provider, nginx, Airflow api-servers, Chromium)."""
