@@ -16,6 +16,7 @@ Two virtualenvs, as everywhere in this repository:
 Layers, each importing only the ones below it:
 
 - `localdev.demo`: `make demo` (`python -m localdev.demo [--check]`).
+- `localdev.pool`: `DeploymentPool`, one deployment per stack for a test run.
 - `localdev.deployment`: `LocalDeployment`, one stack served from its capture.
 - `localdev.services`, `localdev.keycloak_idp`: what deployments share (PostgreSQL, Keycloak,
   Chromium) and the Keycloak side of a stack.

@@ -1,4 +1,4 @@
-"""What the deployments of one e2e test run share, and the pool that keeps one deployment per stack.
+"""What the deployments of one e2e test run share (the pool that keeps one deployment per stack: `pool.py`).
 
 Starting things is what the e2e tier spends its time on (on 2 cores: Keycloak's JVM, Airflow's
 imports, the schema migration). So a test run starts each of these once:
@@ -7,9 +7,9 @@ imports, the schema migration). So a test run starts each of these once:
   once, so a deployment runs `airflow sync-perm` only), one Keycloak (a realm per stack, deleted
   when the stack's deployment stops), one Chromium (every hostname mapped to loopback, a fresh
   cookie jar per sign-in). Each starts on first use and stops at `close()`.
-- `DeploymentPool`: one `LocalDeployment` per stack file, shared by every test module that asks for
-  that stack; at most one runs at a time (stacks share fixed ports such as 8443), so tests are
-  ordered by stack (tests/e2e/conftest.py) and each stack is deployed once per run.
+- `DeploymentPool` (localdev/pool.py): one `LocalDeployment` per stack file, shared by every test
+  module that asks for that stack; at most one runs at a time (stacks share fixed ports such as 8443),
+  so tests are ordered by stack (tests/e2e/conftest.py) and each stack is deployed once per run.
 
 `make demo` (localdev/demo.py) gets private services: its Keycloak on the stack's own port, its
 database migrated in place, everything stopped with it.
@@ -22,8 +22,7 @@ import re
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from localdev.harness.airflow import AirflowApiServers
 from localdev.harness.browser import EVERY_HOST, Browser
@@ -33,9 +32,6 @@ from localdev.harness.process import ARTIFACTS_ROOT, RunDir, Service, port_is_fr
 from localdev.ports import KEYCLOAK_PORT
 
 TEMPLATE_DATABASE = "airflow_template"
-
-if TYPE_CHECKING:
-    from localdev.deployment import LocalDeployment
 
 S = TypeVar("S", bound=Service)
 
@@ -208,48 +204,3 @@ class AirflowDatabase(Service):
         name, self.name = self.name, None
         if name is not None:
             self.services.drop_database(name)
-
-
-class DeploymentPool:
-    """One LocalDeployment per stack file for the whole run, at most one running at a time."""
-
-    def __init__(self, services: SharedServices, *, prestart_keycloak: bool = False) -> None:
-        self.services = services
-        self.prestart_keycloak = prestart_keycloak
-        """The run needs Keycloak: the first deployment starts it in the background (`prestart_keycloak()`)."""
-        self.current: LocalDeployment | None = None
-        self.history: list[tuple[str, dict[str, float]]] = []
-        """(stack file name, timings) of every deployment started, for the end-of-run summary."""
-        self._failed: dict[Path, BaseException] = {}
-
-    def get(self, stack_file: Path) -> LocalDeployment:
-        """The running deployment of `stack_file`; another stack's is stopped first."""
-        from localdev.deployment import LocalDeployment
-
-        if self.current is not None and self.current.stack_file == stack_file:
-            return self.current
-        if stack_file in self._failed:
-            # Once per run: every later module of this stack fails at once with the same cause.
-            raise self._failed[stack_file]
-        self.release()
-        if self.prestart_keycloak:
-            self.services.prestart_keycloak()
-        deployment = LocalDeployment(stack_file, services=self.services)
-        self.history.append((stack_file.name, deployment.timings))
-        try:
-            deployment.__enter__()
-        except Exception as exc:
-            self._failed[stack_file] = exc
-            raise
-        self.current = deployment
-        return deployment
-
-    def release(self) -> None:
-        """Stop the running deployment, if any."""
-        current, self.current = self.current, None
-        if current is not None:
-            current.__exit__(None, None, None)
-
-    def close(self) -> None:
-        """Stop the running deployment."""
-        self.release()

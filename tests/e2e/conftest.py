@@ -24,7 +24,8 @@ import yaml
 
 if TYPE_CHECKING:
     from localdev.deployment import LocalDeployment
-    from localdev.services import DeploymentPool, SharedServices
+    from localdev.pool import DeploymentPool
+    from localdev.services import SharedServices
 
 RESTARTS_AIRFLOW = "restarts_airflow"
 # States that restart api-server 0 only run first (one single-server restart each, in this order); any

@@ -1,4 +1,4 @@
-"""The e2e test run's state: its shared services and deployment pool (localdev/services.py).
+"""The e2e test run's state: its shared services and deployment pool (localdev/services.py, localdev/pool.py).
 
 It lives here, in a module imported once by its package name and light to import (the unit tier
 imports the conftest's ordering hook): a conftest.py can be imported twice (by pytest, and by a test
@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from localdev.ports import KEYCLOAK_PORT
 
 if TYPE_CHECKING:
-    from localdev.services import DeploymentPool, SharedServices
+    from localdev.pool import DeploymentPool
+    from localdev.services import SharedServices
 
 
 class RunState:
@@ -31,7 +32,8 @@ class RunState:
         """The run's services and pool, created on first use (closed by `close()` at the end of the run)."""
         if cls.services is None or cls.pool is None:
             from localdev.harness.process import RunDir
-            from localdev.services import DeploymentPool, SharedServices
+            from localdev.pool import DeploymentPool
+            from localdev.services import SharedServices
 
             cls.services = SharedServices(RunDir.create("shared"), keycloak_port=cls.keycloak_port)
             cls.pool = DeploymentPool(cls.services, prestart_keycloak=cls.needs_keycloak)
