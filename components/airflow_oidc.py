@@ -12,7 +12,8 @@ import pulumi
 from components.access import AccessModel
 from components.airflow import AirflowDeployment
 from components.contract import ClientContract, client_contract
-from components.idp.base import explicit_provider
+from components.idp.base.context import BuildContext
+from components.idp.base.resources import explicit_provider
 from components.service_accounts import service_accounts_output
 from components.spec import Spec
 
@@ -81,27 +82,22 @@ class AirflowOidc(pulumi.ComponentResource):
         # The kind's resources (and lookups) go through a provider bound to what the spec says (the Keycloak
         # server, the Entra tenant, the Okta org), never the default provider, which reads stack config alone.
         idp_provider = explicit_provider(spec, provider or {})
-        client = spec.idp.provision(
-            f"{name}-{contract.provider}",
+        ctx = BuildContext(
+            name=f"{name}-{contract.provider}",
             spec=spec,
             contract=contract,
             stack=stack,
+            provider=dict(provider or {}),
             today=today,
             opts=pulumi.ResourceOptions(parent=self, providers=[idp_provider] if idp_provider else None),
         )
+        client = spec.idp.provision(ctx)
         accounts = identities = None
         if spec.serviceAccounts:
             # Machine identities at the IdP (children of the kind's component) and how Airflow knows them.
             accounts = spec.idp.service_account_contract(spec, contract, stack=stack, provider=provider or {})
             identities = spec.idp.provision_service_accounts(
-                f"{name}-{contract.provider}",
-                spec=spec,
-                contract=contract,
-                accounts=accounts,
-                client=client,
-                stack=stack,
-                today=today,
-                opts=pulumi.ResourceOptions(parent=client),
+                ctx.under(pulumi.ResourceOptions(parent=client)), accounts=accounts, client=client
             )
         deployment = AirflowDeployment(
             f"{name}-airflow",

@@ -178,29 +178,43 @@ def load_env_defaults(stacks_dir: Path, environment: Any) -> EnvDefaults | None:
     )
 
 
-def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
-    """The stack's spec with its environment's defaults applied, validated.
+@dataclass(frozen=True)
+class Defaulted:
+    """A stack's raw spec with its environment's defaults applied (not parsed yet), and what that found."""
 
-    `source` names the stack file in errors; `stacks_dir` holds `defaults/`. Raises `SpecError` naming
-    the stack file (and the defaults file, for an inherited value or a refused override).
-    """
+    raw: Any
+    """The stack's `airflow-oidc:spec` value with the inherited values filled in."""
+    defaults: EnvDefaults | None
+    inherited: dict[str, Any] = field(default_factory=dict)
+    repeated: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    """What the defaults refuse whatever the spec says: an environment spelled like a known one."""
+    overrides: tuple[str, ...] = ()
+    """Values the stack overrides though its defaults file does not let it (reported once the spec parses,
+    so a value the model refuses is reported as such)."""
+
+    def mark(self, problem: str) -> str:
+        """A spec problem about an inherited value names the defaults file too."""
+        if self.defaults is None:
+            return problem
+        return _mark_inherited(problem, self.inherited, self.defaults)
+
+
+def apply_env_defaults(raw: Any, source: str, stacks_dir: Path) -> Defaulted:
+    """The first step from a stack file: its raw spec over its environment's defaults
+    (`<stacks_dir>/defaults/<env>.yaml`), before the spec parses. Raises `SpecError` naming `source` when
+    the defaults file cannot be read."""
     if not isinstance(raw, dict):
-        return Resolved(parse_spec(raw, source), None)  # parse_spec names what is wrong
+        return Defaulted(raw, None)  # parse_spec names what is wrong
     try:
         env_defaults = load_env_defaults(stacks_dir, raw.get("environment"))
     except DefaultsFileError as error:
         raise SpecError(source, [f"{CONFIG_KEY}.environment: its defaults cannot be read: {error}"]) from None
     if env_defaults is None:
         unknown = unknown_environment_problem(raw.get("environment"), stacks_dir)
-        if unknown is None:
-            return Resolved(parse_spec(raw, source), None)
-        try:
-            parse_spec(raw, source)
-        except SpecError as error:
-            raise SpecError(source, [unknown, *error.problems]) from None
-        raise SpecError(source, [unknown])
+        return Defaulted(raw, None, problems=(unknown,) if unknown else ())
     merged = copy.deepcopy(raw)
-    problems: list[str] = []
+    overrides: list[str] = []
     inherited: dict[str, Any] = {}
     repeated: dict[str, Any] = {}
     for key, default in env_defaults.values.items():
@@ -216,20 +230,30 @@ def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
             continue  # a shorter lifetime or a faster rotation: stricter, always allowed
         elif not env_defaults.may_override(key):
             above = " is above" if key in STRICTER_BELOW and _below(default, value) else " overrides"
-            problems.append(
+            overrides.append(
                 f"{CONFIG_KEY}.{key}: {value!r}{above} {default!r} from {env_defaults.source}, which does not "
                 f"let team stacks override it (add {key!r} to its teamMayOverride, or remove the key here to "
                 "follow the default)"
             )
+    return Defaulted(merged, env_defaults, inherited, repeated, overrides=tuple(overrides))
+
+
+def resolve_spec(raw: Any, source: str, stacks_dir: Path) -> Resolved:
+    """The stack's spec with its environment's defaults applied, validated: `apply_env_defaults`, then
+    `parse_spec` of its result (once).
+
+    `source` names the stack file in errors; `stacks_dir` holds `defaults/`. Raises `SpecError` naming
+    the stack file (and the defaults file, for an inherited value or a refused override).
+    """
+    defaulted = apply_env_defaults(raw, source, stacks_dir)
     try:
         # The spec's own checks first: a value the model refuses is reported as such, not as an override.
-        spec = parse_spec(merged, source)
+        spec = parse_spec(defaulted.raw, source)
     except SpecError as error:
-        marked = [_mark_inherited(problem, inherited, env_defaults) for problem in error.problems]
-        raise SpecError(source, marked) from None
-    if problems:
-        raise SpecError(source, problems)
-    return Resolved(spec, env_defaults, inherited, repeated)
+        raise SpecError(source, [*defaulted.problems, *map(defaulted.mark, error.problems)]) from None
+    if defaulted.problems or defaulted.overrides:
+        raise SpecError(source, [*defaulted.problems, *defaulted.overrides])
+    return Resolved(spec, defaulted.defaults, defaulted.inherited, defaulted.repeated)
 
 
 IMPLIED: dict[str, dict[str, Any]] = {"airflow.tls.issuer": {"kind": "ClusterIssuer"}}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pulumi
 
-    from components.spec import Spec
+    from components.spec_base import Spec
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
 """On a Kubernetes service account: the GCP service account its pods act as (GKE Workload Identity)."""

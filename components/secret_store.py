@@ -25,7 +25,7 @@ from components.idp.base import ComponentResource, ProviderConfig, ProviderConfi
 if TYPE_CHECKING:
     import pulumi
 
-    from components.spec import Spec
+    from components.spec_base import Spec
 
 STORE_PROVIDER_CONFIG: Mapping[str, Mapping[str, str]] = {
     "kubernetes": {},

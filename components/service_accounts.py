@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Defined with the chart keys the program owns (the spec refuses them in `airflow.values`).
+from components.spec_airflow import AUTH_VERSION_ANNOTATION as AUTH_VERSION_ANNOTATION
+from components.spec_airflow import ROLLED_COMPONENTS as ROLLED_COMPONENTS
+
 if TYPE_CHECKING:
     import pulumi
 
-    from components.spec import Spec
+    from components.spec_base import Spec
 
 AUTH_MODULE = "airflow_oidc_auth"
 """The module's name in the pods: `[core] auth_manager = airflow_oidc_auth.OidcAuthManager`."""
@@ -32,12 +36,6 @@ AUTH_SETTINGS_FILE = f"{AUTH_MODULE}.json"
 AUTH_MOUNT_PATH = "/opt/airflow/airflow-oidc"
 """Where the ConfigMap is mounted in every Airflow container (and put on PYTHONPATH)."""
 AUTH_VOLUME = "airflow-oidc-auth"
-AUTH_VERSION_ANNOTATION = "airflow-oidc/auth-version"
-ROLLED_COMPONENTS = ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers")
-"""The chart's long-running components (they import the auth manager at start): each gets the
-auth-version annotation on its own `podAnnotations` (`workers`: the Celery workers and the
-KubernetesExecutor's pod template). Never `airflowPodAnnotations`: the chart puts those in the
-migration Job's pod template too, which is immutable (apache/airflow#27561)."""
 SETTINGS_VERSION = 1
 
 

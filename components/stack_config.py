@@ -15,18 +15,14 @@ from pydantic import BaseModel, SecretStr
 from components.access import AdminAllowlist, admin_problems
 from components.airflow_values import local_chart_problem
 from components.env_defaults import Resolved, resolve_spec
-from components.idp.base import ProviderConfig, ProviderConfigError
+from components.idp.base.context import stack_file as stack_file  # the stack file's name (re-exported)
+from components.idp.base.model import ProviderConfig, ProviderConfigError
 from components.key_hints import key_path_parts, secret_command, spec_line_finder
 from components.project import ProjectNotFoundError, find_project, load_project
 from components.secret_store import STORE_PROVIDER_CONFIG, check_store_provider
 from components.spec import CONFIG_KEY, Spec, SpecError, format_loc
 
 Loc = tuple[str | int, ...]
-
-
-def stack_file(stack: str) -> str:
-    """The stack's config file, relative to the project (Pulumi.yaml: `stackConfigDir: stacks`)."""
-    return f"stacks/Pulumi.{stack}.yaml"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from components.contract import ClientContract, common_contract, slug
 from components.idp.base import (
     ROTATION_EPOCH,
     IdpClient,
@@ -29,14 +28,16 @@ from components.idp.base import (
     explicit_provider,
     secret_generation,
 )
+from components.idp.base.contract import ClientContract, common_contract, slug
 from components.model import CONFIG_KEY, GUID, at, key_text
 
 if TYPE_CHECKING:
     import pulumi
 
     from components.access import GroupGrant, ServiceAccountGrant
+    from components.idp.base.context import BuildContext
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import ServiceAccount, Spec
+    from components.spec_base import ServiceAccount, Spec
 else:
     # Pulumi resolves a component's output annotations at run time; the Airflow venv has no Pulumi.
     with contextlib.suppress(ImportError):
@@ -260,28 +261,19 @@ class AzureadIdp(IdpModel):
         return entra_service_account_contract(self.tenant(provider))
 
     def provision_service_accounts(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        accounts: ServiceAccountContract,
-        client: IdpClient,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
+        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
     ) -> ServiceAccountIdentities:
         from components.idp.azuread_service_accounts import provision_entra_service_accounts
 
         assert isinstance(client, EntraApplication)
         return provision_entra_service_accounts(
-            name,
-            spec=spec,
+            ctx.name,
+            spec=ctx.spec,
             airflow_client_id=client.client_id,
             airflow_service_principal_object_id=client.service_principal_object_id,
-            stack=stack,
-            today=today,
-            opts=opts,
+            stack=ctx.stack,
+            today=ctx.today,
+            opts=ctx.opts,
         )
 
     def tenant(self, provider: ProviderConfig) -> str:
@@ -307,30 +299,26 @@ class AzureadIdp(IdpModel):
             **fields,
         )
 
-    def provision(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
-    ) -> IdpClient:
+    def provision(self, ctx: BuildContext) -> IdpClient:
         import pulumi
-
-        from components.stack_config import stack_file
 
         found = self._found_groups or {}
         if not self.createGroups and self._found_groups is None:
             # Not through the program's check_provider (a caller building the component itself):
             # look up now, still before any IdP resource is declared.
             try:
-                found = lookup_groups(tuple(group_bindings(spec)), tenant=str(contract.required_claims["tid"]))
+                tenant = str(ctx.contract.required_claims["tid"])
+                found = lookup_groups(tuple(group_bindings(ctx.spec)), tenant=tenant)
             except GroupLookupError as error:
-                raise pulumi.RunError(f"{stack_file(stack)}: {error}") from None
+                raise pulumi.RunError(f"{ctx.stack_file}: {error}") from None
         return EntraApplication(
-            name, spec=spec, contract=contract, stack=stack, today=today, found_groups=found, opts=opts
+            ctx.name,
+            spec=ctx.spec,
+            contract=ctx.contract,
+            stack=ctx.stack,
+            today=ctx.today,
+            found_groups=found,
+            opts=ctx.opts,
         )
 
     @staticmethod

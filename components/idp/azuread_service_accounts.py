@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pulumi
 
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import ServiceAccount, Spec
+    from components.spec_base import ServiceAccount, Spec
 
 GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"

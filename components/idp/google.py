@@ -9,14 +9,12 @@ impersonates (GKE Workload Identity). With `createGroups`, the program creates t
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from components.contract import ClientContract, api_server_service_account, common_contract, slug
 from components.gcp import (
     CLOUD_IDENTITY_API,
     WORKLOAD_IDENTITY_ANNOTATION,
@@ -26,13 +24,15 @@ from components.gcp import (
     workload_identity_member,
 )
 from components.idp.base import IdpClient, IdpModel, ProviderConfig, ProviderConfigError
+from components.idp.base.contract import ClientContract, api_server_service_account, common_contract, slug
 from components.model import at
 
 if TYPE_CHECKING:
     import pulumi
 
     from components.access import GroupGrant
-    from components.spec import Spec
+    from components.idp.base.context import BuildContext
+    from components.spec_base import Spec
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 CLOUD_IDENTITY_URL = "https://cloudidentity.googleapis.com"
@@ -173,20 +173,10 @@ class GoogleIdp(IdpModel):
             **common_contract(spec, provider="google"),
         )
 
-    def provision(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
-    ) -> IdpClient:
-        from components.stack_config import provider_settings, pulumi_config_value
-
-        project = provider_settings(spec, pulumi_config_value)["gcp:project"]
-        return GoogleWorkspaceClient(name, spec=spec, contract=contract, project=project, opts=opts)
+    def provision(self, ctx: BuildContext) -> IdpClient:
+        # `gcp:project` (or GOOGLE_PROJECT), as the program read it: check_provider refused a stack without it.
+        project = ctx.provider["gcp:project"]
+        return GoogleWorkspaceClient(ctx.name, spec=ctx.spec, contract=ctx.contract, project=project, opts=ctx.opts)
 
     @staticmethod
     def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:

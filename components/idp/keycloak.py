@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from components.contract import ClientContract, common_contract, slug
 from components.idp.base import (
     IdpClient,
     IdpModel,
@@ -31,14 +30,16 @@ from components.idp.base import (
     program_secret,
     secret_generation,
 )
+from components.idp.base.contract import ClientContract, common_contract, slug
 from components.model import at, key_text, require_url
 
 if TYPE_CHECKING:
     import pulumi
 
     from components.access import GroupGrant, ServiceAccountGrant
+    from components.idp.base.context import BuildContext
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import ServiceAccount, Spec
+    from components.spec_base import ServiceAccount, Spec
 
 CLIENT_TYPE = "keycloak:openid/client:Client"
 MAPPER_TYPE = "keycloak:openid/groupMembershipProtocolMapper:GroupMembershipProtocolMapper"
@@ -232,28 +233,19 @@ class KeycloakIdp(IdpModel):
         return keycloak_service_account_contract(contract.issuer, keycloak_client_id(stack))
 
     def provision_service_accounts(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        accounts: ServiceAccountContract,
-        client: IdpClient,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
+        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
     ) -> ServiceAccountIdentities:
         from components.idp.keycloak_service_accounts import provision_keycloak_service_accounts
 
         assert isinstance(client, KeycloakClient)
         return provision_keycloak_service_accounts(
-            name,
-            spec=spec,
+            ctx.name,
+            spec=ctx.spec,
             realm_id=client.realm_id,
-            airflow_client_id=keycloak_client_id(stack),
-            access_token_lifespan=keycloak_client_settings(spec, contract, stack).access_token_lifespan,
-            today=today,
-            opts=opts,
+            airflow_client_id=keycloak_client_id(ctx.stack),
+            access_token_lifespan=keycloak_client_settings(ctx.spec, ctx.contract, ctx.stack).access_token_lifespan,
+            today=ctx.today,
+            opts=ctx.opts,
         )
 
     def server_url(self, provider: ProviderConfig) -> str:
@@ -282,30 +274,25 @@ class KeycloakIdp(IdpModel):
             **fields,
         )
 
-    def provision(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
-    ) -> IdpClient:
+    def provision(self, ctx: BuildContext) -> IdpClient:
         import pulumi
-
-        from components.stack_config import stack_file
 
         found = self._found_groups
         if found is None:
             # Not through the program's check_provider (a caller building the component itself):
             # look up now, still before any IdP resource is declared.
             try:
-                found = lookup_groups(self.realm, keycloak_groups(spec).existing)
+                found = lookup_groups(self.realm, keycloak_groups(ctx.spec).existing)
             except GroupLookupError as error:
-                raise pulumi.RunError(f"{stack_file(stack)}: {error}") from None
+                raise pulumi.RunError(f"{ctx.stack_file}: {error}") from None
         return KeycloakClient(
-            name, spec=spec, contract=contract, stack=stack, today=today, found_groups=found, opts=opts
+            ctx.name,
+            spec=ctx.spec,
+            contract=ctx.contract,
+            stack=ctx.stack,
+            today=ctx.today,
+            found_groups=found,
+            opts=ctx.opts,
         )
 
     @staticmethod

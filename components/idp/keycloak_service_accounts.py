@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pulumi
 
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import Spec
+    from components.spec_base import Spec
 
 
 def keycloak_service_account_client_id(airflow_client_id: str, account: str) -> str:

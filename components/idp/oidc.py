@@ -5,22 +5,22 @@ The claim values are whatever the provider puts in `groupsClaim` (group names, a
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from components.contract import ClientContract, common_contract
 from components.idp.base import IdpClient, IdpModel, ProviderConfig, program_secret
+from components.idp.base.contract import ClientContract, common_contract
 from components.model import require_url
 
 if TYPE_CHECKING:
     import pulumi
 
     from components.access import ServiceAccountGrant
+    from components.idp.base.context import BuildContext
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import ServiceAccount, Spec
+    from components.spec_base import ServiceAccount, Spec
 
 
 class OidcIdp(IdpModel):
@@ -85,17 +85,8 @@ class OidcIdp(IdpModel):
             **common_contract(spec, provider="oidc"),
         )
 
-    def provision(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
-    ) -> IdpClient:
-        return ExternalOidcClient(name, idp=self, contract=contract, opts=opts)
+    def provision(self, ctx: BuildContext) -> IdpClient:
+        return ExternalOidcClient(ctx.name, idp=self, contract=ctx.contract, opts=ctx.opts)
 
     # --- service accounts: registered by hand, like the web client ----------------------------
 
@@ -130,19 +121,11 @@ class OidcIdp(IdpModel):
         )
 
     def provision_service_accounts(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        accounts: ServiceAccountContract,
-        client: IdpClient,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
+        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
     ) -> ServiceAccountIdentities:
         from components.service_accounts import ServiceAccountIdentities
 
+        spec = ctx.spec
         # Nothing to declare: the registration is printed, and its credential stays between the
         # provider and the CI job (never in this stack's state).
         identities = {

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from components.contract import ClientContract, common_contract, slug
 from components.idp.base import (
     IdpClient,
     IdpModel,
@@ -31,14 +30,16 @@ from components.idp.base import (
     program_secret,
     secret_generation,
 )
+from components.idp.base.contract import ClientContract, common_contract, slug
 from components.model import Model, at, key_text
 
 if TYPE_CHECKING:
     import pulumi
 
     from components.access import GroupGrant, ServiceAccountGrant
+    from components.idp.base.context import BuildContext
     from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec import ServiceAccount, Spec
+    from components.spec_base import ServiceAccount, Spec
 
 
 OKTA_GROUP_ID = re.compile(r"00g[A-Za-z0-9]{17}")
@@ -259,30 +260,25 @@ class OktaIdp(IdpModel):
             **fields,
         )
 
-    def provision(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
-    ) -> IdpClient:
+    def provision(self, ctx: BuildContext) -> IdpClient:
         import pulumi
-
-        from components.stack_config import stack_file
 
         found = self._found_groups
         if found is None:
             # Not through the program's check_provider (a caller building the component itself):
             # look up now, still before any IdP resource is declared.
             try:
-                found = lookup_groups(spec, org=contract.issuer)
+                found = lookup_groups(ctx.spec, org=ctx.contract.issuer)
             except GroupLookupError as error:
-                raise pulumi.RunError(f"{stack_file(stack)}: {error}") from None
+                raise pulumi.RunError(f"{ctx.stack_file}: {error}") from None
         return OktaApplication(
-            name, spec=spec, contract=contract, stack=stack, today=today, found_groups=found, opts=opts
+            ctx.name,
+            spec=ctx.spec,
+            contract=ctx.contract,
+            stack=ctx.stack,
+            today=ctx.today,
+            found_groups=found,
+            opts=ctx.opts,
         )
 
     # --- the access model (components/access.py) ------------------------------------------------
@@ -368,18 +364,11 @@ class OktaIdp(IdpModel):
         )
 
     def provision_service_accounts(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        accounts: ServiceAccountContract,
-        client: IdpClient,
-        stack: str,
-        today: datetime.date,
-        opts: pulumi.ResourceOptions,
+        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
     ) -> ServiceAccountIdentities:
-        return okta_service_accounts(name, spec=spec, accounts=accounts, stack=stack, today=today, opts=opts)
+        return okta_service_accounts(
+            ctx.name, spec=ctx.spec, accounts=accounts, stack=ctx.stack, today=ctx.today, opts=ctx.opts
+        )
 
     @staticmethod
     def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
