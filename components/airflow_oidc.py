@@ -12,6 +12,7 @@ import pulumi
 from components.access import AccessModel
 from components.airflow import AirflowDeployment
 from components.contract import ClientContract, client_contract
+from components.idp import kind_resources
 from components.idp.base.context import BuildContext
 from components.idp.base.resources import explicit_provider
 from components.service_accounts import service_accounts_output
@@ -91,12 +92,13 @@ class AirflowOidc(pulumi.ComponentResource):
             today=today,
             opts=pulumi.ResourceOptions(parent=self, providers=[idp_provider] if idp_provider else None),
         )
-        client = spec.idp.provision(ctx)
+        resources = kind_resources(spec.idp)
+        client = resources.provision(ctx)
         accounts = identities = None
         if spec.serviceAccounts:
             # Machine identities at the IdP (children of the kind's component) and how Airflow knows them.
             accounts = spec.idp.service_account_contract(spec, contract, stack=stack, provider=provider or {})
-            identities = spec.idp.provision_service_accounts(
+            identities = resources.provision_service_accounts(
                 ctx.under(pulumi.ResourceOptions(parent=client)), accounts=accounts, client=client
             )
         deployment = AirflowDeployment(

@@ -1,6 +1,6 @@
 """Building blocks of the spec models, shared by `components/spec.py` and the IdP kinds' own models.
 
-Kept apart from `spec.py` so that an IdP kind (`components/idp/<kind>.py`) can define its `idp` keys
+Kept apart from `spec.py` so that an IdP kind (`components/idp/<kind>/model.py`) can define its `idp` keys
 without importing the whole spec (which imports every kind).
 """
 

@@ -20,7 +20,8 @@ from components.gcp import (
     service_account_id,
     workload_identity_member,
 )
-from components.idp.base import ComponentResource, ProviderConfig, ProviderConfigError
+from components.idp.base.model import ProviderConfig, ProviderConfigError
+from components.idp.base.resources import ComponentResource
 
 if TYPE_CHECKING:
     import pulumi

@@ -5,8 +5,8 @@ no password). Airflow's `POST /auth/token` exchanges such a token for an Airflow
 named after the account, holding exactly the account's role: the auth-manager module the program
 ships (`components/airflow_auth_manager.py`, `airflow_oidc_auth.py` in the pods) verifies it with
 what this module renders (`airflow_oidc_auth.json`, no secrets). What the token looks like is the
-kind's business: each kind answers `IdpModel.service_account_contract` and
-`IdpModel.provision_service_accounts`. Pure derivations only, no Pulumi at import.
+kind's business: each kind answers `IdpModel.service_account_contract` and its resources'
+`provision_service_accounts` (`components/idp/<kind>/resources.py`). Pure derivations only, no Pulumi at import.
 """
 
 from __future__ import annotations

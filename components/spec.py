@@ -12,8 +12,8 @@ from typing import Annotated, Any, Union
 from pydantic import Field, ValidationError
 
 from components.idp import KINDS, kind_names
-from components.idp.oidc import OidcIdp
-from components.idp.okta import CustomAuthorizationServer, OktaIdp, OrgAuthorizationServer
+from components.idp.oidc.model import OidcIdp
+from components.idp.okta.model import CustomAuthorizationServer, OktaIdp, OrgAuthorizationServer
 from components.key_hints import missing_key_message, unknown_key_message
 from components.model import CONFIG_KEY, LocatedError, Role
 from components.spec_airflow import OWNED_VALUE_PATHS, AirflowSettings

@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretStr
 from components.access import AdminAllowlist, admin_problems
 from components.airflow_values import local_chart_problem
 from components.env_defaults import Resolved, resolve_spec
+from components.idp import kind_resources
 from components.idp.base.context import stack_file as stack_file  # the stack file's name (re-exported)
 from components.idp.base.model import ProviderConfig, ProviderConfigError
 from components.key_hints import key_path_parts, secret_command, spec_line_finder
@@ -74,7 +75,7 @@ def read_program_inputs() -> ProgramInputs:
         raise pulumi.RunError(_with_file_lines(SpecError(source, problems), stacks_dir / f"Pulumi.{stack}.yaml"))
     try:
         # Only the program asks the IdP (it has the provider's credentials); still before declaring anything.
-        spec.idp.lookup(spec, provider)
+        kind_resources(spec.idp).lookup(spec, provider)
     except ProviderConfigError as error:
         raise pulumi.RunError(f"{source}: {error}") from None
     return ProgramInputs(spec=spec, stack=stack, provider=provider)

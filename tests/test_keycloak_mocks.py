@@ -248,7 +248,7 @@ def test_a_group_missing_at_its_path_is_refused_before_anything_is_declared(
 ) -> None:
     from components.idp import keycloak
 
-    monkeypatch.setattr(keycloak, "MOCK_MISSING_GROUPS", {missing})
+    monkeypatch.setattr(keycloak.model, "MOCK_MISSING_GROUPS", {missing})
     config, secret_keys = stack_file_config("search-prod")
     spec = json.loads(config["airflow-oidc:spec"])
     spec["idp"]["createGroups"] = not edit_groups

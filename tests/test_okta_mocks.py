@@ -1,7 +1,7 @@
 """The Okta kind's group binding by id and its custom-domain issuer, run through the real program under mocks.
 
 stacks/Pulumi.dev.yaml: the org server, groups created; stacks/Pulumi.prod.yaml: a custom server,
-groups looked up (`createGroups: false`). The mocked org (components/idp/okta.py) holds, for each name,
+groups looked up (`createGroups: false`). The mocked org (components/idp/okta/mocks.py) holds, for each name,
 `MOCK_GROUP_COUNT` OKTA_GROUPs of exactly that name, a starts-with neighbour `<name>-secondary`, and an
 APP_GROUP of the same name (from another directory).
 """

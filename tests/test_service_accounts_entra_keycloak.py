@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from components.idp.azuread import period_start, secret_slots
-from components.idp.azuread_service_accounts import service_account_app_role_id
+from components.idp.azuread.service_accounts import service_account_app_role_id
 from components.idp.base import credential_end_date, secret_generation
 from tests.mock_engine import Registration, Run, fake_secret, plain_occurrences
 from tests.test_azuread_mocks import DAY, frozen_today

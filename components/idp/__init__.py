@@ -1,16 +1,24 @@
-"""The IdP kinds. Each is one module of this package; adding a kind is that module and one line here.
+"""The IdP kinds: the registry. A kind is one package (`components/idp/<kind>/`: `model.py` pure,
+`resources.py` its Pulumi side); adding a kind is that package and its line in `KINDS`.
 
-Importing this package loads no provider SDK: a kind imports its SDK inside its component.
+Importing this package loads the kinds' models only (the spec and the pure tools need no more); a kind's
+resources load on use (`kind_resources`), and a kind imports its provider SDK inside its components.
 """
 
 from __future__ import annotations
 
-from components.idp.azuread import AzureadIdp
-from components.idp.base import IdpModel
-from components.idp.google import GoogleIdp
-from components.idp.keycloak import KeycloakIdp
-from components.idp.oidc import OidcIdp
-from components.idp.okta import OktaIdp
+import importlib
+from typing import TYPE_CHECKING, cast
+
+from components.idp.azuread.model import AzureadIdp
+from components.idp.base.model import IdpModel
+from components.idp.google.model import GoogleIdp
+from components.idp.keycloak.model import KeycloakIdp
+from components.idp.oidc.model import OidcIdp
+from components.idp.okta.model import OktaIdp
+
+if TYPE_CHECKING:
+    from components.idp.base.resources import KindResources
 
 KINDS: tuple[type[IdpModel], ...] = (
     OktaIdp,
@@ -31,3 +39,10 @@ def kind_name(model: type[IdpModel]) -> str:
 def kind_names() -> tuple[str, ...]:
     """Every `idp.kind` value."""
     return tuple(kind_name(model) for model in KINDS)
+
+
+def kind_resources(idp: IdpModel) -> KindResources:
+    """The Pulumi side of `idp`'s kind: its package's `resources` module (`lookup`, `provision`,
+    `provision_service_accounts`), imported on first use."""
+    package = type(idp).__module__.rpartition(".")[0]  # components.idp.<kind>
+    return cast("KindResources", importlib.import_module(f"{package}.resources"))

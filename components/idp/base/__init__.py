@@ -1,9 +1,13 @@
 """What every IdP kind shares: `model` (the `IdpModel` hooks, pure), `contract` (the `ClientContract` the
-kinds derive, pure), `context` (what the kinds' resources are built from) and `resources` (the `IdpClient`
-component base, the explicit provider, program secrets). Re-exported here for the modules that import
-`components.idp.base`."""
+kinds derive, pure), `context` (`BuildContext`: what the kinds' resources are built from) and `resources`
+(`KindResources`, the `IdpClient` component base, the explicit provider, program secrets).
+
+Re-exported here for the modules that import `components.idp.base`; the names of `resources.py` load it on
+first use, so the pure side never does."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from components.idp.base.model import (
     CREDENTIAL_PERIODS,
@@ -16,14 +20,17 @@ from components.idp.base.model import (
     credential_end_date,
     secret_generation,
 )
-from components.idp.base.resources import (
-    PROVIDER_RESOURCE_NAME,
-    ComponentResource,
-    IdpClient,
-    explicit_provider,
-    program_secret,
-    stack_provider_args,
+
+_RESOURCES = (
+    "PROVIDER_RESOURCE_NAME",
+    "ComponentResource",
+    "IdpClient",
+    "KindResources",
+    "explicit_provider",
+    "program_secret",
+    "stack_provider_args",
 )
+"""Names defined by `resources.py`."""
 
 __all__ = [
     "CREDENTIAL_PERIODS",
@@ -33,6 +40,7 @@ __all__ = [
     "ComponentResource",
     "IdpClient",
     "IdpModel",
+    "KindResources",
     "MockLookupError",
     "ProviderConfig",
     "ProviderConfigError",
@@ -42,3 +50,11 @@ __all__ = [
     "secret_generation",
     "stack_provider_args",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RESOURCES:
+        from components.idp.base import resources
+
+        return getattr(resources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

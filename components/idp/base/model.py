@@ -19,15 +19,15 @@ import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import PrivateAttr
+
 from components.idp.base.contract import ClientContract
 from components.model import Model, at
 from components.spec_base import KIND_ONLY_SERVICE_ACCOUNT_KEYS
 
 if TYPE_CHECKING:
     from components.access import AccessModel, GroupGrant, ServiceAccountGrant
-    from components.idp.base.context import BuildContext
-    from components.idp.base.resources import IdpClient
-    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
+    from components.service_accounts import ServiceAccountContract
     from components.spec_base import ServiceAccount, Spec
 
 ProviderConfig = Mapping[str, str]
@@ -102,6 +102,20 @@ class IdpModel(Model):
     kind: str
     """The `idp.kind` value; each kind narrows it to its own Literal."""
 
+    # What the program's lookups found at the IdP (the kind's `resources.lookup`, before anything is
+    # declared), e.g. spec group -> group id; None before (validate, doctor, the pure access model).
+    _found: Any = PrivateAttr(default=None)
+
+    @property
+    def found(self) -> Any:
+        """What the kind's lookups found (None: not looked up in this process)."""
+        return self._found
+
+    def record_found(self, found: Any) -> None:
+        """Keep what the kind's `resources.lookup` found: its provisioning binds it, and a contract may
+        depend on it (Okta: the name a group given by id has)."""
+        self._found = found
+
     def check_spec(self, spec: Spec) -> None:
         """Spec-wide checks of this kind (what the IdP cannot do): raise `components.model.at(...)`."""
 
@@ -109,11 +123,6 @@ class IdpModel(Model):
         """Refuse missing, malformed or contradictory provider settings (`ProviderConfigError`, naming the
         key and the fix). Pure: run by the program before it declares anything and by `airflow-oidc
         validate` (from the stack file's config and environment variables), so they agree."""
-
-    def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
-        """Ask the IdP what the spec names by lookup (existing groups, say), refusing with
-        `ProviderConfigError` (naming the key) what matches nothing or more than one thing. Run by the
-        program only (it has the provider's credentials), after `check_provider`, before declaring anything."""
 
     def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
         """The arguments of the kind's explicit provider that the spec decides (snake_case, as the SDK's
@@ -133,10 +142,6 @@ class IdpModel(Model):
 
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
         """The client contract for this kind (pure)."""
-        raise NotImplementedError
-
-    def provision(self, ctx: BuildContext) -> IdpClient:
-        """The IdP side: declare the kind's resources and return them as an `IdpClient`."""
         raise NotImplementedError
 
     # --- the effective-access model (components/access.py) -------------------------------------
@@ -265,14 +270,8 @@ class IdpModel(Model):
         self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
     ) -> ServiceAccountContract:
         """How Airflow recognises the accounts' access tokens: issuer, audience, the claim naming the
-        account (pure). Called only when `serviceAccounts` passed `check_service_accounts`."""
-        raise NotImplementedError
-
-    def provision_service_accounts(
-        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
-    ) -> ServiceAccountIdentities:
-        """The IdP side of `serviceAccounts`: declare the machine identities (children of `client`,
-        the kind's component) and return each account's identity value and credentials."""
+        account (pure). Called only when `serviceAccounts` passed `check_service_accounts`; the kind's
+        `resources.provision_service_accounts` declares them."""
         raise NotImplementedError
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""What every IdP kind's Pulumi side shares: the `IdpClient` component base, the explicit provider, secrets.
+"""What every IdP kind's Pulumi side shares: the hooks a kind's `resources.py` answers (`KindResources`),
+the `IdpClient` component base, the explicit provider, program-generated secrets.
 
 Imports `pulumi` only inside functions (and `ComponentResource` when installed): the Airflow venv, which
 cannot install Pulumi, still imports the kinds' packages.
@@ -7,17 +8,40 @@ cannot install Pulumi, still imports the kinds' packages.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     import pulumi
 
+    from components.idp.base.context import BuildContext
+    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
     from components.spec_base import Spec
 
 try:
     from pulumi import ComponentResource
 except ImportError:  # the Airflow venv: specs and contracts only, no resources are declared there
     ComponentResource = object  # type: ignore[assignment,misc]
+
+
+class KindResources(Protocol):
+    """The hooks of a kind's Pulumi side: the module `components/idp/<kind>/resources.py` (found by the
+    registry, `components.idp.kind_resources`). Each takes what the pure model derived, never re-derives it."""
+
+    def lookup(self, spec: Spec, provider: Mapping[str, str]) -> None:
+        """Ask the IdP what the spec names by lookup (existing groups, say), refusing with
+        `ProviderConfigError` (naming the key) what matches nothing or more than one thing, and keep the
+        answer on the model (`IdpModel.record_found`). Run by the program only (it has the provider's
+        credentials), after `check_provider`, before declaring anything."""
+
+    def provision(self, ctx: BuildContext) -> IdpClient:
+        """The IdP side: declare the kind's resources (one component, `ctx.name`) and return it."""
+
+    def provision_service_accounts(
+        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
+    ) -> ServiceAccountIdentities:
+        """The IdP side of `serviceAccounts`: declare the machine identities (children of `client`, the
+        kind's component: `ctx.opts`) and return each account's identity value and credentials."""
+
 
 PROVIDER_RESOURCE_NAME = "airflow-oidc-idp"
 """Logical name of the kind's explicit provider (`pulumi:providers:<package>`), a top-level resource."""

@@ -1,4 +1,4 @@
-"""A generic OpenID provider (`idp.kind: oidc`), registered by hand: no IdP-side resources.
+"""A generic OpenID provider (`idp.kind: oidc`), registered by hand, the pure side (`resources.py`: the secret).
 
 The claim values are whatever the provider puts in `groupsClaim` (group names, as registered).
 """
@@ -10,16 +10,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from components.idp.base import IdpClient, IdpModel, ProviderConfig, program_secret
 from components.idp.base.contract import ClientContract, common_contract
+from components.idp.base.model import IdpModel, ProviderConfig
 from components.model import require_url
 
 if TYPE_CHECKING:
-    import pulumi
-
     from components.access import ServiceAccountGrant
-    from components.idp.base.context import BuildContext
-    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
+    from components.service_accounts import ServiceAccountContract
     from components.spec_base import ServiceAccount, Spec
 
 
@@ -85,9 +82,6 @@ class OidcIdp(IdpModel):
             **common_contract(spec, provider="oidc"),
         )
 
-    def provision(self, ctx: BuildContext) -> IdpClient:
-        return ExternalOidcClient(ctx.name, idp=self, contract=ctx.contract, opts=ctx.opts)
-
     # --- service accounts: registered by hand, like the web client ----------------------------
 
     def service_account_grant(
@@ -118,22 +112,6 @@ class OidcIdp(IdpModel):
             audience=self.serviceAccountAudience or spec.public_url,
             identity_claim=self.serviceAccountClaim,
             credential="registered by hand",
-        )
-
-    def provision_service_accounts(
-        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
-    ) -> ServiceAccountIdentities:
-        from components.service_accounts import ServiceAccountIdentities
-
-        spec = ctx.spec
-        # Nothing to declare: the registration is printed, and its credential stays between the
-        # provider and the CI job (never in this stack's state).
-        identities = {
-            account.name: oidc_service_account_client_id(spec, account.name) for account in spec.serviceAccounts
-        }
-        return ServiceAccountIdentities(
-            identities=dict(identities),
-            outputs={"serviceAccountRegistration": service_account_registration(spec, accounts, identities)},
         )
 
 
@@ -186,37 +164,3 @@ def registration_instructions(contract: ClientContract, client_id: str) -> dict[
         "usernameClaim": contract.username_claim,
         "issuer": contract.issuer,
     }
-
-
-class ExternalOidcClient(IdpClient):
-    """A client registered by hand at a standards-compliant provider. It creates nothing but the
-    secret to register (when the spec gives none); its `registration` output is what to register."""
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        idp: OidcIdp,
-        contract: ClientContract,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        import pulumi
-
-        super().__init__("airflow-oidc:idp:ExternalOidcClient", name, None, opts)
-        if idp.clientSecret is not None:
-            client_secret = pulumi.Output.secret(idp.clientSecret.get_secret_value())
-        else:
-            composer = opts.parent if opts else None
-            # Never rotated: a secret registered by hand must not change under the person who registered it.
-            client_secret = program_secret(
-                self,
-                f"{name}-client-secret",
-                generation=None,
-                aliases=[pulumi.Alias(name="airflow-oidc-client-secret", parent=composer)] if composer else None,
-            )
-        self.finish(
-            client_id=idp.clientId,
-            client_secret=client_secret,
-            secret_version="0",
-            outputs={"registration": registration_instructions(contract, idp.clientId)},
-        )

@@ -1,4 +1,4 @@
-"""Okta (`idp.kind: okta`): the OIDC web app, its groups and assignments, and the groups claim.
+"""Okta (`idp.kind: okta`), the pure side: the `idp` keys, the contract, the groups claim, the access model.
 
 The claim values are Okta group names, but the claim SELECTS groups by Okta group id: an Okta
 Expression Language claim `getFilteredGroups({"00g…", …}, "group.name", N)` lists the names of the
@@ -6,39 +6,26 @@ user's groups among exactly the ids of the groups this stack creates or looks up
 unique only among OKTA_GROUPs: an APP_GROUP imported from AD, LDAP or another app may carry the same
 name, and a claim filtered by name would map its members; selected by id, it maps nothing.
 The org authorization server reads the groups claim from the app; a custom authorization server gets
-a scope, a claim and an access policy of this stack's own.
+a scope, a claim and an access policy of this stack's own (`resources.py`).
 """
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
-from components.idp.base import (
-    IdpClient,
-    IdpModel,
-    MockLookupError,
-    ProviderConfig,
-    ProviderConfigError,
-    explicit_provider,
-    program_secret,
-    secret_generation,
-)
 from components.idp.base.contract import ClientContract, common_contract, slug
-from components.model import Model, at, key_text
+from components.idp.base.model import IdpModel, ProviderConfig, ProviderConfigError
+from components.model import Model, at
 
 if TYPE_CHECKING:
-    import pulumi
-
     from components.access import GroupGrant, ServiceAccountGrant
-    from components.idp.base.context import BuildContext
-    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
+    from components.service_accounts import ServiceAccountContract
     from components.spec_base import ServiceAccount, Spec
 
 
@@ -46,17 +33,6 @@ OKTA_GROUP_ID = re.compile(r"00g[A-Za-z0-9]{17}")
 """An Okta group id (`00g` and 17 letters or digits): a group given as such is used by id, never by name."""
 GROUPS_CLAIM_LIMIT = 100
 """getFilteredGroups' limit must be 1..100 (Okta: a larger one fails the claim and no token is issued)."""
-GET_GROUP = "okta:group/getGroup:getGroup"
-GET_GROUPS = "okta:index/getGroups:getGroups"
-GROUP_TYPE = "okta:group/group:Group"
-
-MOCK_GROUP_COUNT: dict[str, int] = {}
-"""For the mock engine (tests): how many OKTA_GROUPs the mocked org holds named exactly so (default 1).
-2 makes a lookup ambiguous, 0 missing (only the starts-with neighbour `<name>-secondary` is left, the
-match the provider's own lookup would take)."""
-MOCK_GROUP_NAMES: dict[str, str] = {}
-"""For the mock engine (tests): the name of the group with this id (a group given by id). Ids not
-listed get a stand-in name; ids listed with None are missing."""
 
 
 def is_okta_group_id(group: str) -> bool:
@@ -129,9 +105,6 @@ class OktaIdp(IdpModel):
         "from `okta:orgName` and `okta:baseUrl`.",
     )
 
-    # What the lookups found (in check_provider, before anything is declared): spec group -> the group.
-    _found_groups: dict[str, OktaGroup] | None = PrivateAttr(default=None)
-
     @field_validator("orgUrl")
     @classmethod
     def _org_url_https(cls, value: str | None) -> str | None:
@@ -173,13 +146,6 @@ class OktaIdp(IdpModel):
                 "issuer; name one org: remove idp.orgUrl, or set okta:orgName and okta:baseUrl (or OKTA_ORG_NAME, "
                 "OKTA_BASE_URL) to it"
             )
-
-    def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
-        """The groups not created here are looked up (plain invokes, through the provider bound to the
-        spec's org, before anything is declared): by exact name among OKTA_GROUPs, or by the id given."""
-        self._found_groups = lookup_groups(
-            spec, org=self.org_url(provider) or "the Okta org", provider=explicit_provider(spec, provider)
-        )
 
     def setup_notes(self, spec: Spec, provider: ProviderConfig) -> list[str]:
         """What to set by hand at Okta for this stack to work (the program cannot)."""
@@ -227,7 +193,7 @@ class OktaIdp(IdpModel):
         id stands in, so nothing maps by a name nobody has checked."""
         if binding.how != "id":
             return binding.group
-        found = (self._found_groups or {}).get(binding.group)
+        found = (self.found or {}).get(binding.group)
         return found.name if found is not None else binding.group
 
     def contract(self, spec: Spec, *, stack: str, provider: ProviderConfig) -> ClientContract:
@@ -258,27 +224,6 @@ class OktaIdp(IdpModel):
             role_claim_scope=scope,
             username_claim="sub",  # Okta's user id: stable across email changes and app replacement
             **fields,
-        )
-
-    def provision(self, ctx: BuildContext) -> IdpClient:
-        import pulumi
-
-        found = self._found_groups
-        if found is None:
-            # Not through the program's check_provider (a caller building the component itself):
-            # look up now, still before any IdP resource is declared.
-            try:
-                found = lookup_groups(ctx.spec, org=ctx.contract.issuer)
-            except GroupLookupError as error:
-                raise pulumi.RunError(f"{ctx.stack_file}: {error}") from None
-        return OktaApplication(
-            ctx.name,
-            spec=ctx.spec,
-            contract=ctx.contract,
-            stack=ctx.stack,
-            today=ctx.today,
-            found_groups=found,
-            opts=ctx.opts,
         )
 
     # --- the access model (components/access.py) ------------------------------------------------
@@ -363,61 +308,19 @@ class OktaIdp(IdpModel):
             credential="client_secret_basic",
         )
 
-    def provision_service_accounts(
-        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
-    ) -> ServiceAccountIdentities:
-        return okta_service_accounts(
-            ctx.name, spec=ctx.spec, accounts=accounts, stack=ctx.stack, today=ctx.today, opts=ctx.opts
-        )
+    # --- the mock engine (mocks.py) -------------------------------------------------------------
 
     @staticmethod
     def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
-        from components.mock_values import fake
+        from components.idp.okta.mocks import mock_outputs
 
-        if type_ == "okta:app/oAuth:OAuth":
-            # Okta reports the secret it holds as an output (marked secret by the SDK, not by mocks).
-            return {"clientId": fake(name, "0oa"), "clientSecret": inputs.get("clientBasicSecret")}
-        if type_ == GROUP_TYPE:
-            return {"id": mock_group_id(f"created:{name}")}
-        return None
+        return mock_outputs(type_, name, inputs)
 
     @staticmethod
     def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
-        if token == GET_GROUP and args.get("id"):
-            group_id = str(args["id"])
-            if group_id in MOCK_GROUP_NAMES and MOCK_GROUP_NAMES[group_id] is None:
-                raise MockLookupError(f"failed get group by ID: the resource {group_id} was not found (404)")
-            name = MOCK_GROUP_NAMES.get(group_id) or f"group {group_id}"
-            return {"id": group_id, "name": name, "type": "APP_GROUP", "description": ""}
-        if token == GET_GROUP:  # by name: the built-in Everyone group
-            name = str(args.get("name", ""))
-            return {"id": mock_group_id(f"{args.get('type')}:{name}"), "name": name, "type": args.get("type")}
-        if token == GET_GROUPS:
-            return {"groups": mock_groups(str(args.get("q") or ""), args.get("type"))}
-        return None
+        from components.idp.okta.mocks import mock_call
 
-
-def mock_group_id(key: str) -> str:
-    """A deterministic Okta-shaped group id (`00g` + 17 letters and digits) for the mock engine."""
-    import hashlib
-
-    return "00g" + hashlib.sha256(key.encode()).hexdigest()[:17]
-
-
-def mock_groups(query: str, type_: Any) -> list[dict[str, Any]]:
-    """What the mocked org's `GET /api/v1/groups?q=<query>` returns: `MOCK_GROUP_COUNT` OKTA_GROUPs
-    named exactly `query`, a starts-with neighbour `<query>-secondary`, and (unless the type filter
-    excludes it) an APP_GROUP of the same name imported from another directory."""
-    groups = [
-        {"id": mock_group_id(f"OKTA_GROUP:{query}#{index}"), "name": query, "type": "OKTA_GROUP"}
-        for index in range(MOCK_GROUP_COUNT.get(query, 1))
-    ]
-    groups.append(
-        {"id": mock_group_id(f"OKTA_GROUP:{query}-secondary"), "name": f"{query}-secondary", "type": "OKTA_GROUP"}
-    )
-    groups.append({"id": mock_group_id(f"APP_GROUP:{query}"), "name": query, "type": "APP_GROUP"})
-    common = {"description": "", "source": "", "customProfileAttributes": "{}"}
-    return [{**common, **group} for group in groups if type_ in (None, "", group["type"])]
+        return mock_call(token, args)
 
 
 def okta_org_url(org_name: str | None, base_url: str | None) -> str | None:
@@ -464,80 +367,6 @@ def okta_api_scope(stack: str) -> str:
     return slug(f"airflow_{stack}") + "_api"
 
 
-def okta_service_accounts(
-    name: str,
-    *,
-    spec: Spec,
-    accounts: ServiceAccountContract,
-    stack: str,
-    today: datetime.date,
-    opts: pulumi.ResourceOptions,
-) -> ServiceAccountIdentities:
-    """Per account an Okta service app (client credentials only), and on the custom server this stack's
-    API scope and an access policy whose one rule lets exactly those apps get it.
-
-    Authentication: `client_secret_basic` with a secret the program generates and rotates
-    (`clientSecret.rotationDays`), kept in the stack's secret store; `private_key_jwt` would need the
-    CI job's public key in the spec (not offered yet).
-    """
-    import pulumi
-    import pulumi_okta as okta
-
-    from components.service_accounts import ServiceAccountIdentities
-
-    assert isinstance(spec.idp, OktaIdp) and isinstance(spec.idp.authorizationServer, CustomAuthorizationServer)
-    server_id = spec.idp.authorizationServer.id
-    parent = opts.parent
-    guarded = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=spec.is_prod))
-    generation = secret_generation(today, spec.clientSecret.rotationDays)
-    identities: dict[str, Any] = {}
-    credentials: dict[str, Any] = {}
-    for account in spec.serviceAccounts:
-        secret = program_secret(parent, f"{name}-sa-{account.name}-secret", generation=generation)  # type: ignore[arg-type]
-        app = okta.app.OAuth(
-            f"{name}-sa-{account.name}",
-            label=f"Airflow ({spec.name}) service account {account.name}",
-            type="service",
-            grant_types=["client_credentials"],
-            response_types=["token"],
-            token_endpoint_auth_method="client_secret_basic",
-            client_basic_secret=secret,
-            implicit_assignment=False,
-            opts=pulumi.ResourceOptions.merge(
-                guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
-            ),
-        )
-        identities[account.name] = app.client_id
-        # The client id is public (it is in the outputs and the auth module's settings); the secret is not.
-        credentials[account.name] = {"client-secret": secret}
-    assert accounts.required_scope is not None
-    scope = okta.auth.ServerScope(
-        f"{name}-sa-scope",
-        auth_server_id=server_id,
-        name=accounts.required_scope,
-        description=f"Airflow API ({stack}): service accounts",
-        consent="IMPLICIT",
-        metadata_publish="NO_CLIENTS",
-        opts=opts,
-    )
-    server_policy(
-        okta,
-        f"{name}-sa",
-        server_id=server_id,
-        policy_name=f"airflow-{slug(stack)}-automation",
-        description=f"Airflow ({stack}): its service accounts only",
-        clients=list(identities.values()),
-        priority=okta_policy_priorities(spec.idp.authorizationServer.policySlot)[1],
-        grant="client_credentials",
-        scopes=[scope.name],
-        lifetime_minutes=spec.access_token_minutes,
-        opts=opts,
-    )
-    return ServiceAccountIdentities(
-        identities=identities, credentials=credentials, outputs={"serviceAccountClientIds": dict(identities)}
-    )
-
-
 Loc = tuple[str | int, ...]
 
 
@@ -582,93 +411,6 @@ class OktaGroup:
     id: str
     name: str
     type: str
-
-
-class GroupLookupError(ProviderConfigError):
-    """A group named by name matches no OKTA_GROUP or several, or a group id names none (names the key)."""
-
-
-def lookup_groups(spec: Spec, *, org: str, provider: pulumi.ProviderResource | None = None) -> dict[str, OktaGroup]:
-    """Spec group -> the Okta group, for every group not created here (plain invokes, so this can run
-    before anything is declared).
-
-    By name: `okta.get_groups(q=…, type="OKTA_GROUP")` and exactly one OKTA_GROUP named exactly so
-    (the provider's own `get_group` takes a single starts-with match: `payments-oncall` would bind
-    `payments-oncall-secondary`); APP_GROUPs, whose names are not unique, are bound only by id. By id:
-    `okta.group.get_group(id=…)`, any type. Then no two bound groups may emit one name in the claim.
-    """
-    bindings = [binding for binding in group_bindings(spec) if binding.how != "created"]
-    found: dict[str, OktaGroup] = {}
-    if bindings:
-        import pulumi
-        import pulumi_okta as okta
-
-        opts = pulumi.InvokeOptions(provider=provider)
-        for binding in bindings:
-            found[binding.group] = (
-                _group_by_id(okta, binding, org, opts)
-                if binding.how == "id"
-                else _group_by_name(okta, binding, org, opts)
-            )
-    _check_distinct(spec, found)
-    return found
-
-
-def _group_by_name(okta: Any, binding: GroupBinding, org: str, opts: pulumi.InvokeOptions) -> OktaGroup:
-    result = okta.get_groups(q=binding.group, type="OKTA_GROUP", opts=opts)
-    candidates = [_okta_group(group) for group in result.groups or []]
-    exact = [group for group in candidates if group.name == binding.group and group.type == "OKTA_GROUP"]
-    if len(exact) == 1:
-        return exact[0]
-    if exact:
-        what = f"{len(exact)} OKTA_GROUPs ({', '.join(sorted(group.id for group in exact))})"
-    else:
-        others = sorted(group.name for group in candidates)
-        what = "no OKTA_GROUP" + (f" (only names starting so: {', '.join(others)})" if others else "")
-    raise GroupLookupError(
-        f"{key_text(binding.loc)}: {binding.group!r} matches {what} at {org}: a group is bound by its exact "
-        "name among OKTA_GROUPs; give the group's id (00g…) instead, e.g. for an APP_GROUP imported from a directory"
-    )
-
-
-def _group_by_id(okta: Any, binding: GroupBinding, org: str, opts: pulumi.InvokeOptions) -> OktaGroup:
-    try:
-        group = okta.group.get_group(id=binding.group, opts=opts)
-    except Exception as error:  # noqa: BLE001 - the provider's error: no such group, or Okta unreachable
-        reason = " ".join(str(error).split()).removesuffix(" ()")[-300:]
-        raise GroupLookupError(
-            f"{key_text(binding.loc)}: no group with id {binding.group} at {org} ({reason})"
-        ) from None
-    return OktaGroup(id=str(group.id), name=str(group.name), type=str(group.type))
-
-
-def _okta_group(group: Any) -> OktaGroup:
-    """A `get_groups` result's group (typed by the SDK, a mapping under some engines)."""
-    if isinstance(group, Mapping):
-        return OktaGroup(id=str(group["id"]), name=str(group["name"]), type=str(group.get("type", "")))
-    return OktaGroup(id=str(group.id), name=str(group.name), type=str(group.type))
-
-
-def _check_distinct(spec: Spec, found: Mapping[str, OktaGroup]) -> None:
-    """Two bindings must not be one group (by id), nor emit one name (Airflow could not tell them apart)."""
-    by_id: dict[str, GroupBinding] = {}
-    by_name: dict[str, GroupBinding] = {}
-    for binding in group_bindings(spec):
-        group = found.get(binding.group)
-        name = group.name if group else binding.group
-        if group is not None:
-            other = by_id.setdefault(group.id, binding)
-            if other is not binding:
-                raise GroupLookupError(
-                    f"{key_text(binding.loc)}: {binding.group!r} is the group {group.id} again "
-                    f"(also {key_text(other.loc)}): keep one entry"
-                )
-        other = by_name.setdefault(name, binding)
-        if other is not binding:
-            raise GroupLookupError(
-                f"{key_text(binding.loc)}: {binding.group!r} is a group named {name!r}, as {key_text(other.loc)} "
-                "is: the claim carries names, so Airflow could not tell their members apart; bind one of them"
-            )
 
 
 def okta_groups_expression(group_ids: list[str], attribute: str = "group.name") -> str:
@@ -719,210 +461,4 @@ def okta_app_settings(spec: Spec, contract: ClientContract) -> OktaAppSettings:
         policy_slot=server.policySlot if isinstance(server, CustomAuthorizationServer) else 1,
         # The org server's issuer is the contract's (`idp.orgUrl`); on a custom domain Okta must use it.
         issuer_mode="CUSTOM_URL" if org_server and is_custom_domain(contract.issuer) else None,
-    )
-
-
-class OktaApplication(IdpClient):
-    """An Okta OIDC web app for Airflow: authorization code + PKCE, exactly Airflow's redirect URI,
-    the `access` groups (created or bound) assigned to it, and a groups claim selecting them by id."""
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        stack: str,
-        today: datetime.date,
-        found_groups: Mapping[str, OktaGroup] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        import pulumi
-        import pulumi_okta as okta
-
-        super().__init__("airflow-oidc:idp:OktaApplication", name, None, opts)
-        assert isinstance(spec.idp, OktaIdp)
-        settings = okta_app_settings(spec, contract)
-        child = pulumi.ResourceOptions(parent=self)
-        # Replacing an identity resource logs everyone out or loses memberships: protected in prod.
-        guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
-        # Okta has no second-secret resource: the program's secret is replaced in place every period.
-        generation = secret_generation(today, spec.clientSecret.rotationDays)
-        composer = opts.parent if opts else None
-        client_secret = program_secret(
-            self,
-            f"{name}-client-secret",
-            generation=generation,
-            # Declared by the composer before kinds were plug-ins: same resource, not a new secret.
-            aliases=[pulumi.Alias(name="airflow-oidc-client-secret", parent=composer)] if composer else None,
-        )
-
-        group_ids = self._groups(okta, name, spec, found_groups or {}, guarded)
-        # By id: a same-named group from any other source (an APP_GROUP) is not in the allowlist.
-        claim_value = pulumi.Output.all(*group_ids.values()).apply(lambda ids: okta_groups_expression(list(ids)))
-        groups_claim: Any = None
-        if settings.custom_server is None:
-            # The org server reads the claim from the app (works only with an API-token provider).
-            groups_claim = okta.app.OAuthGroupsClaimArgs(type="EXPRESSION", name=settings.claim, value=claim_value)
-        app = okta.app.OAuth(
-            f"{name}-app",
-            label=settings.label,
-            type="web",
-            grant_types=["authorization_code"],
-            response_types=["code"],
-            redirect_uris=settings.redirect_uris,
-            post_logout_redirect_uris=settings.post_logout_redirect_uris,
-            wildcard_redirect="DISABLED",
-            pkce_required=True,
-            token_endpoint_auth_method="client_secret_basic",
-            client_basic_secret=client_secret,
-            consent_method="TRUSTED",
-            implicit_assignment=False,
-            login_mode="SPEC",
-            login_uri=settings.login_uri,
-            login_scopes=list(contract.scopes),
-            groups_claim=groups_claim,
-            issuer_mode=settings.issuer_mode,
-            opts=pulumi.ResourceOptions.merge(
-                guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
-            ),
-        )
-        assigned = list(group_ids.values())
-        if spec.signIn.everyone:
-            everyone = okta.group.get_group_output(
-                name="Everyone", type="BUILT_IN", opts=pulumi.InvokeOptions(parent=self)
-            )
-            assigned.append(everyone.id)
-        okta.AppGroupAssignments(
-            f"{name}-assignments",
-            app_id=app.id,
-            groups=[
-                okta.AppGroupAssignmentsGroupArgs(id=group_id, priority=index, profile="{}")
-                for index, group_id in enumerate(assigned)
-            ],
-            opts=child,
-        )
-        if settings.custom_server is not None:
-            self._custom_server(okta, name, stack, settings, contract, app, claim_value, child)
-
-        # Annotated here, not on the class: Pulumi evaluates class annotations, and this module has
-        # no `pulumi` at import time (the Airflow venv imports it without Pulumi).
-        self.app_id: pulumi.Output[str] = app.id
-        """The Okta app id."""
-        self.finish(client_id=app.client_id, client_secret=client_secret, secret_version=str(generation))
-
-    def _groups(
-        self, okta: Any, name: str, spec: Spec, found: Mapping[str, OktaGroup], opts: pulumi.ResourceOptions
-    ) -> dict[str, pulumi.Input[str]]:
-        """Spec group -> its Okta group id: created here (an OKTA_GROUP), or as the lookups found it."""
-        ids: dict[str, pulumi.Input[str]] = {}
-        for binding in group_bindings(spec):
-            if binding.how == "created":
-                created = okta.group.Group(
-                    f"{name}-group-{slug(binding.group)}",
-                    name=binding.group,
-                    description=f"Airflow {spec.name}: managed by airflow-oidc",
-                    opts=opts,
-                )
-                ids[binding.group] = created.id
-            else:
-                ids[binding.group] = found[binding.group].id
-        return ids
-
-    def _custom_server(
-        self,
-        okta: Any,
-        name: str,
-        stack: str,
-        settings: OktaAppSettings,
-        contract: ClientContract,
-        app: Any,
-        claim_value: pulumi.Output[str],
-        opts: pulumi.ResourceOptions,
-    ) -> None:
-        server_id = settings.custom_server
-        assert server_id is not None
-        scope = okta.auth.ServerScope(
-            f"{name}-scope",
-            auth_server_id=server_id,
-            name=settings.scope,
-            description=f"Groups for Airflow ({stack})",
-            consent="IMPLICIT",
-            metadata_publish="NO_CLIENTS",
-            opts=opts,
-        )
-        okta.auth.ServerClaim(
-            f"{name}-claim",
-            auth_server_id=server_id,
-            name=settings.claim,
-            claim_type="IDENTITY",
-            # An Okta Expression Language value selecting groups by id (not GROUPS: a name filter).
-            value_type="EXPRESSION",
-            value=claim_value,
-            scopes=[scope.name],
-            always_include_in_token=True,
-            opts=opts,
-        )
-        server_policy(
-            okta,
-            name,
-            server_id=server_id,
-            policy_name=okta_policy_name(stack),
-            description=f"Airflow ({stack}): this client only",
-            clients=[app.client_id],
-            priority=okta_policy_priorities(settings.policy_slot)[0],
-            grant="authorization_code",
-            scopes=list(contract.scopes),
-            lifetime_minutes=settings.access_token_minutes,
-            opts=opts,
-        )
-
-
-def server_policy(
-    okta: Any,
-    name: str,
-    *,
-    server_id: str,
-    policy_name: str,
-    description: str,
-    clients: list[Any],
-    priority: int,
-    grant: str,
-    scopes: list[Any],
-    lifetime_minutes: int,
-    opts: pulumi.ResourceOptions,
-) -> None:
-    """An access policy on a custom authorization server for exactly `clients`, with one rule
-    allowing one grant for these scopes (`<name>-policy`, `<name>-policy-rule`).
-
-    `priority` is asked for at creation only. Okta renumbers a server's policies as others are added
-    or removed (a priority beyond their count becomes the last), and the provider reads the new number
-    back: declaring it again would show drift on every refresh and, applied, re-shuffle other stacks'
-    policies. The order among stacks does not matter (each policy names its own clients); created
-    with small, distinct priorities they stay ahead of the server's catch-all policies."""
-    import pulumi
-
-    policy = okta.auth.ServerPolicy(
-        f"{name}-policy",
-        auth_server_id=server_id,
-        name=policy_name,
-        description=description,
-        client_whitelists=clients,
-        priority=priority,
-        status="ACTIVE",
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["priority"])),
-    )
-    okta.auth.ServerPolicyRule(
-        f"{name}-policy-rule",
-        auth_server_id=server_id,
-        policy_id=policy.id,
-        name=grant.replace("_", "-"),
-        priority=1,
-        status="ACTIVE",
-        grant_type_whitelists=[grant],
-        # Okta wants the rule's people condition even for client credentials (no user in that grant).
-        group_whitelists=["EVERYONE"],
-        scope_whitelists=scopes,
-        access_token_lifetime_minutes=lifetime_minutes,
-        opts=opts,
     )

@@ -1,4 +1,4 @@
-"""Google Workspace (`idp.kind: google`): Sign in with Google, roles from Workspace groups.
+"""Google Workspace (`idp.kind: google`): Sign in with Google, roles from Workspace groups; the pure side.
 
 Google has no API that creates a "Sign in with Google" web client: it is created once in the console
 and its id and secret go into the spec. Google's ID token carries no groups, so the claim values
@@ -15,23 +15,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from components.gcp import (
-    CLOUD_IDENTITY_API,
-    WORKLOAD_IDENTITY_ANNOTATION,
-    enabled_api,
-    gcp_mock_outputs,
-    service_account_id,
-    workload_identity_member,
-)
-from components.idp.base import IdpClient, IdpModel, ProviderConfig, ProviderConfigError
-from components.idp.base.contract import ClientContract, api_server_service_account, common_contract, slug
+from components.gcp import gcp_mock_outputs, service_account_id
+from components.idp.base.contract import ClientContract, common_contract
+from components.idp.base.model import IdpModel, ProviderConfig, ProviderConfigError
 from components.model import at
 
 if TYPE_CHECKING:
-    import pulumi
-
     from components.access import GroupGrant
-    from components.idp.base.context import BuildContext
     from components.spec_base import Spec
 
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -173,11 +163,6 @@ class GoogleIdp(IdpModel):
             **common_contract(spec, provider="google"),
         )
 
-    def provision(self, ctx: BuildContext) -> IdpClient:
-        # `gcp:project` (or GOOGLE_PROJECT), as the program read it: check_provider refused a stack without it.
-        project = ctx.provider["gcp:project"]
-        return GoogleWorkspaceClient(ctx.name, spec=ctx.spec, contract=ctx.contract, project=project, opts=ctx.opts)
-
     @staticmethod
     def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
         return gcp_mock_outputs(type_, name, inputs)
@@ -196,83 +181,3 @@ def registration_instructions(contract: ClientContract, client_id: str) -> dict[
         "hostedDomain": contract.required_claims.get("hd"),
         "groups": list(contract.claim_values),
     }
-
-
-class GoogleWorkspaceClient(IdpClient):
-    """The console-created Google client, the service account that reads group memberships (the
-    api-server's Google identity through GKE Workload Identity), and optionally the Workspace groups.
-
-    `groups_reader` (an output): the service account's email, to grant the Groups Reader admin role.
-    (No class-level output annotations: Pulumi evaluates them, and this module imports no pulumi at load.)"""
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        project: str,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        import pulumi
-        import pulumi_gcp.serviceaccount as serviceaccount
-
-        super().__init__("airflow-oidc:idp:GoogleWorkspaceClient", name, None, opts)
-        idp = spec.idp
-        assert isinstance(idp, GoogleIdp)
-        child = pulumi.ResourceOptions(parent=self)
-        # Replacing the account or a group loses the Groups Reader grant or the memberships.
-        guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
-        reader = serviceaccount.Account(
-            f"{name}-groups-reader",
-            account_id=service_account_id(spec, "groups"),
-            display_name=f"Airflow ({spec.name}) group lookups",
-            description="Reads Workspace group memberships at Airflow sign-in (airflow-oidc); needs Groups Reader.",
-            project=project,
-            opts=guarded,
-        )
-        serviceaccount.IAMMember(
-            f"{name}-workload-identity",
-            service_account_id=reader.name,
-            role="roles/iam.workloadIdentityUser",
-            member=workload_identity_member(project, spec.airflow.namespace, api_server_service_account(spec)),
-            opts=child,
-        )
-        # Every sign-in asks Cloud Identity; a disabled API answers SERVICE_DISABLED (a 403 that reads like
-        # the missing Groups Reader grant). The groups and the api-server's release wait for it.
-        api = enabled_api(name, spec=spec, project=project, api=CLOUD_IDENTITY_API, parent=self)
-        needs_api = pulumi.ResourceOptions(depends_on=[api] if api else [])
-        if idp.createGroups:
-            import pulumi_gcp.cloudidentity as cloudidentity
-
-            for group in contract.claim_values:
-                cloudidentity.Group(
-                    f"{name}-group-{slug(group)}",
-                    display_name=group.split("@", 1)[0],
-                    description=f"Airflow {spec.name}: managed by airflow-oidc",
-                    group_key={"id": group},
-                    parent=f"customers/{idp.customerId}",
-                    labels={DISCUSSION_FORUM_LABEL: ""},
-                    initial_group_config="EMPTY",
-                    opts=pulumi.ResourceOptions.merge(guarded, needs_api),
-                )
-        self.groups_reader = reader.email
-        # The annotation's value carries the dependency to the Helm release (the api-server must not
-        # start signing people in before the API is on).
-        annotation = pulumi.Output.all(reader.email, api.id if api else None).apply(lambda args: str(args[0]))
-        self.finish(
-            client_id=idp.clientId,
-            client_secret=pulumi.Output.secret(idp.clientSecret.get_secret_value()),
-            secret_version="0",
-            outputs={
-                "registration": registration_instructions(contract, idp.clientId),
-                "groupsReaderServiceAccount": reader.email,
-                "groupsReaderGrant": reader.email.apply(
-                    lambda email: (
-                        f"Admin console > Account > Admin roles > Groups Reader > Assign service accounts: "
-                        f"{email} (no Pulumi resource can grant a Workspace admin role)"
-                    )
-                ),
-            },
-            api_server_annotations={WORKLOAD_IDENTITY_ANNOTATION: annotation},
-        )

@@ -1,4 +1,5 @@
-"""Keycloak (`idp.kind: keycloak`): the OpenID client, its groups mapper, the groups and (optionally) the realm.
+"""Keycloak (`idp.kind: keycloak`), the pure side of the OpenID client, its groups mapper, the groups and
+(optionally) the realm (the Pulumi side: `resources.py`).
 
 The claim values are Keycloak group PATHS (`/search-airflow-admins`, `/data/airflow-admins`): the
 mapper emits full paths (its `full_path`, the provider's default). Names are unique among siblings
@@ -11,34 +12,26 @@ decided by Airflow's security manager alone: a user in no mapped group is refuse
 
 from __future__ import annotations
 
-import datetime
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
-from components.idp.base import (
-    IdpClient,
+from components.idp.base.contract import ClientContract, common_contract
+from components.idp.base.model import (
     IdpModel,
     MockLookupError,
     ProviderConfig,
     ProviderConfigError,
-    explicit_provider,
-    program_secret,
-    secret_generation,
 )
-from components.idp.base.contract import ClientContract, common_contract, slug
 from components.model import at, key_text, require_url
 
 if TYPE_CHECKING:
-    import pulumi
-
     from components.access import GroupGrant, ServiceAccountGrant
-    from components.idp.base.context import BuildContext
-    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
+    from components.service_accounts import ServiceAccountContract
     from components.spec_base import ServiceAccount, Spec
 
 CLIENT_TYPE = "keycloak:openid/client:Client"
@@ -93,9 +86,6 @@ class KeycloakIdp(IdpModel):
         "false looks each group up by its exact path.",
     )
 
-    # Group paths -> ids found by the lookups in check_provider (before anything is declared).
-    _found_groups: dict[str, str] | None = PrivateAttr(default=None)
-
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -147,14 +137,6 @@ class KeycloakIdp(IdpModel):
             require_url(url, what="keycloak:url")
         except ValueError as error:
             raise ProviderConfigError(f"{error} (or set airflow-oidc:spec.idp.url)") from None
-
-    def lookup(self, spec: Spec, provider: ProviderConfig) -> None:
-        """The groups that must exist already (createGroups false: every group; createGroups true: the
-        parents of subgroups this stack does not create) are looked up by exact path (plain invokes,
-        through the provider bound to the spec, before anything is declared)."""
-        self._found_groups = lookup_groups(
-            self.realm, keycloak_groups(spec).existing, provider=explicit_provider(spec, provider)
-        )
 
     def provider_settings(self, spec: Spec, provider: ProviderConfig) -> Mapping[str, Any]:
         """The provider talks to `keycloak:url` (or KEYCLOAK_URL) when the stack sets it (an internal admin endpoint,
@@ -210,7 +192,7 @@ class KeycloakIdp(IdpModel):
         self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
     ) -> ServiceAccountGrant:
         from components.access import ServiceAccountGrant
-        from components.idp.keycloak_service_accounts import keycloak_service_account_client_id
+        from components.idp.keycloak.service_accounts import keycloak_service_account_client_id
 
         return ServiceAccountGrant(
             name=account.name,
@@ -220,7 +202,7 @@ class KeycloakIdp(IdpModel):
             key=key,
         )
 
-    # --- service accounts (components/idp/keycloak_service_accounts.py) --------------------------
+    # --- service accounts (components/idp/keycloak/service_accounts.py) --------------------------
 
     def service_accounts_refusal(self, spec: Spec) -> str | None:
         return None
@@ -228,25 +210,9 @@ class KeycloakIdp(IdpModel):
     def service_account_contract(
         self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
     ) -> ServiceAccountContract:
-        from components.idp.keycloak_service_accounts import keycloak_service_account_contract
+        from components.idp.keycloak.service_accounts import keycloak_service_account_contract
 
         return keycloak_service_account_contract(contract.issuer, keycloak_client_id(stack))
-
-    def provision_service_accounts(
-        self, ctx: BuildContext, *, accounts: ServiceAccountContract, client: IdpClient
-    ) -> ServiceAccountIdentities:
-        from components.idp.keycloak_service_accounts import provision_keycloak_service_accounts
-
-        assert isinstance(client, KeycloakClient)
-        return provision_keycloak_service_accounts(
-            ctx.name,
-            spec=ctx.spec,
-            realm_id=client.realm_id,
-            airflow_client_id=keycloak_client_id(ctx.stack),
-            access_token_lifespan=keycloak_client_settings(ctx.spec, ctx.contract, ctx.stack).access_token_lifespan,
-            today=ctx.today,
-            opts=ctx.opts,
-        )
 
     def server_url(self, provider: ProviderConfig) -> str:
         """The Keycloak server: `idp.url`, else `keycloak:url`."""
@@ -272,27 +238,6 @@ class KeycloakIdp(IdpModel):
             role_claim_scope=None,
             username_claim="sub",  # Keycloak's user id: stable across renames and email changes
             **fields,
-        )
-
-    def provision(self, ctx: BuildContext) -> IdpClient:
-        import pulumi
-
-        found = self._found_groups
-        if found is None:
-            # Not through the program's check_provider (a caller building the component itself):
-            # look up now, still before any IdP resource is declared.
-            try:
-                found = lookup_groups(self.realm, keycloak_groups(ctx.spec).existing)
-            except GroupLookupError as error:
-                raise pulumi.RunError(f"{ctx.stack_file}: {error}") from None
-        return KeycloakClient(
-            ctx.name,
-            spec=ctx.spec,
-            contract=ctx.contract,
-            stack=ctx.stack,
-            today=ctx.today,
-            found_groups=found,
-            opts=ctx.opts,
         )
 
     @staticmethod
@@ -432,45 +377,6 @@ def keycloak_groups(spec: Spec) -> KeycloakGroups:
     return KeycloakGroups(created=tuple(ordered), existing=tuple(existing.values()))
 
 
-class GroupLookupError(ProviderConfigError):
-    """A group that must exist is not at its path in the realm (names the key)."""
-
-
-def lookup_groups(
-    realm: str, existing: Sequence[ExistingGroup], *, provider: pulumi.ProviderResource | None = None
-) -> dict[str, str]:
-    """Path -> id of each group that must exist, looked up by EXACT path: the provider's `group_path`
-    (Keycloak's `/group-by-path`). Paths are unique in a realm, so no lookup can be ambiguous; the
-    provider's `name` lookup (a search taking the first match at any depth) is never used.
-    Plain invokes, so this can run before anything is declared."""
-    if not existing:
-        return {}
-    import pulumi
-    import pulumi_keycloak as keycloak
-
-    opts = pulumi.InvokeOptions(provider=provider)
-    found: dict[str, str] = {}
-    for group in existing:
-        try:
-            found[group.path] = str(keycloak.get_group(realm_id=realm, group_path=group.path, opts=opts).id)
-        except Exception as error:  # noqa: BLE001 - the provider's error: not found, or the server unreachable
-            what = (
-                f"the group {group.path}"
-                if group.needed_by == group.path
-                else f"{group.path}, the parent of {group.needed_by},"
-            )
-            fix = (
-                "create it in Keycloak first, or set idp.createGroups: true"
-                if group.needed_by == group.path
-                else "create it in Keycloak first (the program creates only the groups the spec names)"
-            )
-            reason = " ".join(str(error).split()).removesuffix(" ()")[-300:]
-            raise GroupLookupError(
-                f"{key_text(group.loc)}: {what} was not found in realm {realm}: {fix} ({reason})"
-            ) from None
-    return found
-
-
 def keycloak_client_id(stack: str) -> str:
     """The OAuth client id: one per stack, so several stacks can share a realm."""
     return "airflow-" + re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")
@@ -504,122 +410,3 @@ def keycloak_client_settings(spec: Spec, contract: ClientContract, stack: str) -
         claim=contract.role_claim,
         groups=contract.claim_values,
     )
-
-
-class KeycloakClient(IdpClient):
-    """A confidential Keycloak OpenID client for Airflow: authorization code + PKCE S256 only, exactly
-    Airflow's redirect URI, a group-membership mapper emitting full group paths, the groups."""
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: Spec,
-        contract: ClientContract,
-        stack: str,
-        today: datetime.date,
-        found_groups: Mapping[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        import pulumi
-        import pulumi_keycloak as keycloak
-
-        super().__init__("airflow-oidc:idp:KeycloakClient", name, None, opts)
-        assert isinstance(spec.idp, KeycloakIdp)
-        settings = keycloak_client_settings(spec, contract, stack)
-        # Replacing an identity resource logs everyone out or loses memberships: protected in prod.
-        guarded = pulumi.ResourceOptions(parent=self, protect=spec.is_prod)
-        # Keycloak holds one secret per client: the program's secret is replaced in place every period
-        # (the client first, then the Kubernetes Secret and the api-server roll: logins fail in between).
-        generation = secret_generation(today, spec.clientSecret.rotationDays)
-        client_secret = program_secret(self, f"{name}-client-secret", generation=generation)
-
-        realm_id: pulumi.Input[str] = settings.realm
-        if spec.idp.createRealm:
-            realm = keycloak.Realm(
-                f"{name}-realm",
-                realm=settings.realm,
-                enabled=True,
-                ssl_required="external",
-                security_defenses=keycloak.RealmSecurityDefensesArgs(
-                    brute_force_detection=keycloak.RealmSecurityDefensesBruteForceDetectionArgs(
-                        permanent_lockout=False, max_login_failures=5
-                    )
-                ),
-                opts=guarded,
-            )
-            realm_id = realm.id
-        self._groups(keycloak, name, spec, realm_id, found_groups or {}, guarded)
-        client = keycloak.openid.Client(
-            f"{name}-client",
-            realm_id=realm_id,
-            client_id=settings.client_id,
-            name=settings.name,
-            enabled=True,
-            access_type="CONFIDENTIAL",
-            client_authenticator_type="client-secret",
-            client_secret=client_secret,
-            standard_flow_enabled=True,
-            implicit_flow_enabled=False,
-            direct_access_grants_enabled=False,
-            service_accounts_enabled=False,
-            pkce_code_challenge_method="S256",
-            valid_redirect_uris=settings.redirect_uris,
-            valid_post_logout_redirect_uris=settings.post_logout_redirect_uris,
-            web_origins=[],
-            access_token_lifespan=settings.access_token_lifespan,
-            opts=pulumi.ResourceOptions.merge(
-                guarded, pulumi.ResourceOptions(additional_secret_outputs=["client_secret"])
-            ),
-        )
-        keycloak.openid.GroupMembershipProtocolMapper(
-            f"{name}-groups-mapper",
-            realm_id=realm_id,
-            client_id=client.id,
-            name="airflow-groups",
-            claim_name=settings.claim,
-            # Paths (`/parent/child`): off, a same-named subgroup anywhere would match (names are
-            # unique among siblings only). On is also the provider's default.
-            full_path=True,
-            add_to_id_token=True,
-            add_to_userinfo=True,
-            add_to_access_token=False,
-            opts=guarded,
-        )
-        # Annotated here, not on the class: Pulumi evaluates class annotations, and this module has
-        # no `pulumi` at import time (the Airflow venv imports it without Pulumi).
-        self.client_internal_id: pulumi.Output[str] = client.id
-        """Keycloak's internal id of the client (not the OAuth client id)."""
-        self.realm_id: pulumi.Input[str] = realm_id
-        """The realm (the created realm's id, so what uses it waits for it)."""
-        self.finish(client_id=client.client_id, client_secret=client_secret, secret_version=str(generation))
-
-    def _groups(
-        self,
-        keycloak: Any,
-        name: str,
-        spec: Spec,
-        realm_id: pulumi.Input[str],
-        found: Mapping[str, str],
-        opts: pulumi.ResourceOptions,
-    ) -> dict[str, pulumi.Input[str]]:
-        """Create the groups the spec's plan creates (parents first, each under its parent: one this
-        stack creates, or one looked up by path); path -> group id."""
-        ids: dict[str, pulumi.Input[str]] = dict(found)
-        for path in keycloak_groups(spec).created:
-            parent = keycloak_parent_path(path)
-            created = keycloak.Group(
-                f"{name}-group-{group_resource_suffix(path)}",
-                realm_id=realm_id,
-                name=path.rsplit("/", 1)[-1],
-                parent_id=ids[parent] if parent else None,
-                opts=opts,
-            )
-            ids[path] = created.id
-        return ids
-
-
-def group_resource_suffix(path: str) -> str:
-    """The group resource's name suffix: a top-level group's is its name's slug (as before paths), a
-    subgroup's its segments' slugs joined by `__` (never a top-level slug: those have no `__`)."""
-    return "__".join(slug(segment) for segment in path[1:].split("/"))

@@ -1,4 +1,4 @@
-"""Entra ID service accounts (`serviceAccounts` with `idp.kind: azuread`), used by `components/idp/azuread.py`.
+"""Entra ID service accounts (`serviceAccounts` with `idp.kind: azuread`), used by `model.py` and `resources.py`.
 
 Per account: an app registration of its own (this tenant only) holding an **application permission**
 on the Airflow application: an app role `Airflow.ServiceAccount.<name>` (member type Application)
@@ -19,7 +19,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from components.idp.base import credential_end_date, secret_generation
+from components.idp.base.model import credential_end_date, secret_generation
 
 if TYPE_CHECKING:
     import pulumi

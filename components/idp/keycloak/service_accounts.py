@@ -1,4 +1,4 @@
-"""Keycloak service accounts (`serviceAccounts` with `idp.kind: keycloak`), used by `components/idp/keycloak.py`.
+"""Keycloak service accounts (`serviceAccounts` with `idp.kind: keycloak`), used by `model.py` and `resources.py`.
 
 Per account a confidential client with service accounts on and the client-credentials grant only
 (no browser flow, no implicit flow, no password grant), and an audience mapper that puts the Airflow
@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from components.idp.base import program_secret, secret_generation
+from components.idp.base.model import secret_generation
+from components.idp.base.resources import program_secret
 
 if TYPE_CHECKING:
     import pulumi
