@@ -11,6 +11,7 @@ import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from components.idp.base.contract import slug
 from components.idp.base.model import ProviderConfig, ProviderConfigError, secret_generation
 from components.idp.base.resources import IdpClient, explicit_provider, program_secret
 from components.idp.okta.model import (
@@ -24,7 +25,6 @@ from components.idp.okta.model import (
     okta_groups_expression,
     okta_policy_name,
     okta_policy_priorities,
-    slug,
 )
 from components.model import key_text
 
