@@ -262,10 +262,10 @@ def test_a_base_whose_kinds_cannot_fail_a_lookup_still_plans(repo: tuple[Path, s
     package = path / "components" / "idp" / "base" / "__init__.py"  # re-exports it: not there either
     exported = package.read_text().replace("    MockLookupError,\n", "")
     package.write_text(exported.replace('    "MockLookupError",\n', ""))
-    for kind, file in (("okta", "mocks.py"), ("keycloak", "model.py")):  # kinds that raise something else
-        module = path / "components" / "idp" / kind / file  # (or nothing) for a failed lookup
+    for kind in ("okta", "keycloak"):  # kinds that raise something else (or nothing) for a failed lookup
+        module = path / "components" / "idp" / kind / "model.py"
         text = module.read_text()
-        assert "    MockLookupError,\n" in text, f"{kind}/{file} imports MockLookupError otherwise: update this test"
+        assert "    MockLookupError,\n" in text, f"{kind}/model.py imports MockLookupError otherwise: update this test"
         module.write_text(text.replace("    MockLookupError,\n", "", 1) + "\nMockLookupError = LookupError\n")
     old_base = commit_all(path, "a revision without lookup failures under mocks")
     try:

@@ -1,14 +1,9 @@
-"""Okta under the mock engine (`plan`, tests): what the provider computes, and a mocked org's groups."""
+"""Okta under the mock engine (`plan`, tests): the mocked org's groups (`OktaIdp.mock_call` answers from them)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from typing import Any
-
-from components.idp.base.model import (
-    MockLookupError,
-)
 
 GET_GROUP = "okta:group/getGroup:getGroup"
 GET_GROUPS = "okta:index/getGroups:getGroups"
@@ -21,34 +16,6 @@ match the provider's own lookup would take)."""
 MOCK_GROUP_NAMES: dict[str, str] = {}
 """For the mock engine (tests): the name of the group with this id (a group given by id). Ids not
 listed get a stand-in name; ids listed with None are missing."""
-
-
-def mock_outputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What Okta computes for the resources the kind declares (`IdpModel.mock_outputs`)."""
-    from components.mock_values import fake
-
-    if type_ == "okta:app/oAuth:OAuth":
-        # Okta reports the secret it holds as an output (marked secret by the SDK, not by mocks).
-        return {"clientId": fake(name, "0oa"), "clientSecret": inputs.get("clientBasicSecret")}
-    if type_ == GROUP_TYPE:
-        return {"id": mock_group_id(f"created:{name}")}
-    return None
-
-
-def mock_call(token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What the kind's lookups return from the mocked org (`IdpModel.mock_call`)."""
-    if token == GET_GROUP and args.get("id"):
-        group_id = str(args["id"])
-        if group_id in MOCK_GROUP_NAMES and MOCK_GROUP_NAMES[group_id] is None:
-            raise MockLookupError(f"failed get group by ID: the resource {group_id} was not found (404)")
-        name = MOCK_GROUP_NAMES.get(group_id) or f"group {group_id}"
-        return {"id": group_id, "name": name, "type": "APP_GROUP", "description": ""}
-    if token == GET_GROUP:  # by name: the built-in Everyone group
-        name = str(args.get("name", ""))
-        return {"id": mock_group_id(f"{args.get('type')}:{name}"), "name": name, "type": args.get("type")}
-    if token == GET_GROUPS:
-        return {"groups": mock_groups(str(args.get("q") or ""), args.get("type"))}
-    return None
 
 
 def mock_group_id(key: str) -> str:
