@@ -1,16 +1,16 @@
 """What every IdP kind's model provides: its `idp` keys and the pure answers the composer asks of it.
 
-A kind is one package under `components/idp/`, registered by one line in `components/idp/__init__.py`.
-Its model subclasses `IdpModel` and answers the composer's questions (the hooks below); its component
-subclasses `IdpClient` (`components/idp/base/resources.py`), so the Airflow side sees the same outputs
+A kind is one package under `components/idp/<kind>/`, registered by one line in `components/idp/__init__.py`.
+Its `model.py` subclasses `IdpModel` and answers the composer's questions (the hooks below, all pure); its
+`resources.py` answers the Pulumi side's (`KindResources`: lookup, provision, provision_service_accounts, each
+given a `BuildContext`), and its component subclasses `IdpClient`, so the Airflow side sees the same outputs
 whatever the kind.
 
 Two import rules keep the pure derivations usable everywhere:
-- a kind module imports its provider SDK only inside its component, so a stack loads only its own
-  kind's SDK (tests assert it on `sys.modules`);
-- a kind module imports `pulumi` only under `TYPE_CHECKING` and inside functions: the spec, the
-  contract and the rendered webserver_config.py are also computed in the Airflow venv (the FAB
-  tier), which cannot install Pulumi (their protobuf pins conflict).
+- a kind's `model.py` imports neither `pulumi` nor its provider SDK; `resources.py` imports the SDK only
+  inside its components, so a stack loads only its own kind's SDK (tests assert it on `sys.modules`);
+- the spec, the contract and the rendered webserver_config.py are also computed in the Airflow venv (the
+  FAB tier), which cannot install Pulumi (their protobuf pins conflict): they import models only.
 """
 
 from __future__ import annotations
