@@ -1,8 +1,9 @@
-"""The public contract: the stack config key ``airflow-oidc:spec``, as pydantic v2 models.
+"""The public contract: the stack config key ``airflow-oidc:spec``, parsed.
 
-Key names are an API: fields may be added, never renamed. Every model forbids unknown keys, so a
-typo is an error rather than a silently ignored setting. Defaults that depend on the environment
-(``prod`` gets the strictest) are resolved by properties, never stored twice.
+The models are in `components/spec_base.py` (and `spec_airflow.py`); this module completes `Spec` with the
+`idp` union of the registered kinds' models (`components/idp/__init__.py`: models only, never their
+resources) and turns pydantic's errors into problems naming the stack file and the key path. The step
+after the environment defaults (`components/env_defaults.py`) and before the contract.
 """
 
 from __future__ import annotations
