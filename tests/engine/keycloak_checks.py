@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from components.idp.keycloak import keycloak_client_settings
+from components.idp.keycloak import keycloak_group_path as group_path
 from localdev.harness.keycloak import KeycloakAdmin
-from tests.engine.scenario import EngineStack, group_names
-from tests.engine.sso import keycloak_group_name
+from tests.engine.scenario import EngineStack, group_paths
 
 MAPPER_TYPE = "oidc-group-membership-mapper"
 
@@ -50,8 +50,8 @@ def keycloak_differences(admin: KeycloakAdmin, stack: EngineStack) -> list[str]:
         # The claim's values are what Airflow's role mapping is keyed by: full paths exactly when they are paths.
         paths = all(value.startswith("/") for value in contract.claim_values)
         same("mapper full.path", config.get("full.path"), "true" if paths else "false")
-    wanted_groups = {keycloak_group_name(group) for group in contract.claim_values}
-    missing = wanted_groups - group_names(admin, realm)
+    # Groups by full path (a bare spec name is the top-level group): a same-named group elsewhere is not it.
+    missing = {group_path(group) for group in contract.claim_values} - group_paths(admin, realm)
     if missing:
         problems.append(f"groups missing in realm {realm}: {sorted(missing)}")
     return problems

@@ -15,7 +15,7 @@ from localdev.harness.process import RunDir
 from tests.engine.conftest import Keycloak
 from tests.engine.keycloak_checks import keycloak_differences
 from tests.engine.kube import KubeApi
-from tests.engine.scenario import EngineStack, client_ids, group_names, namespace_objects, preview_json_ops
+from tests.engine.scenario import EngineStack, client_ids, group_paths, namespace_objects, preview_json_ops
 from tests.engine.sso import ClusterAirflow, RealmUser, make_realm_users, sign_in_everyone
 from tests.engine.workspace import PulumiWorkspace
 
@@ -73,7 +73,8 @@ def check_refresh_finds_no_drift(stack: EngineStack) -> None:
 
 
 def check_keycloak_equals_the_contract(stack: EngineStack, keycloak: Keycloak) -> None:
-    assert keycloak_differences(keycloak.admin, stack) == []
+    problems = keycloak_differences(keycloak.admin, stack)
+    assert problems == [], problems
 
 
 def check_every_user_gets_exactly_its_role(
@@ -138,5 +139,5 @@ def check_destroy_leaves_nothing(stack: EngineStack, keycloak: Keycloak, kube: K
         assert not keycloak.admin.realm_exists(realm)
     else:
         assert stack.keycloak_client_id not in client_ids(keycloak.admin, realm)
-        assert not group_names(keycloak.admin, realm) & set(stack.contract.claim_values)
+        assert not group_paths(keycloak.admin, realm) & set(stack.contract.claim_values)
     assert namespace_objects(kube, spec.airflow.namespace) == {}

@@ -122,8 +122,15 @@ def keycloak_client(admin: KeycloakAdmin, realm: str, client_id: str) -> dict[st
     return admin.get_client(realm, client_id)
 
 
-def group_names(admin: KeycloakAdmin, realm: str) -> set[str]:
-    return {str(group["name"]) for group in admin.request("GET", f"/{realm}/groups").json()}
+def group_paths(admin: KeycloakAdmin, realm: str) -> set[str]:
+    """Every group's full path in the realm, subgroups included (what the groups claim carries)."""
+    paths: set[str] = set()
+    pending = admin.request("GET", f"/{realm}/groups", params={"briefRepresentation": "true"}).json()
+    while pending:
+        group = pending.pop()
+        paths.add(str(group["path"]))
+        pending += admin.request("GET", f"/{realm}/groups/{group['id']}/children").json()
+    return paths
 
 
 def client_ids(admin: KeycloakAdmin, realm: str) -> set[str]:

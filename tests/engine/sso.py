@@ -118,11 +118,6 @@ class RealmUser:
     expected_roles: frozenset[str]
 
 
-def keycloak_group_name(group: str) -> str:
-    """A spec group as a top-level Keycloak group's name (a `/name` path or a bare name)."""
-    return group.strip("/").split("/")[-1]
-
-
 def make_realm_users(admin: KeycloakAdmin, realm: str, stack_file: Path) -> list[RealmUser]:
     """One user per `access` group, one per default-role group, and an outsider in no group (Keycloak lets every
     realm user authenticate to every client: Airflow must refuse them)."""
@@ -130,7 +125,9 @@ def make_realm_users(admin: KeycloakAdmin, realm: str, stack_file: Path) -> list
     plan: list[tuple[str, tuple[str, ...]]] = []
     for group, role in intent.access:
         account = {"op": "operator"}.get(role.lower(), role.lower())
-        plan.append((account, (group,)))
+        taken = sum(1 for planned, _ in plan if planned == account or planned.startswith(account + "-"))
+        # Two groups of one role (airflow-viewers, /data/airflow-auditors): a user each, viewer and viewer-2.
+        plan.append((f"{account}-{taken + 1}" if taken else account, (group,)))
     plan += [(f"default-role-{index}", (group,)) for index, group in enumerate(sorted(intent.default_groups))]
     plan.append(("outsider", ()))
     users = []
@@ -143,7 +140,7 @@ def make_realm_users(admin: KeycloakAdmin, realm: str, stack_file: Path) -> list
             email=f"{account}@example.com",
             first_name=account.split("-")[0].capitalize(),
             last_name="Tester",
-            groups=[keycloak_group_name(group) for group in groups],
+            groups=list(groups),  # paths, or bare names: top-level groups (the harness resolves both)
         )
         users.append(RealmUser(account, password, groups, intent.roles_for(groups)))
     return users

@@ -12,7 +12,7 @@ from localdev.harness.process import RunDir
 from tests.engine import keycloak_lifecycle as life
 from tests.engine.conftest import Keycloak
 from tests.engine.kube import KubeApi
-from tests.engine.scenario import EngineStack, client_ids, group_names, namespace_objects
+from tests.engine.scenario import EngineStack, client_ids, group_paths, namespace_objects
 from tests.engine.sso import ClusterAirflow, RealmUser
 from tests.engine.workspace import PulumiWorkspace
 
@@ -80,5 +80,5 @@ def test_destroy_is_refused_by_protection_until_unprotected(
     assert stack.ws.resources(stack.name) == []
     assert keycloak.admin.realm_exists(REALM), "the company's realm is not the stack's to delete"
     assert stack.keycloak_client_id not in client_ids(keycloak.admin, REALM)
-    assert not group_names(keycloak.admin, REALM) & set(contract.claim_values)
+    assert not group_paths(keycloak.admin, REALM) & set(contract.claim_values)
     assert namespace_objects(kube, stack.spec.airflow.namespace) == {}
