@@ -9,7 +9,6 @@ The program then declares no Kubernetes Secret holding the client secret.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from components.airflow_values import store_secret_key
@@ -20,7 +19,8 @@ from components.gcp import (
     service_account_id,
     workload_identity_member,
 )
-from components.idp.base.model import ProviderConfig, ProviderConfigError
+from components.idp.base.model import STORE_PROVIDER_CONFIG as STORE_PROVIDER_CONFIG
+from components.idp.base.model import check_store_provider as check_store_provider
 from components.idp.base.resources import ComponentResource
 
 if TYPE_CHECKING:
@@ -28,23 +28,8 @@ if TYPE_CHECKING:
 
     from components.spec_base import Spec
 
-STORE_PROVIDER_CONFIG: Mapping[str, Mapping[str, str]] = {
-    "kubernetes": {},
-    "gcp-secret-manager": {"gcp:project": "GOOGLE_PROJECT"},
-}
-"""Provider config keys each store reads -> the environment variable the provider also honours."""
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 REFRESH_INTERVAL = "1h"
-
-
-def check_store_provider(spec: Spec, provider: ProviderConfig) -> None:
-    """Refuse a store whose provider settings are missing (`ProviderConfigError`, naming the key)."""
-    for key, env in STORE_PROVIDER_CONFIG[spec.clientSecret.store].items():
-        if not provider.get(key):
-            raise ProviderConfigError(
-                f"{key} is not set: clientSecret.store {spec.clientSecret.store} needs it "
-                f"(`pulumi config set {key} <value>`, or {env})"
-            )
 
 
 def secret_manager_id(spec: Spec) -> str:

@@ -17,10 +17,9 @@ from components.airflow_values import local_chart_problem
 from components.env_defaults import Resolved, resolve_spec
 from components.idp import kind_resources
 from components.idp.base.context import stack_file as stack_file  # the stack file's name (re-exported)
-from components.idp.base.model import ProviderConfig, ProviderConfigError
+from components.idp.base.model import STORE_PROVIDER_CONFIG, ProviderConfig, ProviderConfigError, check_store_provider
 from components.key_hints import key_path_parts, secret_command, spec_line_finder
 from components.project import ProjectNotFoundError, find_project, load_project
-from components.secret_store import STORE_PROVIDER_CONFIG, check_store_provider
 from components.spec import CONFIG_KEY, Spec, SpecError, format_loc
 
 Loc = tuple[str | int, ...]

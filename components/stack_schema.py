@@ -15,8 +15,8 @@ import json
 from typing import Any
 
 from components.idp import KINDS, kind_name
+from components.idp.base.model import STORE_PROVIDER_CONFIG
 from components.model import CONFIG_KEY
-from components.secret_store import STORE_PROVIDER_CONFIG
 from components.spec import json_schema
 
 SCHEMA_FILE = "schema/stack-file.schema.json"

@@ -22,6 +22,24 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("policy",),
     ("components",),
 )
+# Inside components/, top to bottom: the CLI; the commands it runs (pure tools: they run the program only
+# under the mock engine, in a worker); the program's Pulumi components; the pure models and derivations
+# (spec, contract, a kind's model, access model, Helm values, rendered config) that everything stands on.
+COMPONENT_FLOORS: tuple[tuple[str, ...], ...] = (
+    ("components.cli",),
+    (
+        "components.doctor",
+        "components.plan",
+        "components.new_stack",
+        "components.spec_reference",
+        "components.validate_report",
+        "components.stack_schema",
+        "components.stack_files",
+        "components.fleet",
+        "components.mock_engine",
+    ),
+    ("components.airflow_oidc", "components.airflow", "components.secret_store", "*.resources", "*.service_accounts"),
+)
 MAX_LINES = 500
 
 
@@ -71,8 +89,7 @@ def imports_of(name: str, path: Path, known: Iterable[str]) -> list[Import]:
 def graph(root: Path) -> dict[str, dict[str, Import]]:
     mods = modules(root)
     return {
-        name: {i.target: i for i in imports_of(name, path, mods) if i.target in mods}
-        for name, path in mods.items()
+        name: {i.target: i for i in imports_of(name, path, mods) if i.target in mods} for name, path in mods.items()
     }
 
 
@@ -141,6 +158,36 @@ def upward(root: Path) -> list[str]:
     return found
 
 
+def component_floor(module: str) -> int:
+    """The floor of a module of components/ (COMPONENT_FLOORS; the last floor: the pure models)."""
+    for number, floor in enumerate(COMPONENT_FLOORS):
+        for pattern in floor:
+            if pattern.startswith("*."):
+                if module.endswith(pattern[1:]) and module.startswith("components.idp."):
+                    return number
+            elif module == pattern or module.startswith(pattern + "."):
+                return number
+    return len(COMPONENT_FLOORS)
+
+
+def upward_in_components(root: Path) -> list[str]:
+    """Imports in components/ from a lower floor to a higher one. A package may import its own descendants
+    (a kind's package re-exports its resources' names on first use): the package is its modules' facade."""
+    found: list[str] = []
+    mods = modules(root)
+    for name, path in mods.items():
+        if not name.startswith("components"):
+            continue
+        for imp in imports_of(name, path, mods):
+            target = imp.target
+            if not target.startswith("components") or target.startswith(name + "."):
+                continue
+            line = f"{path.relative_to(root)}:{imp.line}: {name} imports {target}"
+            if component_floor(target) < component_floor(name) and line not in found:
+                found.append(line)
+    return found
+
+
 def test_the_product_has_no_import_circle() -> None:
     found = circles(graph(ROOT))
     assert not found, "import circles:\n" + "\n".join(" ⇄ ".join(c) for c in found)
@@ -148,6 +195,11 @@ def test_the_product_has_no_import_circle() -> None:
 
 def test_no_import_runs_back_up_a_floor() -> None:
     assert not upward(ROOT), "\n".join(upward(ROOT))
+
+
+def test_no_import_in_components_runs_back_up_a_floor() -> None:
+    """A model never reaches for the resources, the program never for a command, a command never for the CLI."""
+    assert not upward_in_components(ROOT), "\n".join(upward_in_components(ROOT))
 
 
 def test_every_module_is_of_a_readable_size() -> None:
@@ -171,7 +223,11 @@ def write(root: Path, files: dict[str, str]) -> Path:
     ("files", "expected"),
     [
         (
-            {"components/__init__.py": "", "components/a.py": "from components import b\n", "components/b.py": "import components.a\n"},
+            {
+                "components/__init__.py": "",
+                "components/a.py": "from components import b\n",
+                "components/b.py": "import components.a\n",
+            },
             [["components.a", "components.b"]],
         ),
         (  # a lazy import inside a function closes the circle too
@@ -192,7 +248,11 @@ def write(root: Path, files: dict[str, str]) -> Path:
             [["components.idp", "components.idp.okta", "components.spec"]],
         ),
         (
-            {"components/__init__.py": "", "components/a.py": "from components import b\n", "components/b.py": "import os\n"},
+            {
+                "components/__init__.py": "",
+                "components/a.py": "from components import b\n",
+                "components/b.py": "import os\n",
+            },
             [],
         ),
     ],
@@ -212,3 +272,24 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
         },
     )
     assert upward(root) == ["components/a.py:2: components.a imports policy.rules"]
+
+
+def test_the_check_sees_a_model_reaching_for_resources(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "components/__init__.py": "",
+            "components/idp/__init__.py": "",
+            "components/idp/okta/__init__.py": (
+                "def __getattr__(name):\n    from components.idp.okta import resources\n"
+            ),
+            "components/idp/okta/model.py": "def grant():\n    from components.idp.okta.resources import provision\n",
+            "components/idp/okta/resources.py": "from components.idp.okta.model import grant\n",
+            "components/plan.py": "from components.cli import main\n",
+            "components/cli.py": "from components import plan\n",
+        },
+    )
+    assert upward_in_components(root) == [
+        "components/idp/okta/model.py:2: components.idp.okta.model imports components.idp.okta.resources",
+        "components/plan.py:1: components.plan imports components.cli",
+    ]

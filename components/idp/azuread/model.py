@@ -199,11 +199,6 @@ class AzureadIdp(IdpModel):
         self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
     ) -> ServiceAccountGrant:
         from components.access import KNOWN_AFTER_APPLY, ServiceAccountGrant
-        from components.idp.azuread.service_accounts import (
-            GITHUB_ACTIONS_ISSUER,
-            github_subject,
-            service_account_app_role_value,
-        )
 
         value = service_account_app_role_value(account.name)
         if account.githubRepository:
@@ -233,8 +228,6 @@ class AzureadIdp(IdpModel):
     def service_account_contract(
         self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
     ) -> ServiceAccountContract:
-        from components.idp.azuread.service_accounts import entra_service_account_contract
-
         return entra_service_account_contract(self.tenant(provider))
 
     def tenant(self, provider: ProviderConfig) -> str:
@@ -405,3 +398,58 @@ def secret_slots(today: datetime.date, rotation_days: int) -> tuple[list[SecretS
         created = generation if generation % 2 == slot else generation - 1
         slots.append(SecretSlot(slot=slot, generation=created, end_date=credential_end_date(created, rotation_days)))
     return slots, generation % 2
+
+
+def entra_service_account_contract(tenant: str) -> ServiceAccountContract:
+    """v2 access tokens of this tenant; `aud` is set at provisioning (the Airflow application's client id)."""
+    from components.service_accounts import ServiceAccountContract
+
+    issuer = f"https://login.microsoftonline.com/{tenant}/v2.0"
+    return ServiceAccountContract(
+        issuer=issuer,
+        discovery_url=issuer + "/.well-known/openid-configuration",
+        audience="the Airflow application's client id",
+        identity_claim="roles",
+        required_claims={"tid": tenant},
+        credential="federated (githubRepository) or client_secret_basic",
+    )
+
+
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+"""The audience GitHub's OIDC token must carry for Entra's token exchange (Microsoft's documented value)."""
+SERVICE_ACCOUNT_ROLE_PREFIX = "Airflow.ServiceAccount."
+
+
+def service_account_app_role_value(account: str) -> str:
+    """The app role naming one account in the `roles` claim (never a people's role value: those are
+    `Airflow.<Role>`, and this one may be held by applications only)."""
+    return SERVICE_ACCOUNT_ROLE_PREFIX + account
+
+
+def service_account_app_role_id(stack: str, account: str) -> str:
+    """A stable app role id (derived, so it never changes under the assignment)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow-oidc:{stack}:service-account:{account}"))
+
+
+def service_account_app_roles(spec: Spec, stack: str) -> list[dict[str, Any]]:
+    """The Airflow application's app roles for the accounts (as `ApplicationAppRoleArgs` keyword arguments)."""
+    return [
+        {
+            "id": service_account_app_role_id(stack, account.name),
+            "value": service_account_app_role_value(account.name),
+            "display_name": f"Airflow service account {account.name}",
+            "description": account.description
+            or f"Airflow ({spec.name}): the service account {account.name} ({account.role})",
+            "allowed_member_types": ["Application"],
+            "enabled": True,
+        }
+        for account in spec.serviceAccounts
+    ]
+
+
+def github_subject(account: ServiceAccount) -> str:
+    """The `sub` of the GitHub Actions OIDC tokens this account accepts (GitHub's documented formats)."""
+    if account.githubEnvironment:
+        return f"repo:{account.githubRepository}:environment:{account.githubEnvironment}"
+    return f"repo:{account.githubRepository}:ref:refs/heads/main"

@@ -16,70 +16,23 @@ from __future__ import annotations
 
 import datetime
 import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
+from components.idp.azuread.model import FEDERATION_AUDIENCE as FEDERATION_AUDIENCE
+from components.idp.azuread.model import GITHUB_ACTIONS_ISSUER as GITHUB_ACTIONS_ISSUER
+from components.idp.azuread.model import SERVICE_ACCOUNT_ROLE_PREFIX as SERVICE_ACCOUNT_ROLE_PREFIX
+from components.idp.azuread.model import entra_service_account_contract as entra_service_account_contract
+from components.idp.azuread.model import github_subject as github_subject
+from components.idp.azuread.model import service_account_app_role_id as service_account_app_role_id
+from components.idp.azuread.model import service_account_app_role_value as service_account_app_role_value
+from components.idp.azuread.model import service_account_app_roles as service_account_app_roles
 from components.idp.base.model import credential_end_date, secret_generation
 
 if TYPE_CHECKING:
     import pulumi
 
-    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
-    from components.spec_base import ServiceAccount, Spec
-
-GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
-FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
-"""The audience GitHub's OIDC token must carry for Entra's token exchange (Microsoft's documented value)."""
-SERVICE_ACCOUNT_ROLE_PREFIX = "Airflow.ServiceAccount."
-
-
-def service_account_app_role_value(account: str) -> str:
-    """The app role naming one account in the `roles` claim (never a people's role value: those are
-    `Airflow.<Role>`, and this one may be held by applications only)."""
-    return SERVICE_ACCOUNT_ROLE_PREFIX + account
-
-
-def service_account_app_role_id(stack: str, account: str) -> str:
-    """A stable app role id (derived, so it never changes under the assignment)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow-oidc:{stack}:service-account:{account}"))
-
-
-def service_account_app_roles(spec: Spec, stack: str) -> list[dict[str, Any]]:
-    """The Airflow application's app roles for the accounts (as `ApplicationAppRoleArgs` keyword arguments)."""
-    return [
-        {
-            "id": service_account_app_role_id(stack, account.name),
-            "value": service_account_app_role_value(account.name),
-            "display_name": f"Airflow service account {account.name}",
-            "description": account.description
-            or f"Airflow ({spec.name}): the service account {account.name} ({account.role})",
-            "allowed_member_types": ["Application"],
-            "enabled": True,
-        }
-        for account in spec.serviceAccounts
-    ]
-
-
-def github_subject(account: ServiceAccount) -> str:
-    """The `sub` of the GitHub Actions OIDC tokens this account accepts (GitHub's documented formats)."""
-    if account.githubEnvironment:
-        return f"repo:{account.githubRepository}:environment:{account.githubEnvironment}"
-    return f"repo:{account.githubRepository}:ref:refs/heads/main"
-
-
-def entra_service_account_contract(tenant: str) -> ServiceAccountContract:
-    """v2 access tokens of this tenant; `aud` is set at provisioning (the Airflow application's client id)."""
-    from components.service_accounts import ServiceAccountContract
-
-    issuer = f"https://login.microsoftonline.com/{tenant}/v2.0"
-    return ServiceAccountContract(
-        issuer=issuer,
-        discovery_url=issuer + "/.well-known/openid-configuration",
-        audience="the Airflow application's client id",
-        identity_claim="roles",
-        required_claims={"tid": tenant},
-        credential="federated (githubRepository) or client_secret_basic",
-    )
+    from components.service_accounts import ServiceAccountIdentities
+    from components.spec_base import Spec
 
 
 def provision_entra_service_accounts(

@@ -72,6 +72,23 @@ class ProviderConfigError(Exception):
     """A provider setting the kind needs is missing or malformed; the message names the config key."""
 
 
+STORE_PROVIDER_CONFIG: Mapping[str, Mapping[str, str]] = {
+    "kubernetes": {},
+    "gcp-secret-manager": {"gcp:project": "GOOGLE_PROJECT"},
+}
+"""Provider config keys each store reads -> the environment variable the provider also honours."""
+
+
+def check_store_provider(spec: Spec, provider: ProviderConfig) -> None:
+    """Refuse a store whose provider settings are missing (`ProviderConfigError`, naming the key)."""
+    for key, env in STORE_PROVIDER_CONFIG[spec.clientSecret.store].items():
+        if not provider.get(key):
+            raise ProviderConfigError(
+                f"{key} is not set: clientSecret.store {spec.clientSecret.store} needs it "
+                f"(`pulumi config set {key} <value>`, or {env})"
+            )
+
+
 class IdpModel(Model):
     """Base of each kind's `idp` model. The hooks have kind-neutral defaults; a kind overrides them."""
 

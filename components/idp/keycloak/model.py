@@ -192,7 +192,6 @@ class KeycloakIdp(IdpModel):
         self, spec: Spec, account: ServiceAccount, *, key: str, stack: str, provider: ProviderConfig
     ) -> ServiceAccountGrant:
         from components.access import ServiceAccountGrant
-        from components.idp.keycloak.service_accounts import keycloak_service_account_client_id
 
         return ServiceAccountGrant(
             name=account.name,
@@ -210,8 +209,6 @@ class KeycloakIdp(IdpModel):
     def service_account_contract(
         self, spec: Spec, contract: ClientContract, *, stack: str, provider: ProviderConfig
     ) -> ServiceAccountContract:
-        from components.idp.keycloak.service_accounts import keycloak_service_account_contract
-
         return keycloak_service_account_contract(contract.issuer, keycloak_client_id(stack))
 
     def server_url(self, provider: ProviderConfig) -> str:
@@ -410,3 +407,21 @@ def keycloak_client_settings(spec: Spec, contract: ClientContract, stack: str) -
         claim=contract.role_claim,
         groups=contract.claim_values,
     )
+
+
+def keycloak_service_account_contract(issuer: str, airflow_client_id: str) -> ServiceAccountContract:
+    """Access tokens of the realm, for the Airflow client (the audience mapper), naming the client in `azp`."""
+    from components.service_accounts import ServiceAccountContract
+
+    return ServiceAccountContract(
+        issuer=issuer,
+        discovery_url=issuer + "/.well-known/openid-configuration",
+        audience=airflow_client_id,
+        identity_claim="azp",
+        credential="client_secret_basic",
+    )
+
+
+def keycloak_service_account_client_id(airflow_client_id: str, account: str) -> str:
+    """The account's client id in the realm: the Airflow client's, then the account's name."""
+    return f"{airflow_client_id}-{account}"

@@ -13,30 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from components.idp.base.model import secret_generation
 from components.idp.base.resources import program_secret
+from components.idp.keycloak.model import keycloak_service_account_client_id as keycloak_service_account_client_id
+from components.idp.keycloak.model import keycloak_service_account_contract as keycloak_service_account_contract
 
 if TYPE_CHECKING:
     import pulumi
 
-    from components.service_accounts import ServiceAccountContract, ServiceAccountIdentities
+    from components.service_accounts import ServiceAccountIdentities
     from components.spec_base import Spec
-
-
-def keycloak_service_account_client_id(airflow_client_id: str, account: str) -> str:
-    """The account's client id in the realm: the Airflow client's, then the account's name."""
-    return f"{airflow_client_id}-{account}"
-
-
-def keycloak_service_account_contract(issuer: str, airflow_client_id: str) -> ServiceAccountContract:
-    """Access tokens of the realm, for the Airflow client (the audience mapper), naming the client in `azp`."""
-    from components.service_accounts import ServiceAccountContract
-
-    return ServiceAccountContract(
-        issuer=issuer,
-        discovery_url=issuer + "/.well-known/openid-configuration",
-        audience=airflow_client_id,
-        identity_claim="azp",
-        credential="client_secret_basic",
-    )
 
 
 def provision_keycloak_service_accounts(
