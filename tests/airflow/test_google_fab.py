@@ -16,7 +16,6 @@ credentials find it on GKE (GCE_METADATA_HOST / GCE_METADATA_IP).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -27,7 +26,6 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = Path(__file__).with_name("fab_probe.py")
 STACK = "growth-prod"
 CLIENT_ID = "1234987819200.apps.googleusercontent.com"  # the aud/azp of Google's documented example
 DOMAIN = "corp-example.net"
@@ -41,6 +39,7 @@ except ImportError:  # pragma: no cover - the Pulumi venv collects this director
     pytest.skip("Airflow tier: run with .venv-airflow (make test does)", allow_module_level=True)
 
 from localdev.harness.google import ACCESS_TOKEN, CloudIdentityStandIn  # noqa: E402
+from tests.airflow.fab_probe import POOL  # noqa: E402
 
 # Who is in which group, directly; groups may be members of groups (Cloud Identity resolves nesting).
 DIRECT: dict[str, list[str]] = {
@@ -119,25 +118,16 @@ def probe_env(home: Path, stand_ins: str) -> dict[str, str]:
 
 
 def probe(home: Path, stand_ins: str, steps: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    request = {
+    """The results of `steps` and what Airflow logged meanwhile (tests/airflow/fab_probe.py)."""
+    setup = {
         "stack_file": str(ROOT / "stacks" / f"Pulumi.{STACK}.yaml"),
         "stack": STACK,
         "provider": {"gcp:project": "data-platform-prod"},
         "home": str(home),
         "client_id": CLIENT_ID,
-        "out": str(home / "probe-google.json"),
-        "steps": steps,
     }
-    done = subprocess.run(
-        [sys.executable, str(PROBE)],
-        input=json.dumps(request),
-        env=probe_env(home, stand_ins),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    return json.loads(Path(request["out"]).read_text())["results"], done.stdout + done.stderr
+    answer, logs = POOL.request(setup, probe_env(home, stand_ins), steps)
+    return answer["results"], logs
 
 
 def google_claims(sub: str, email: str, **changes: Any) -> dict[str, Any]:

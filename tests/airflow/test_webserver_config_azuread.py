@@ -13,7 +13,6 @@ the stack trusts is the sample's (the probe passes it as `azuread:tenantId`); 91
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,6 @@ from components.contract import client_contract
 from components.stack_config import spec_from_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = Path(__file__).with_name("fab_probe.py")
 STACK = "risk-prod"
 STACK_FILE = ROOT / "stacks" / f"Pulumi.{STACK}.yaml"
 SAMPLE_TENANT = "9122040d-6c67-4c5b-b112-36a304b66dad"
@@ -41,6 +39,7 @@ try:
 except ImportError:  # pragma: no cover - the Pulumi venv collects this directory too
     pytest.skip("Airflow tier: run with .venv-airflow (make test does)", allow_module_level=True)
 
+from tests.airflow.fab_probe import POOL  # noqa: E402
 from tests.airflow.test_webserver_config_fab import probe_env  # noqa: E402
 
 
@@ -95,26 +94,17 @@ def entra_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def entra_probe(home: Path, steps: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
-    request = {
+def entra_probe(home: Path, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results of `steps` in Airflow + FAB with the Entra stack's config (tests/airflow/fab_probe.py)."""
+    setup = {
         "stack_file": str(STACK_FILE),
         "stack": STACK,
         "provider": PROVIDER,
         "home": str(home),
         "client_id": CLIENT_ID,
-        "out": str(home / f"probe-{label}.json"),
-        "steps": steps,
     }
-    done = subprocess.run(
-        [sys.executable, str(PROBE)],
-        input=json.dumps(request),
-        env=probe_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    return list(json.loads(Path(request["out"]).read_text())["results"])
+    answer, _ = POOL.request(setup, probe_env(home), steps)
+    return list(answer["results"])
 
 
 def login(claims: dict[str, Any], userinfo: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,7 +115,7 @@ def test_callback_is_the_registered_redirect_uri_and_the_issuer_is_the_tenants(e
     spec = spec_from_stack_file(STACK_FILE)
     contract = client_contract(spec, stack=STACK, provider=PROVIDER)
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": spec.host, "X-Forwarded-Port": "443"}
-    (proxied,) = entra_probe(entra_home, [{"op": "callback", "headers": headers}], "callback")
+    (proxied,) = entra_probe(entra_home, [{"op": "callback", "headers": headers}])
     assert proxied["status"] == 302
     assert [proxied["redirect_uri"]] == list(contract.redirect_uris)
     assert proxied["redirect_uri"] == "https://airflow.risk.example.com/auth/oauth-authorized/azuread"
@@ -151,7 +141,7 @@ def test_entra_roles_map_to_airflow_roles_and_other_tenants_are_refused(entra_ho
         # Another app's pairwise `sub` for the same person: still the same user.
         login(entra_claims(["Airflow.Admin"], sub="HKZpfaHyWadeOouYlitjrI-KffTm222X5rrV3xDqfKQ")),
     ]
-    admin, several, no_role, unknown, other_tenant, no_tid, renamed, other_sub = entra_probe(entra_home, steps, "roles")
+    admin, several, no_role, unknown, other_tenant, no_tid, renamed, other_sub = entra_probe(entra_home, steps)
     assert admin["info"]["username"] == f"azuread_{OID}"
     assert admin["user"]["roles"] == ["Admin"], "no registration role (Public) on top of the mapping"
     assert (admin["user"]["first_name"], admin["user"]["last_name"]) == ("Abe", "Lincoln")
@@ -173,6 +163,6 @@ def test_default_role_only_for_the_default_app_role_and_never_on_top(entra_home:
         login(entra_claims(["Airflow.Default"], oid="00000000-0000-0000-0000-00000000b001")),
         login(entra_claims(["Airflow.Op", "Airflow.Default"], oid="00000000-0000-0000-0000-00000000b002")),
     ]
-    stakeholder, oncall = entra_probe(entra_home, steps, "default-role")
+    stakeholder, oncall = entra_probe(entra_home, steps)
     assert stakeholder["user"]["roles"] == ["Viewer"]
     assert oncall["user"]["roles"] == ["Op"]

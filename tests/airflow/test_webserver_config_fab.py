@@ -7,7 +7,6 @@ standard-claims example (section 5.1: sub 248289761001, Jane Doe).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from components.contract import client_contract
 from components.stack_config import provider_from_stack_file, spec_from_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = Path(__file__).with_name("fab_probe.py")
 CLIENT_ID = "0oaid4BxXw6I6TV4m0g3"  # the client id in Okta's documented example
 
 pytestmark = pytest.mark.airflow
@@ -29,6 +27,8 @@ try:
     import airflow  # noqa: F401
 except ImportError:  # pragma: no cover - the Pulumi venv collects this directory too
     pytest.skip("Airflow tier: run with .venv-airflow (make test does)", allow_module_level=True)
+
+from tests.airflow.fab_probe import POOL  # noqa: E402
 
 
 def okta_claims(
@@ -99,25 +99,16 @@ def stack_provider(stack: str) -> dict[str, str]:
 
 
 def probe(home: Path, stack: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    request = {
+    """What the stack's webserver_config.py does in Airflow + FAB for `steps` (tests/airflow/fab_probe.py)."""
+    setup = {
         "stack_file": str(ROOT / "stacks" / f"Pulumi.{stack}.yaml"),
         "stack": stack,
         "provider": stack_provider(stack),
         "home": str(home),
         "client_id": CLIENT_ID,
-        "out": str(home / f"probe-{stack}.json"),
-        "steps": steps,
     }
-    done = subprocess.run(
-        [sys.executable, str(PROBE)],
-        input=json.dumps(request),
-        env=probe_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    return json.loads(Path(request["out"]).read_text())
+    answer, _ = POOL.request(setup, probe_env(home), steps)
+    return answer
 
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"}
