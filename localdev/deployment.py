@@ -735,8 +735,11 @@ class LocalDeployment(Service):
     ) -> LoginResult:
         """A browser sign-in at the public URL (fresh cookie jar unless `context`).
 
-        The cookie jar is closed afterwards unless `keep_context`: Airflow's UI keeps polling the
-        API from an open page, which would only add noise (and requests during a restart).
+        Without `context` or `keep_context`, the browser's reusable page signs in with every cookie
+        cleared first (`Browser.login(reuse_context=True)`: the same fresh cookie jar, half the CPU) and
+        is left on about:blank; otherwise the cookie jar is closed afterwards unless `keep_context`:
+        Airflow's UI keeps polling the API from an open page, which would only add noise (and requests
+        during a restart).
         `expect_text`: the final page must show it (waited for up to STATE_DEADLINE); otherwise the
         assertion fails with the page and the tails of the api-servers' and the provider's logs.
         """
@@ -752,6 +755,7 @@ class LocalDeployment(Service):
             settle=settle,
             context=context,
             expect_text=expect_text,
+            reuse_context=context is None and not keep_context,
         )
         if not keep_context and result.context is not None:
             result.context.close()

@@ -26,6 +26,13 @@ class Item:
     stack: Path | None = None
     restart_state: str | None = None
     fixturenames: list[str] = field(default_factory=list)
+    test: str = ""
+    """The test function (the node id before the stack parameter); the name when not given."""
+
+    @property
+    def nodeid(self) -> str:
+        stack = f"[{self.stack.stem}]" if self.stack else ""
+        return f"tests/e2e/{self.module}.py::{self.test or self.name}{stack}"
 
     @property
     def callspec(self) -> Any:
@@ -123,3 +130,42 @@ def test_the_two_shards_split_the_tests_by_port(monkeypatch: pytest.MonkeyPatch)
     assert ordered(items(), fixed) == ["demo", "oidc", "kc-server"] and fixed.deselected == ["okta-dev"]
     assert ordered(items(), other) == ["okta-dev"] and sorted(other.deselected) == ["demo", "kc-server", "oidc"]
     assert RunState.keycloak_port is None  # this shard's Keycloak takes a free port: 8180 is the other's
+
+
+def test_a_restarting_case_runs_on_one_stack_per_kind() -> None:
+    """Okta's dev and prod, Keycloak's local and search-prod: the rotation and the restarting controls run on
+    the first stack of each kind only, in both shards alike; the other cases on every stack; a kind with one
+    stack keeps its own."""
+    dev, prod, search = (STACKS / f"Pulumi.{name}.yaml" for name in ("dev", "prod", "search-prod"))
+
+    def items() -> list[Item]:
+        return [
+            Item("kc-login-local", "test_login_keycloak", LOCAL, test="test_login"),
+            Item("kc-login-search", "test_login_keycloak", search, test="test_login"),
+            Item("kc-rotation-local", "test_login_keycloak", LOCAL, "rotated", test="test_rotation"),
+            Item("kc-rotation-search", "test_login_keycloak", search, "rotated", test="test_rotation"),
+            Item("kc-keys-local", "test_login_keycloak", LOCAL, "per-process-keys", test="test_keys"),
+            Item("kc-keys-search", "test_login_keycloak", search, "per-process-keys", test="test_keys"),
+            Item("okta-keys-dev", "test_login_okta", dev, "per-process-keys", test="test_keys"),
+            Item("okta-keys-prod", "test_login_okta", prod, "per-process-keys", test="test_keys"),
+            Item("okta-login-prod", "test_login_okta", prod, test="test_login"),
+            Item("oidc-keys", "test_login_oidc", LOCAL_OIDC, "per-process-keys", test="test_keys"),
+        ]
+
+    whole, fixed, other = Config(), Config("fixed-ports"), Config("port-443")
+    assert ordered(items(), whole) == [
+        "kc-login-local",
+        "kc-keys-local",
+        "kc-rotation-local",
+        "kc-login-search",
+        "okta-keys-dev",
+        "okta-login-prod",
+        "oidc-keys",
+    ]
+    assert sorted(whole.deselected) == ["kc-keys-search", "kc-rotation-search", "okta-keys-prod"]
+    assert ordered(items(), fixed) == ["kc-login-local", "kc-keys-local", "kc-rotation-local", "oidc-keys"]
+    assert ordered(items(), other) == ["kc-login-search", "okta-keys-dev", "okta-login-prod"]
+    assert {*fixed.deselected, *other.deselected} >= set(whole.deselected)
+    # Narrowed to one stack (as `-k search-prod` leaves it), that stack keeps its restarting cases.
+    narrowed = [item for item in items() if item.stack == search]
+    assert ordered(narrowed) == ["kc-login-search", "kc-keys-search", "kc-rotation-search"]

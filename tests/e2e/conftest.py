@@ -8,7 +8,8 @@ What a test run shares (localdev/services.py; README "Shared services"):
 
 Tests are ordered so each stack is deployed once (every test of a stack, from every module, runs in
 one stretch) and the api-server restarts come last in that stretch (`restarts_airflow("<state>")`,
-grouped by state), so the declared environment is rarely restored.
+grouped by state), so the declared environment is rarely restored. A restarting case parametrized over
+several stacks of one IdP kind runs on the first of them only (`restarts_once_per_kind`).
 """
 
 from __future__ import annotations
@@ -182,6 +183,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     module. Stable otherwise."""
     from tests.e2e.run_state import RunState
 
+    repeated = restarts_once_per_kind(items)
+    if repeated:
+        config.hook.pytest_deselected(items=repeated)
+        items[:] = [item for item in items if item not in repeated]
     shard = config.getoption("--e2e-shard", default=None)
     if shard is not None:
         deselected = [item for item in items if shard_of(item) != shard]
@@ -202,6 +207,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
     RunState.needs_keycloak = _needs_keycloak(items)
+
+
+def restarts_once_per_kind(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The api-server-restarting cases (`restarts_airflow`) to leave out: those of a test parametrized over
+    several stacks of one IdP kind (Okta's dev and prod, Keycloak's local and search-prod), on every stack
+    but the first. What they restart (the secret keys, proxy handling, a rotated secret's roll) is the
+    kind-agnostic Airflow side and the kind's secret, so one stack per kind proves it, and each costs
+    api-server restarts. Computed before the shard split, so both shards leave out the same ones; a run
+    narrowed by `-k` to one stack keeps that stack's."""
+    first: dict[tuple[str, str], Path] = {}
+    repeated = []
+    for item in items:
+        stack = _stack_of(item)
+        if stack is None or _restart_state(item) is None or not stack.exists():
+            continue
+        test = (item.nodeid.split("[", 1)[0], _idp_kind(stack))
+        if first.setdefault(test, stack) != stack:
+            repeated.append(item)
+    return repeated
+
+
+def _idp_kind(stack: Path) -> str:
+    spec = ((yaml.safe_load(stack.read_text()) or {}).get("config") or {}).get("airflow-oidc:spec") or {}
+    return str((spec.get("idp") or {}).get("kind"))
 
 
 def _needs_keycloak(items: list[pytest.Item]) -> bool:

@@ -9,7 +9,8 @@ it where the program's outputs flow, in the order the engine applies them: the I
 input), then the api-servers roll onto the Secret that holds it (the Helm release waits for the Secret,
 and the changed annotation replaces the pods).
 
-Subclass `RotationCases` beside `SsoLoginCases` in a module that defines `deployment`.
+Subclass `RotationCases` beside `SsoLoginCases` in a module that defines `deployment`. Like every
+restarting case it runs on the first stack of each kind the module names (`restarts_once_per_kind`).
 """
 
 from __future__ import annotations

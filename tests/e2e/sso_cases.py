@@ -2,8 +2,9 @@
 
 Subclass `SsoLoginCases` in a test module that defines `deployment` (`stack_deployment(...)`,
 tests/e2e/conftest.py). The Airflow-restarting negative controls run after every other test of the
-stack (marker `restarts_airflow`), each restarting only the api-server it needs changed; the declared
-environment is restored lazily, only before a test that needs it.
+stack (marker `restarts_airflow`), each restarting only the api-server it needs changed, on one stack
+per IdP kind (`restarts_once_per_kind`); the declared environment is restored lazily, only before a
+test that needs it.
 
 Every assertion on something that arrives asynchronously waits for it: page text through
 `login(..., expect_text=...)`, log lines through `expect_airflow_log` / `expect_provider_log`.

@@ -73,10 +73,13 @@ class TestKeycloakLocalStack(RotationCases, SsoLoginCases):
         )
         marks = deployment.airflow_log_marks()
         result = deployment.browser.login(
-            deployment.base_url, deployment.provider_name, username, password=password, label="control-subgroup"
+            deployment.base_url,
+            deployment.provider_name,
+            username,
+            password=password,
+            label="control-subgroup",
+            reuse_context=True,
         )
-        if result.context is not None:
-            result.context.close()
         assert_refused_in_airflow(deployment, result, f"{deployment.provider_name}_{user_id}")
         log = deployment.expect_airflow_log(marks, NOT_MAPPED)
         assert f"'{impostor}'" in log, log[-2000:]
