@@ -4,12 +4,13 @@ reverse, and inside components/doctor/ and components/new_stack/ each module imp
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.import_reader import imported as read_imports
+from tests.import_reader import statements
 
 LAYERS = {
     "doctor": {
@@ -30,16 +31,11 @@ LAYERS = {
 
 
 def imported(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth of its code (lazy imports in functions included)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            assert not node.level, f"{path}: relative import"
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+    """Every module `path` imports, at any depth of its code (lazy imports in functions included); the
+    commands import absolutely, so a layer is read from the names alone."""
+    relative = [statement.line for statement in statements(path) if statement.level]
+    assert not relative, f"{path}: relative import at line(s) {relative}"
+    return read_imports(path)
 
 
 @pytest.mark.parametrize("package", sorted(LAYERS))

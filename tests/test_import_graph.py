@@ -6,12 +6,11 @@ lazy import that dodges a circle is still a circle) over the product's packages.
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.import_reader import Import, imports_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("components", "policy", "localdev")
@@ -43,13 +42,6 @@ COMPONENT_FLOORS: tuple[tuple[str, ...], ...] = (
 MAX_LINES = 500
 
 
-@dataclass(frozen=True)
-class Import:
-    target: str
-    line: int
-    top_level: bool
-
-
 def modules(root: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for package in PACKAGES:
@@ -57,32 +49,6 @@ def modules(root: Path) -> dict[str, Path]:
             parts = path.relative_to(root).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             found[name] = path
-    return found
-
-
-def imports_of(name: str, path: Path, known: Iterable[str]) -> list[Import]:
-    """The imports of one module, each resolved to the longest known module name (or the raw name)."""
-    known = set(known)
-    tree = ast.parse(path.read_text(), filename=str(path))
-    top_level = {id(node) for node in tree.body}
-    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-    found: list[Import] = []
-    for node in ast.walk(tree):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
-        for target in targets:
-            resolved = target
-            while resolved and resolved not in known and "." in resolved:
-                resolved = resolved.rpartition(".")[0]
-            resolved = resolved if resolved in known else target
-            if resolved != name:
-                found.append(Import(resolved, node.lineno, id(node) in top_level))
     return found
 
 

@@ -8,7 +8,6 @@ share runs (one stack per change class), so the module needs four plans.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import shutil
@@ -39,6 +38,7 @@ from components.plan import (
     render_text,
 )
 from components.plan import fact_rows as render_rows
+from tests.import_reader import imported
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -487,14 +487,7 @@ diff → facts)."""
 
 def plan_imports(path: Path, module_level: bool = False) -> tuple[set[str], set[str]]:
     """(the components/plan modules `path` imports, every top-level package it imports)."""
-    tree = ast.parse(path.read_text())
-    nodes = tree.body if module_level else list(ast.walk(tree))
-    names: list[str] = []
-    for node in nodes:
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        elif isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
+    names = imported(path, module_level=module_level)
     within = {
         (name.split(".")[2] if name.count(".") >= 2 else "__init__")
         for name in names
