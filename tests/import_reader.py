@@ -75,8 +75,9 @@ def imports_of(name: str, path: Path, known: Iterable[str]) -> list[Import]:
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found: list[Import] = []
     for statement in statements(path):
-        targets: list[str] = list(statement.aliases) if statement.module is None and not statement.level else []
-        if statement.level or statement.module is not None:
+        if statement.module is None and not statement.level:  # import a.b
+            targets = list(statement.aliases)
+        else:  # from [.]a import b: a.b and a itself
             base = statement.module or ""
             if statement.level:
                 base = ".".join(package[: len(package) - statement.level + 1] + ([base] if base else []))

@@ -6,13 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.airflow.fab_probe import POOL
+
 
 @pytest.fixture(scope="session", autouse=True)
 def fab_probes() -> Iterator[None]:
     """Stop every probe process the session started (their log files stay in each Airflow home)."""
     yield
-    try:
-        from tests.airflow.fab_probe import POOL
-    except ImportError:  # the Pulumi venv collects this directory too, without Airflow's modules
-        return
     POOL.close()

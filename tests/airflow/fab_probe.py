@@ -71,8 +71,8 @@ class Probe:
         except BrokenPipeError:
             raise ProbeError(f"the probe process exited ({self.process.poll()}):\n{self.log_tail()}") from None
 
-    def log_tail(self, since: int = 0) -> str:
-        return self.log.read_bytes()[since:].decode(errors="replace")[-LOG_TAIL:]
+    def log_tail(self) -> str:
+        return self.log.read_bytes().decode(errors="replace")[-LOG_TAIL:]
 
     def request(self, steps: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
         """The answer to `steps`, and what the process logged while answering."""

@@ -14,6 +14,7 @@ several stacks of one IdP kind runs on the first of them only (`restarts_once_pe
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -170,8 +171,7 @@ def shard_of(item: pytest.Item) -> str:
     if stack is None or not stack.exists():
         return "fixed-ports"
     text = stack.read_text()
-    spec = ((yaml.safe_load(text) or {}).get("config") or {}).get("airflow-oidc:spec") or {}
-    hostname = str(spec.get("hostname") or ":")
+    hostname = str(_spec(stack).get("hostname") or ":")
     return "fixed-ports" if ":" in hostname or "127.0.0.1:" in text or "localhost:" in text else "port-443"
 
 
@@ -186,7 +186,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     repeated = restarts_once_per_kind(items)
     if repeated:
         config.hook.pytest_deselected(items=repeated)
-        items[:] = [item for item in items if item not in repeated]
+        left_out = {id(item) for item in repeated}
+        items[:] = [item for item in items if id(item) not in left_out]
     shard = config.getoption("--e2e-shard", default=None)
     if shard is not None:
         deselected = [item for item in items if shard_of(item) != shard]
@@ -229,8 +230,13 @@ def restarts_once_per_kind(items: list[pytest.Item]) -> list[pytest.Item]:
 
 
 def _idp_kind(stack: Path) -> str:
-    spec = ((yaml.safe_load(stack.read_text()) or {}).get("config") or {}).get("airflow-oidc:spec") or {}
-    return str((spec.get("idp") or {}).get("kind"))
+    return str((_spec(stack).get("idp") or {}).get("kind"))
+
+
+@functools.cache
+def _spec(stack: Path) -> dict[str, Any]:
+    """The stack file's `airflow-oidc:spec` as written (read once per run: every test of the stack asks)."""
+    return dict(((yaml.safe_load(stack.read_text()) or {}).get("config") or {}).get("airflow-oidc:spec") or {})
 
 
 def _needs_keycloak(items: list[pytest.Item]) -> bool:
